@@ -1,0 +1,166 @@
+"""The activation table: every activation the engine knows, in one place.
+
+Each activation is a jitted function ``f(z) -> (f(z), f'(z))`` that uses only vectorisable
+arithmetic (see :mod:`rnnlab.engine.fastexp`), plus the facts the analysis needs: the bound
+``gamma = sup |f'|`` of the gradient theory and whether the activation is bounded (BIBO).
+
+To add an activation, write its function here and add one :class:`Activation` row to
+``ACTIVATIONS``; every kernel, the sweep specs and the analysis pick it up by name.
+
+Every function propagates NaN (a NaN input gives a NaN value), so that a blow-up is recorded
+and never hidden by a clamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+from ._jit import jit
+from .fastexp import exp, expm1
+
+__all__ = ["ACTIVATIONS", "Activation", "get_activation"]
+
+# tanh(z) == copysign(1, z) in float64 for |z| > 19.1; the derivative 4 e^{-2|z|} stays a
+# normal float64 up to |z| ~ 354, beyond which it is held at its value at 354 (~1e-307).
+_TANH_CLAMP = 354.0
+_SIGMOID_CLAMP = 709.0
+
+
+@jit(inline="always")
+def identity(z):
+    """Identity (the linear recursion): f(z) = z, f'(z) = 1."""
+    return z, 1.0
+
+
+@jit(inline="always")
+def relu(z):
+    """Rectifier: f(z) = max(z, 0), f'(z) = 1 for z > 0 else 0 (PyTorch's convention at 0)."""
+    value = 0.0 if z < 0.0 else z  # NaN is not < 0, so NaN passes through
+    deriv = 1.0 if z > 0.0 else 0.0
+    return value, deriv
+
+
+@jit(inline="always")
+def tanh(z):
+    """Hyperbolic tangent with an accurate derivative.
+
+    ``E = expm1(2|z|)``, ``tanh|z| = E / (E + 2)`` and ``1 - tanh^2 = 4 (E + 1) / (E + 2)^2``:
+    the derivative keeps full relative accuracy in saturation, where ``1 - tanh(z)**2`` would
+    round to 0 (|z| > 19).
+    """
+    a = min(abs(z), _TANH_CLAMP)
+    e = expm1(2.0 * a)
+    q = 1.0 / (e + 2.0)
+    value = e * q
+    deriv = 4.0 * (e + 1.0) * q * q
+    if z < 0.0:
+        value = -value
+    if z != z:
+        value = z
+        deriv = z
+    return value, deriv
+
+
+@jit(inline="always")
+def sigmoid(z):
+    """Logistic sigmoid 1 / (1 + e^-z), with an accurate derivative in both tails.
+
+    With ``P = e^|z|``: sigmoid(|z|) = P / (1 + P), sigmoid(-|z|) = 1 / (1 + P) and
+    sigmoid' = P / (1 + P)^2, each with full relative accuracy.
+    """
+    p = exp(min(abs(z), _SIGMOID_CLAMP))
+    q = 1.0 / (1.0 + p)
+    high = p * q
+    deriv = high * q
+    value = high if z >= 0.0 else q
+    if z != z:
+        value = z
+        deriv = z
+    return value, deriv
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One row of the activation table.
+
+    Attributes
+    ----------
+    name : str
+        The name used in specs and in the store's ``activation`` coordinate.
+    func : numba dispatcher
+        ``func(z) -> (f(z), f'(z))``, jitted, vectorisable, NaN-propagating.
+    gamma : float
+        ``sup |f'(z)|``: the factor of the gradient bound
+        ``||dh(t)/dh(0)|| <= (gamma * sigma_max(W))**t``.
+    bounded : bool
+        Whether ``f`` is bounded, so that the recursion is BIBO stable for any weights.
+    lower, upper : float
+        The range of ``f`` (``-inf``/``inf`` when unbounded).
+    numpy : callable
+        An independent NumPy implementation ``z -> f(z)`` used by the references.
+    """
+
+    name: str
+    func: Any
+    gamma: float
+    bounded: bool
+    lower: float
+    upper: float
+    numpy: Any
+
+
+def _np_identity(z):
+    return z
+
+
+def _np_relu(z):
+    return np.where(z < 0, 0.0, z).astype(z.dtype, copy=False)
+
+
+def _np_tanh(z):
+    return np.tanh(z)
+
+
+def _np_sigmoid(z):
+    return expit(z).astype(np.asarray(z).dtype, copy=False)
+
+
+_INF = float("inf")
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", identity, 1.0, False, -_INF, _INF, _np_identity),
+        Activation("sigmoid", sigmoid, 0.25, True, 0.0, 1.0, _np_sigmoid),
+        Activation("tanh", tanh, 1.0, True, -1.0, 1.0, _np_tanh),
+        Activation("relu", relu, 1.0, False, 0.0, _INF, _np_relu),
+    )
+}
+
+
+def get_activation(name: str) -> Activation:
+    """Look up an activation by name.
+
+    Parameters
+    ----------
+    name : {"identity", "sigmoid", "tanh", "relu"}
+        ``"linear"`` is accepted as an alias of ``"identity"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid names.
+    """
+    if name == "linear":
+        name = "identity"
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        valid = ", ".join(sorted(ACTIVATIONS))
+        raise ValueError(
+            f"unknown activation {name!r}: use one of {valid} (or 'linear')"
+        ) from None
