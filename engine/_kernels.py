@@ -20,10 +20,12 @@ stops) read NaN.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
 from ._jit import jit
+from .activations import activate
 
 __all__ = ["INPUT_ARRAY", "INPUT_IMPULSE", "INPUT_NOISE", "INPUT_STEP", "LANES"]
 
@@ -69,7 +71,7 @@ def noise_uniform(key, t):
 
 @jit
 def scalar_block(
-    act, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+    act_code, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     out_state, out_resp, out_grad,
     s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm,
 ):  # fmt: skip
@@ -78,6 +80,7 @@ def scalar_block(
     Arrays ``w, c, b, amp`` (cases,), ``keys`` (cases,) uint64, ``xs`` (cases, steps) or
     (cases, 0), ``rec`` (nrec,) increasing steps; outputs as documented in the module.
     """
+    numba.literally(act_code)  # one specialisation per activation (cacheable)
     ncase = w.shape[0]
     nrec = rec.shape[0]
     dt = w.dtype
@@ -135,8 +138,8 @@ def scalar_block(
             xbar_on = 0.0 if t == 0 else 1.0
             for j in range(L):
                 hprev = h[j]
-                v, d = act(wl[j] * hprev + cl[j] * xl[j] + bl[j])
-                vb, db = act(wl[j] * hb[j] + cl[j] * (xl[j] * xbar_on) + bl[j])
+                v, d = activate(act_code, wl[j] * hprev + cl[j] * xl[j] + bl[j])
+                vb, db = activate(act_code, wl[j] * hb[j] + cl[j] * (xl[j] * xbar_on) + bl[j])
                 h[j] = v  # rounds to the run's precision
                 hb[j] = vb
                 hj = h[j]
@@ -150,21 +153,20 @@ def scalar_block(
                 ge[j] += 500.0 if big else (-500.0 if small else 0.0)
                 g[j] = gg
                 resp = abs(np.float64(hj) - np.float64(hbj))
-                if t == 0:
-                    r0[j] = resp
-                if resp > mem_rtol * r0[j]:
-                    last_mem[j] = t
+                r0j = resp if t == 0 else r0[j]
+                r0[j] = r0j
+                last_mem[j] = t if resp > mem_rtol * r0j else last_mem[j]
                 ah = abs(np.float64(hj))
-                if abs(np.float64(hj) - np.float64(hprev)) > sat_tol * max(1.0, ah):
-                    last_change[j] = t
-                if ah > maxn[j]:
-                    maxn[j] = ah
-                finite = ah < np.inf  # False for inf and NaN
-                if (not finite) and blow[j] < 0:
-                    blow[j] = t
-                if t == t_half:
-                    lg_half[j] = np.log(abs(gg)) + ge[j] * 0.6931471805599453
-                    lr_half[j] = np.log(resp)
+                moved = abs(np.float64(hj) - np.float64(hprev)) > sat_tol * max(1.0, ah)
+                last_change[j] = t if moved else last_change[j]
+                maxn[j] = max(maxn[j], ah)
+                # ah < inf is False for inf and NaN
+                blow[j] = t if (not (ah < np.inf) and blow[j] < 0) else blow[j]
+            # everything that calls log stays out of the lane loop, which must vectorise
+            if t == t_half:
+                for j in range(m):
+                    lg_half[j] = np.log(abs(g[j])) + ge[j] * 0.6931471805599453
+                    lr_half[j] = np.log(abs(np.float64(h[j]) - np.float64(hb[j])))
             if k < nrec and rec[k] == t:
                 for j in range(m):
                     if blow[j] < 0 or blow[j] == t:
@@ -231,7 +233,7 @@ def _log_slope(end, start, span):
 
 @jit
 def vector_block(
-    act, W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+    act_code, W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     probe, grad_on,
     out_state, out_resp, out_grad,
     s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm,
@@ -243,6 +245,7 @@ def vector_block(
     ``||M_t||_2 = ||dh(t)/dh(0)||_2`` exactly when ``probe`` is the identity, and a lower bound
     otherwise. ``out_state`` records ``||h(t)||``.
     """
+    numba.literally(act_code)  # one specialisation per activation (cacheable)
     ncase, n, _ = W.shape
     nrec = rec.shape[0]
     k = probe.shape[1]
@@ -285,8 +288,8 @@ def vector_block(
             hn = 0.0
             resp = 0.0
             for u in range(n):
-                v, du = act(z[u] + C[i, u] * x + b[i, u])
-                vb, dbu = act(zb[u] + C[i, u] * xb + b[i, u])
+                v, du = activate(act_code, z[u] + C[i, u] * x + b[i, u])
+                vb, dbu = activate(act_code, zb[u] + C[i, u] * xb + b[i, u])
                 hprev = h[u]
                 h[u] = v  # rounds to the run's precision
                 hb[u] = vb
@@ -369,11 +372,12 @@ def _spectral_norm(M):
 
 @jit(parallel=True)
 def scalar_parallel(
-    act, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+    act_code, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     out_state, out_resp, out_grad,
     s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm, nchunks,
 ):  # fmt: skip
     """:func:`scalar_block` over ``nchunks`` contiguous chunks of cases, in parallel."""
+    numba.literally(act_code)  # one specialisation per activation (cacheable)
     ncase = w.shape[0]
     size = (ncase + nchunks - 1) // nchunks
     size = ((size + LANES - 1) // LANES) * LANES
@@ -382,7 +386,7 @@ def scalar_parallel(
         e = min(s + size, ncase)
         if e > s:
             scalar_block(
-                act, w[s:e], c[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind, steps,
+                act_code, w[s:e], c[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind, steps,
                 rec, t_half, bound, mem_rtol, sat_tol,
                 out_state[s:e], out_resp[s:e], out_grad[s:e],
                 s_blow[s:e], s_mem[s:e], s_sat[s:e], s_growth[s:e], s_rgrowth[s:e],
@@ -392,12 +396,13 @@ def scalar_parallel(
 
 @jit(parallel=True)
 def vector_parallel(
-    act, W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+    act_code, W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     probe, grad_on,
     out_state, out_resp, out_grad,
     s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm, nchunks,
 ):  # fmt: skip
     """:func:`vector_block` over ``nchunks`` contiguous chunks of cases, in parallel."""
+    numba.literally(act_code)  # one specialisation per activation (cacheable)
     ncase = W.shape[0]
     size = (ncase + nchunks - 1) // nchunks
     for ci in prange(nchunks):
@@ -405,7 +410,7 @@ def vector_parallel(
         e = min(s + size, ncase)
         if e > s:
             vector_block(
-                act, W[s:e], C[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind, steps,
+                act_code, W[s:e], C[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind, steps,
                 rec, t_half, bound, mem_rtol, sat_tol, probe, grad_on,
                 out_state[s:e], out_resp[s:e], out_grad[s:e],
                 s_blow[s:e], s_mem[s:e], s_sat[s:e], s_growth[s:e], s_rgrowth[s:e],

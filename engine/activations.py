@@ -4,8 +4,14 @@ Each activation is a jitted function ``f(z) -> (f(z), f'(z))`` that uses only ve
 arithmetic (see :mod:`rnnlab.engine.fastexp`), plus the facts the analysis needs: the bound
 ``gamma = sup |f'|`` of the gradient theory and whether the activation is bounded (BIBO).
 
-To add an activation, write its function here and add one :class:`Activation` row to
-``ACTIVATIONS``; every kernel, the sweep specs and the analysis pick it up by name.
+Kernels call :func:`activate` with the activation's integer ``code`` as a compile-time
+literal, so each kernel is compiled once per activation with the other branches removed.
+(Passing the jitted function itself as an argument also inlines, but Numba's cache then
+misses in every new process, so every Dask worker would recompile for seconds.)
+
+To add an activation, in this file only: write its function, add its :class:`Activation` row
+to ``ACTIVATIONS`` with the next code, and its branch to :func:`activate`. Every kernel, the
+sweep specs and the analysis pick it up by name.
 
 Every function propagates NaN (a NaN input gives a NaN value), so that a blow-up is recorded
 and never hidden by a clamp.
@@ -22,7 +28,7 @@ from scipy.special import expit
 from ._jit import jit
 from .fastexp import exp, expm1
 
-__all__ = ["ACTIVATIONS", "Activation", "get_activation"]
+__all__ = ["ACTIVATIONS", "Activation", "activate", "get_activation"]
 
 # tanh(z) == copysign(1, z) in float64 for |z| > 19.1; the derivative 4 e^{-2|z|} stays a
 # normal float64 up to |z| ~ 354, beyond which it is held at its value at 354 (~1e-307).
@@ -83,6 +89,20 @@ def sigmoid(z):
     return value, deriv
 
 
+@jit(inline="always")
+def activate(code, z):
+    """``(f(z), f'(z))`` of the activation with this code (a compile-time literal in kernels)."""
+    if code == 0:
+        return identity(z)
+    if code == 1:
+        return sigmoid(z)
+    if code == 2:
+        return tanh(z)
+    if code == 3:
+        return relu(z)
+    return z * np.nan, z * np.nan  # unreachable: the wrapper validates the name
+
+
 @dataclass(frozen=True)
 class Activation:
     """One row of the activation table.
@@ -91,6 +111,8 @@ class Activation:
     ----------
     name : str
         The name used in specs and in the store's ``activation`` coordinate.
+    code : int
+        The literal passed to the kernels (its branch in :func:`activate`).
     func : numba dispatcher
         ``func(z) -> (f(z), f'(z))``, jitted, vectorisable, NaN-propagating.
     gamma : float
@@ -105,6 +127,7 @@ class Activation:
     """
 
     name: str
+    code: int
     func: Any
     gamma: float
     bounded: bool
@@ -134,10 +157,10 @@ _INF = float("inf")
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", identity, 1.0, False, -_INF, _INF, _np_identity),
-        Activation("sigmoid", sigmoid, 0.25, True, 0.0, 1.0, _np_sigmoid),
-        Activation("tanh", tanh, 1.0, True, -1.0, 1.0, _np_tanh),
-        Activation("relu", relu, 1.0, False, 0.0, _INF, _np_relu),
+        Activation("identity", 0, identity, 1.0, False, -_INF, _INF, _np_identity),
+        Activation("sigmoid", 1, sigmoid, 0.25, True, 0.0, 1.0, _np_sigmoid),
+        Activation("tanh", 2, tanh, 1.0, True, -1.0, 1.0, _np_tanh),
+        Activation("relu", 3, relu, 1.0, False, 0.0, _INF, _np_relu),
     )
 }
 
