@@ -20,12 +20,11 @@ stops) read NaN.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
 from ._jit import jit
-from .activations import activate
+from .activations import ACTIVATIONS, activate
 
 __all__ = ["INPUT_ARRAY", "INPUT_IMPULSE", "INPUT_NOISE", "INPUT_STEP", "LANES"]
 
@@ -69,7 +68,7 @@ def noise_uniform(key, t):
     return np.float64(z >> _S11) * _TWO_M53
 
 
-@jit
+@jit(inline="always")
 def scalar_block(
     act_code, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     out_state, out_resp, out_grad,
@@ -80,7 +79,6 @@ def scalar_block(
     Arrays ``w, c, b, amp`` (cases,), ``keys`` (cases,) uint64, ``xs`` (cases, steps) or
     (cases, 0), ``rec`` (nrec,) increasing steps; outputs as documented in the module.
     """
-    numba.literally(act_code)  # one specialisation per activation (cacheable)
     ncase = w.shape[0]
     nrec = rec.shape[0]
     dt = w.dtype
@@ -231,7 +229,7 @@ def _log_slope(end, start, span):
     return (end - start) / span
 
 
-@jit
+@jit(inline="always")
 def vector_block(
     act_code, W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     probe, grad_on,
@@ -245,7 +243,6 @@ def vector_block(
     ``||M_t||_2 = ||dh(t)/dh(0)||_2`` exactly when ``probe`` is the identity, and a lower bound
     otherwise. ``out_state`` records ``||h(t)||``.
     """
-    numba.literally(act_code)  # one specialisation per activation (cacheable)
     ncase, n, _ = W.shape
     nrec = rec.shape[0]
     k = probe.shape[1]
@@ -370,49 +367,96 @@ def _spectral_norm(M):
     return np.sqrt(max(ev[-1], 0.0))
 
 
-@jit(parallel=True)
-def scalar_parallel(
-    act_code, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+_SCALAR_ARGS = """w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     out_state, out_resp, out_grad,
-    s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm, nchunks,
-):  # fmt: skip
-    """:func:`scalar_block` over ``nchunks`` contiguous chunks of cases, in parallel."""
-    numba.literally(act_code)  # one specialisation per activation (cacheable)
-    ncase = w.shape[0]
-    size = (ncase + nchunks - 1) // nchunks
-    size = ((size + LANES - 1) // LANES) * LANES
-    for ci in prange(nchunks):
-        s = min(ci * size, ncase)
-        e = min(s + size, ncase)
-        if e > s:
-            scalar_block(
-                act_code, w[s:e], c[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind, steps,
-                rec, t_half, bound, mem_rtol, sat_tol,
-                out_state[s:e], out_resp[s:e], out_grad[s:e],
-                s_blow[s:e], s_mem[s:e], s_sat[s:e], s_growth[s:e], s_rgrowth[s:e],
-                s_bounded[s:e], s_final[s:e], s_maxnorm[s:e],
-            )  # fmt: skip
+    s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm"""
 
 
-@jit(parallel=True)
-def vector_parallel(
-    act_code, W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
-    probe, grad_on,
-    out_state, out_resp, out_grad,
-    s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm, nchunks,
-):  # fmt: skip
-    """:func:`vector_block` over ``nchunks`` contiguous chunks of cases, in parallel."""
-    numba.literally(act_code)  # one specialisation per activation (cacheable)
-    ncase = W.shape[0]
-    size = (ncase + nchunks - 1) // nchunks
-    for ci in prange(nchunks):
-        s = min(ci * size, ncase)
-        e = min(s + size, ncase)
-        if e > s:
-            vector_block(
-                act_code, W[s:e], C[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind, steps,
-                rec, t_half, bound, mem_rtol, sat_tol, probe, grad_on,
-                out_state[s:e], out_resp[s:e], out_grad[s:e],
-                s_blow[s:e], s_mem[s:e], s_sat[s:e], s_growth[s:e], s_rgrowth[s:e],
-                s_bounded[s:e], s_final[s:e], s_maxnorm[s:e],
-            )  # fmt: skip
+def _make_kernels(code):
+    """The four entry points of one activation, with its code frozen as a constant.
+
+    Numba caches these closures per value of ``code`` (an int pickles the same in every
+    process), loads them from ``__pycache__`` in new processes, and calls them in about a
+    microsecond. Two other ways were measured and rejected: passing the activation function as
+    an argument (the cache misses in every new process: seconds per Dask worker) and
+    ``numba.literally`` (0.6 s of re-dispatch on every call).
+    """
+
+    @jit
+    def scalar_serial(
+        w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+        out_state, out_resp, out_grad,
+        s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm,
+    ):  # fmt: skip
+        scalar_block(
+            code, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol,
+            sat_tol, out_state, out_resp, out_grad,
+            s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm,
+        )  # fmt: skip
+
+    @jit(parallel=True)
+    def scalar_parallel(
+        w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+        out_state, out_resp, out_grad,
+        s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm, nchunks,
+    ):  # fmt: skip
+        ncase = w.shape[0]
+        size = (ncase + nchunks - 1) // nchunks
+        size = ((size + LANES - 1) // LANES) * LANES
+        for ci in prange(nchunks):
+            s = min(ci * size, ncase)
+            e = min(s + size, ncase)
+            if e > s:
+                scalar_block(
+                    code, w[s:e], c[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind,
+                    steps, rec, t_half, bound, mem_rtol, sat_tol,
+                    out_state[s:e], out_resp[s:e], out_grad[s:e],
+                    s_blow[s:e], s_mem[s:e], s_sat[s:e], s_growth[s:e], s_rgrowth[s:e],
+                    s_bounded[s:e], s_final[s:e], s_maxnorm[s:e],
+                )  # fmt: skip
+
+    @jit
+    def vector_serial(
+        W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+        probe, grad_on,
+        out_state, out_resp, out_grad,
+        s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm,
+    ):  # fmt: skip
+        vector_block(
+            code, W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol,
+            sat_tol, probe, grad_on, out_state, out_resp, out_grad,
+            s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm,
+        )  # fmt: skip
+
+    @jit(parallel=True)
+    def vector_parallel(
+        W, C, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
+        probe, grad_on,
+        out_state, out_resp, out_grad,
+        s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm, nchunks,
+    ):  # fmt: skip
+        ncase = W.shape[0]
+        size = (ncase + nchunks - 1) // nchunks
+        for ci in prange(nchunks):
+            s = min(ci * size, ncase)
+            e = min(s + size, ncase)
+            if e > s:
+                vector_block(
+                    code, W[s:e], C[s:e], b[s:e], amp[s:e], keys[s:e], xs[s:e], input_kind,
+                    steps, rec, t_half, bound, mem_rtol, sat_tol, probe, grad_on,
+                    out_state[s:e], out_resp[s:e], out_grad[s:e],
+                    s_blow[s:e], s_mem[s:e], s_sat[s:e], s_growth[s:e], s_rgrowth[s:e],
+                    s_bounded[s:e], s_final[s:e], s_maxnorm[s:e],
+                )  # fmt: skip
+
+    return {
+        "scalar_serial": scalar_serial,
+        "scalar_parallel": scalar_parallel,
+        "vector_serial": vector_serial,
+        "vector_parallel": vector_parallel,
+    }
+
+
+#: Entry points per activation code: ``KERNELS[code]["scalar_serial"]`` etc. Compiled lazily
+#: on first call, then loaded from Numba's cache.
+KERNELS = {a.code: _make_kernels(a.code) for a in ACTIVATIONS.values()}

@@ -351,9 +351,9 @@ def simulate_rnn(
         method = "exact"
         if nthreads > 1 and ncase > K.LANES:
             nchunks = min(-(-ncase // K.LANES), 8 * nthreads)
-            K.scalar_parallel(act.code, w, Ca, Ba, *common, *outs, nchunks)
+            K.KERNELS[act.code]["scalar_parallel"](w, Ca, Ba, *common, *outs, nchunks)
         else:
-            K.scalar_block(act.code, w, Ca, Ba, *common, *outs)
+            K.KERNELS[act.code]["scalar_serial"](w, Ca, Ba, *common, *outs)
     else:
         Wc = np.ascontiguousarray(Wa, dtype=fdt)
         method = gradient
@@ -371,9 +371,9 @@ def simulate_rnn(
         if nthreads > 1 and ncase > 1:
             nchunks = min(ncase, 4 * nthreads)
             with _single_threaded_blas():
-                K.vector_parallel(act.code, Wc, Ca, Ba, *common, probe, grad_on, *outs, nchunks)
+                K.KERNELS[act.code]["vector_parallel"](Wc, Ca, Ba, *common, probe, grad_on, *outs, nchunks)
         else:
-            K.vector_block(act.code, Wc, Ca, Ba, *common, probe, grad_on, *outs)
+            K.KERNELS[act.code]["vector_serial"](Wc, Ca, Ba, *common, probe, grad_on, *outs)
 
     data: dict[str, np.ndarray] = {}
     if scalar:

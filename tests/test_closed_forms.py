@@ -1,0 +1,150 @@
+"""The engine against closed forms of the linear recursions and against finite differences."""
+
+import numpy as np
+import pytest
+
+from rnnlab.engine import (
+    get_activation,
+    impulse_direction,
+    recurrent_matrix,
+    remove_dominant_component,
+    simulate_rnn,
+)
+
+
+def _symmetric_with_spectrum(n, eigenvalues, seed=0):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    return (q * eigenvalues) @ q.T
+
+
+def test_scalar_linear_is_w_to_the_t():
+    w = np.array([0.5, 0.9, 1.0, 1.1, -0.9, -1.2, 2.0])
+    c, a, steps = 0.7, 1.3, 60
+    res = simulate_rnn(w, c, activation="identity", steps=steps, amplitude=a, record="all")
+    t = np.arange(steps)
+    expected = w[:, None] ** t * c * a
+    np.testing.assert_allclose(res["state"], expected, rtol=1e-13)
+    np.testing.assert_allclose(res["response"], np.abs(expected), rtol=1e-13)
+    np.testing.assert_allclose(res["log10_gradient_norm"], t * np.log10(np.abs(w))[:, None],
+                               atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(res["growth_rate"], np.log(np.abs(w)), rtol=1e-12)
+    np.testing.assert_allclose(res["response_growth_rate"], np.log(np.abs(w)), rtol=1e-12)
+
+
+def test_vector_linear_response_is_norm_of_W_to_the_t_v():
+    rng = np.random.default_rng(1)
+    n, steps = 6, 80
+    # a diagonalisable, non-normal W with a known spectrum
+    V = rng.standard_normal((n, n))
+    lam = np.array([1.05, -0.97, 0.8, 0.5, -0.3, 0.1])
+    W = V @ np.diag(lam) @ np.linalg.inv(V)
+    u = impulse_direction(n, seed=3)
+    res = simulate_rnn(W, u, activation="identity", steps=steps, amplitude=2.0, record="all")
+    coeffs = np.linalg.solve(V, 2.0 * u)
+    t = np.arange(steps)
+    expected = np.linalg.norm((V[None] * lam[None] ** t[:, None, None]) @ coeffs, axis=1)
+    np.testing.assert_allclose(res["response"][0], expected, rtol=1e-11)
+    np.testing.assert_allclose(res["state_norm"][0], expected, rtol=1e-11)
+
+
+@pytest.mark.parametrize("lam_max", [0.9, 1.0, 1.1])
+def test_growth_rate_is_log_of_largest_eigenvalue_for_normal_W(lam_max):
+    # for a normal matrix ||W^t||_2 = |lambda_max|^t exactly
+    n = 8
+    lam = np.array([lam_max, -0.85 * lam_max, 0.5, 0.4, -0.3, 0.2, 0.1, 0.05])
+    W = _symmetric_with_spectrum(n, lam)
+    res = simulate_rnn(W, activation="identity", steps=400, record="all")
+    t = np.arange(400)
+    np.testing.assert_allclose(res["log10_gradient_norm"][0], t * np.log10(lam_max), atol=1e-10)
+    assert res["growth_rate"][0] == pytest.approx(np.log(lam_max), abs=1e-12)
+
+
+def test_growth_rate_converges_to_log_spectral_radius_for_nonnormal_W():
+    W = recurrent_matrix(32, "gaussian", seed=5, spectral_radius=1.2)
+    # amplitude 0: the state stays 0 (no blow-up) while the Jacobian product grows
+    res = simulate_rnn(W, activation="identity", steps=4000, amplitude=0.0, record="none")
+    # ||W^t||^(1/t) -> rho; the late-time slope has error O(log(cond(V)) / t)
+    assert res["growth_rate"][0] == pytest.approx(np.log(1.2), abs=5e-3)
+
+
+def test_removing_the_dominant_component_gives_second_eigenvalue_growth():
+    n = 10
+    lam = np.array([1.0, 0.8, -0.7, 0.6, 0.5, -0.4, 0.3, 0.2, 0.1, 0.05])
+    W = _symmetric_with_spectrum(n, lam, seed=2)
+    u = impulse_direction(n, seed=0)
+    u_perp = remove_dominant_component(W, u)
+    steps = 100  # rounding reintroduces lambda_1 at eps * (1/0.8)^t ~ 1e-6 of the signal
+    res = simulate_rnn(np.stack([W, W]), np.stack([u, u_perp]), activation="identity",
+                       steps=steps, record="all")  # fmt: skip
+    assert res["response_growth_rate"][0] == pytest.approx(np.log(1.0), abs=1e-6)
+    assert res["response_growth_rate"][1] == pytest.approx(np.log(0.8), abs=1e-6)
+    # and for a non-symmetric W with a complex dominant pair
+    Wg = recurrent_matrix(12, "gaussian", seed=4, spectral_radius=1.0)
+    lam_g = np.sort(np.abs(np.linalg.eigvals(Wg)))[::-1]
+    up = remove_dominant_component(Wg, impulse_direction(12, seed=1))
+    lam2 = lam_g[lam_g < lam_g[0] * (1 - 1e-9)][0]
+    r = simulate_rnn(Wg, up, activation="identity", steps=steps, record="all")
+    t = np.arange(steps)
+    slope = np.polyfit(t[50:], np.log(r["response"][0, 50:]), 1)[0]
+    assert slope == pytest.approx(np.log(lam2), abs=0.02)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "identity"])
+def test_gradient_norm_matches_finite_differences(activation):
+    """dh(t)/dh(0) by central differences of an independent forward loop from h(0)."""
+    rng = np.random.default_rng(3)
+    n, steps = 5, 12
+    W = recurrent_matrix(n, "gaussian", seed=9, spectral_radius=1.1)
+    C = rng.standard_normal(n)
+    b = 0.2 * rng.standard_normal(n)
+    res = simulate_rnn(W, C, b, activation=activation, steps=steps, record="all")
+    f = get_activation(activation).numpy
+    h0 = f(C * 1.0 + b)
+
+    def forward(h, t):
+        for _ in range(t):
+            h = f(W @ h + b)
+        return h
+
+    eps = 1e-6
+    for t in (1, 5, steps - 1):
+        J = np.empty((n, n))
+        for j in range(n):
+            e = np.zeros(n)
+            e[j] = eps
+            J[:, j] = (forward(h0 + e, t) - forward(h0 - e, t)) / (2 * eps)
+        fd = np.linalg.norm(J, 2)
+        # central differences: truncation O(eps^2), rounding O(1e-16 / eps) = 1e-10 per entry
+        got = 10.0 ** res["log10_gradient_norm"][0, t]
+        assert got == pytest.approx(fd, rel=1e-6, abs=1e-9), t
+
+
+def test_scalar_gradient_matches_finite_differences():
+    w, c, b, steps = 1.3, 0.8, 0.1, 15
+    res = simulate_rnn([w], [c], [b], activation="tanh", steps=steps, record="all")
+    h0 = np.tanh(c + b)
+
+    def forward(h, t):
+        for _ in range(t):
+            h = np.tanh(w * h + b)
+        return h
+
+    for t in range(1, steps):
+        fd = (forward(h0 + 1e-6, t) - forward(h0 - 1e-6, t)) / 2e-6
+        got = 10.0 ** res["log10_gradient_norm"][0, t]
+        assert got == pytest.approx(abs(fd), rel=1e-7, abs=1e-10)
+
+
+def test_exploding_gradient_of_1e5_steps_does_not_overflow():
+    # chaotic tanh network (gain 3): the Jacobian product grows like e^(lambda t) for ever
+    W = recurrent_matrix(32, "gaussian", seed=0, gain=3.0)
+    res = simulate_rnn(W, activation="tanh", steps=100_000, record="log", input="noise",
+                       amplitude=0.1)  # fmt: skip
+    lg = res["log10_gradient_norm"][0]
+    assert np.isfinite(lg).all()
+    assert lg[-1] > 1000  # far beyond float64's 1e308
+    assert res["growth_rate"][0] > 0.05
+    # and a scalar linear product: 2^(1e5) with no state blow-up (no input)
+    s = simulate_rnn([2.0], activation="identity", steps=100_000, amplitude=0.0, record="log")
+    assert s["log10_gradient_norm"][0, -1] == pytest.approx(99_999 * np.log10(2.0), rel=1e-12)
+    assert s["blowup_step"][0] == -1
