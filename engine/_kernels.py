@@ -254,6 +254,8 @@ def vector_block(
     d = np.zeros(n, dt)
     M = np.zeros((n, k), dt)
     WM = np.zeros((n, k), dt)
+    dr = np.zeros(n)  # h - hbar
+    dc = np.zeros(n)  # h(t) - h(t-1)
     for i in range(ncase):
         Wi = W[i]
         h[:] = 0.0
@@ -281,33 +283,25 @@ def vector_block(
             xb = 0.0 if t == 0 else x
             np.dot(Wi, h, z)
             np.dot(Wi, hb, zb)
-            change = 0.0
-            hn = 0.0
-            resp = 0.0
             for u in range(n):
                 v, du = activate(act_code, z[u] + C[i, u] * x + b[i, u])
                 vb, dbu = activate(act_code, zb[u] + C[i, u] * xb + b[i, u])
                 hprev = h[u]
                 h[u] = v  # rounds to the run's precision
+                dc[u] = np.float64(h[u]) - np.float64(hprev)
                 hb[u] = vb
-                v = h[u]
-                vb = hb[u]
-                change += (np.float64(v) - np.float64(hprev)) ** 2
+                dr[u] = np.float64(h[u]) - np.float64(hb[u])
                 d[u] = du
-                hn += np.float64(v) ** 2
-                resp += (np.float64(v) - np.float64(vb)) ** 2
-            hn = np.sqrt(hn)
-            resp = np.sqrt(resp)
+            hn = _norm(h)
+            resp = _norm(dr)
+            change = _norm(dc)
             if grad_on and t > 0:
                 np.dot(Wi, M, WM)
-                fro = 0.0
                 for u in range(n):
                     du = d[u]
                     for q in range(k):
-                        val = du * WM[u, q]
-                        M[u, q] = val
-                        fro += np.float64(val) * np.float64(val)
-                fro = np.sqrt(fro)
+                        M[u, q] = du * WM[u, q]
+                fro = _norm(M.reshape(n * k))
                 if fro > 0.0 and fro < np.inf:
                     inv = 1.0 / fro
                     for u in range(n):
@@ -322,7 +316,7 @@ def vector_block(
                 r0 = resp
             if resp > mem_rtol * r0:
                 last_mem = t
-            if np.sqrt(change) > sat_tol * max(1.0, hn):
+            if change > sat_tol * max(1.0, hn):
                 last_change = t
             if hn > maxn:
                 maxn = hn
@@ -349,6 +343,31 @@ def vector_block(
             np.log(resp), lr_half, maxn, bound, hn,
             s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm,
         )  # fmt: skip
+
+
+@jit(inline="always")
+def _norm(x):
+    """Euclidean norm of a 1-D array without overflow or underflow of the squares.
+
+    The plain sum of squares is used when it is safely inside float64's range (almost always);
+    otherwise the sum is recomputed on x / max|x| (LAPACK's dnrm2 does the same in one pass).
+    """
+    s = 0.0
+    big = 0.0
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        s += v * v
+        big = max(big, abs(v))
+    if s < 1e300 and s > 1e-300:
+        return np.sqrt(s)
+    if big == 0.0 or not (big < np.inf):
+        return big if big == big else np.nan  # 0, inf, or NaN
+    s = 0.0
+    inv = 1.0 / big
+    for i in range(x.shape[0]):
+        v = np.float64(x[i]) * inv
+        s += v * v
+    return big * np.sqrt(s)
 
 
 @jit(inline="always")

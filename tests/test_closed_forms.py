@@ -148,3 +148,18 @@ def test_exploding_gradient_of_1e5_steps_does_not_overflow():
     s = simulate_rnn([2.0], activation="identity", steps=100_000, amplitude=0.0, record="log")
     assert s["log10_gradient_norm"][0, -1] == pytest.approx(99_999 * np.log10(2.0), rel=1e-12)
     assert s["blowup_step"][0] == -1
+
+
+def test_vector_norms_neither_overflow_nor_underflow():
+    # ||h|| ~ 1e173 and 1e-300: the squares are outside float64, the norms are not
+    n, steps = 4, 1000
+    lam = np.array([1.5, 0.5, 0.2, 0.1])
+    W = _symmetric_with_spectrum(n, lam, seed=1)
+    u = np.linalg.eigh(W)[1][:, -1]  # the dominant eigenvector: h(t) = 1.5^t a u
+    res = simulate_rnn(np.stack([W, W * (0.5 / 1.5)]), np.stack([u, u]), activation="identity",
+                       steps=steps, amplitude=1e-3, record=[steps - 1])  # fmt: skip
+    assert res["blowup_step"][0] == -1
+    assert res["state_norm"][0, 0] == pytest.approx(1e-3 * 1.5 ** (steps - 1), rel=1e-10)
+    assert res["state_norm"][1, 0] == pytest.approx(1e-3 * 0.5 ** (steps - 1), rel=1e-10)
+    assert res["growth_rate"][0] == pytest.approx(np.log(1.5), abs=1e-12)
+    assert res["response_growth_rate"][1] == pytest.approx(np.log(0.5), abs=1e-10)

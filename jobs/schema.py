@@ -1,0 +1,200 @@
+"""The result schema: variable names, their attributes, and the engine-result -> Dataset step.
+
+This module is the contract between the engine, the store and the analysis (see DESIGN.md):
+every variable the engine returns has an entry in :data:`VARIABLES` with ``long_name``,
+``units`` ("1" for dimensionless) and ``description``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TIME_DIM", "VARIABLES", "provenance", "to_dataset"]
+
+TIME_DIM = "time"
+
+#: name -> (long_name, units, description)
+VARIABLES: dict[str, tuple[str, str, str]] = {
+    "time": ("time step", "1", "Step index t of the recursion, starting at 0."),
+    "state": (
+        "hidden state",
+        "1",
+        "Signed hidden state h(t) of a scalar (n = 1) recursion.",
+    ),
+    "state_norm": ("norm of the hidden state", "1", "Euclidean norm ||h(t)||."),
+    "response": (
+        "response to the input at t = 0",
+        "1",
+        "||h(t) - hbar(t)||, hbar being the same run without the input at t = 0: the memory "
+        "of that input. Equals ||W^t C x(0)|| for linear recursions.",
+    ),
+    "log10_gradient_norm": (
+        "log10 of the gradient norm",
+        "1",
+        "log10 of the spectral norm of dh(t)/dh(0) = J_t ... J_1, J_s = diag(f'(z_s)) W, "
+        "computed with renormalisation so that exploding products never overflow.",
+    ),
+    "blowup_step": (
+        "blow-up step",
+        "1",
+        "First step at which the state is not finite (the case stops there; later steps are "
+        "NaN); -1 if it never happens.",
+    ),
+    "memory_horizon": (
+        "memory horizon",
+        "1",
+        "First step after which the response stays below memory_rtol * response(0) until the "
+        "end of the run; -1 if it never does (or the run blew up).",
+    ),
+    "saturation_step": (
+        "saturation step",
+        "1",
+        "First step after which ||h(t) - h(t-1)|| <= saturation_tol * max(1, ||h(t)||) for "
+        "every later step (the run has converged); -1 if it never does.",
+    ),
+    "growth_rate": (
+        "gradient growth rate",
+        "1/step",
+        "ln ||dh(t)/dh(0)|| per step between t = (steps - 1) // 2 and the last step: the "
+        "largest Lyapunov exponent. log|lambda_max| for linear recursions.",
+    ),
+    "response_growth_rate": (
+        "response growth rate",
+        "1/step",
+        "ln(response) per step between t = (steps - 1) // 2 and the last step.",
+    ),
+    "bounded": (
+        "bounded state",
+        "1",
+        "True when the state stayed finite and ||h(t)|| <= bound over the whole run (an "
+        "empirical, finite-horizon BIBO check).",
+    ),
+    "max_state_norm": ("largest state norm", "1", "max over t of ||h(t)||."),
+    "fixed_point": (
+        "fixed point",
+        "1",
+        "Final state of a scalar recursion when the run saturated (converged), else NaN.",
+    ),
+    "fixed_point_norm": (
+        "norm of the fixed point",
+        "1",
+        "||h|| at the end of the run when it saturated (converged), else NaN.",
+    ),
+    "spectral_radius": (
+        "spectral radius of W",
+        "1",
+        "Largest eigenvalue modulus |lambda_max| of the recurrent matrix.",
+    ),
+    "max_singular_value": (
+        "largest singular value of W",
+        "1",
+        "sigma_max(W) = ||W||_2; with gamma = sup|f'| the gradient is bounded by "
+        "(gamma sigma_max)^t.",
+    ),
+}
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def provenance(start: _dt.datetime | None = None, end: _dt.datetime | None = None) -> dict:
+    """Provenance attributes: versions, git commit, host, ISO-8601 start and end times (UTC)."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    attrs = {
+        "rnnlab_version": _version("rnnlab"),
+        "numpy_version": _version("numpy"),
+        "numba_version": _version("numba"),
+        "xarray_version": _version("xarray"),
+        "zarr_version": _version("zarr"),
+        "dask_version": _version("dask"),
+        "python_version": platform.python_version(),
+        "host": platform.node(),
+        "start_time": (start or now).isoformat(),
+        "end_time": (end or now).isoformat(),
+    }
+    commit = _git_commit()
+    if commit:
+        attrs["git_commit"] = commit
+    return attrs
+
+
+def to_dataset(result, coords: dict | None = None, case_dim: str = "case"):
+    """Turn an engine result into an ``xarray.Dataset`` with the schema's names and attributes.
+
+    Parameters
+    ----------
+    result : rnnlab.engine.RnnResult
+        What :func:`rnnlab.engine.simulate_rnn` returned.
+    coords : dict of str to array_like, optional
+        Coordinates along the case dimension (each of length ``result.ncases``), e.g. the
+        ``w`` of each case. A coordinate named ``case_dim`` replaces the default 0..ncases-1.
+    case_dim : str
+        Name of the case dimension.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per-step variables with dims (case_dim, "time"), summaries with dims (case_dim,),
+        every variable with ``long_name``, ``units`` and ``description``; the run's settings
+        and the provenance as Dataset attributes.
+
+    Examples
+    --------
+    >>> from rnnlab.engine import simulate_rnn
+    >>> res = simulate_rnn([0.5, 0.9], activation="tanh", steps=100)
+    >>> ds = to_dataset(res, coords={"w": [0.5, 0.9]})
+    >>> ds.state.dims
+    ('case', 'time')
+    """
+    import xarray as xr
+
+    n = result.ncases
+    data_vars = {}
+    for name, arr in result.data.items():
+        dims = (case_dim, TIME_DIM) if arr.ndim == 2 else (case_dim,)
+        data_vars[name] = xr.Variable(dims, arr, attrs=_attrs(name))
+    all_coords = {
+        case_dim: (case_dim, np.arange(n)),
+        TIME_DIM: xr.Variable(TIME_DIM, np.asarray(result.time, np.int64), attrs=_attrs("time")),
+    }
+    for key, value in (coords or {}).items():
+        value = np.asarray(value)
+        if value.shape != (n,):
+            raise ValueError(f"coordinate {key!r} has shape {value.shape}; it must be ({n},)")
+        all_coords[key] = (case_dim, value)
+    attrs = {k: v for k, v in result.attrs.items() if v is not None}
+    attrs.update(provenance())
+    return xr.Dataset(data_vars, coords=all_coords, attrs=attrs)
+
+
+def _attrs(name: str) -> dict:
+    try:
+        long_name, units, description = VARIABLES[name]
+    except KeyError:
+        raise KeyError(f"variable {name!r} is not in the schema (rnnlab.jobs.schema)") from None
+    return {"long_name": long_name, "units": units, "description": description}
