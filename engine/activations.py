@@ -184,6 +184,4 @@ def get_activation(name: str) -> Activation:
         return ACTIVATIONS[name]
     except KeyError:
         valid = ", ".join(sorted(ACTIVATIONS))
-        raise ValueError(
-            f"unknown activation {name!r}: use one of {valid} (or 'linear')"
-        ) from None
+        raise ValueError(f"unknown activation {name!r}: use one of {valid} (or 'linear')") from None

@@ -221,8 +221,10 @@ def rnn_numpy_vectorised(
                 resp = np.abs(h - hb)
                 lg = lg_acc.copy() if (t in (half, last) or (k < nrec and record[k] == t)) else None
             else:
-                z = np.einsum("cij,cj->ci", W, h) + C * xa[:, None] + b if t == 0 else (
-                    np.einsum("cij,cj->ci", W, h) + b
+                z = (
+                    np.einsum("cij,cj->ci", W, h) + C * xa[:, None] + b
+                    if t == 0
+                    else (np.einsum("cij,cj->ci", W, h) + b)
                 )
                 hn_new = f(z)
                 hb = f(np.einsum("cij,cj->ci", W, hb) + b)

@@ -126,7 +126,9 @@ def record_steps(steps: int, record: str | np.ndarray = "log", num: int = 100) -
                 return np.zeros(1, dtype=np.int64)
             pts = np.geomspace(1, steps - 1, num - 1)
             return np.unique(np.concatenate([[0], np.rint(pts).astype(np.int64), [steps - 1]]))
-        raise ValueError(f"record must be 'all', 'log', 'none' or an array of steps, got {record!r}")
+        raise ValueError(
+            f"record must be 'all', 'log', 'none' or an array of steps, got {record!r}"
+        )
     rec = np.asarray(record, dtype=np.int64).ravel()
     if rec.size and (rec.min() < 0 or rec.max() >= steps):
         raise ValueError(f"record steps must lie in [0, {steps - 1}]")
@@ -172,7 +174,7 @@ def simulate_rnn(
     *,
     activation: str = "tanh",
     steps: int = 1000,
-    input: str | np.ndarray = "impulse",  # noqa: A002 - the schema's word
+    input: str | np.ndarray = "impulse",
     amplitude=1.0,
     noise_seed=0,
     record: str | np.ndarray = "log",
@@ -371,7 +373,9 @@ def simulate_rnn(
         if nthreads > 1 and ncase > 1:
             nchunks = min(ncase, 4 * nthreads)
             with _single_threaded_blas():
-                K.KERNELS[act.code]["vector_parallel"](Wc, Ca, Ba, *common, probe, grad_on, *outs, nchunks)
+                K.KERNELS[act.code]["vector_parallel"](
+                    Wc, Ca, Ba, *common, probe, grad_on, *outs, nchunks
+                )
         else:
             K.KERNELS[act.code]["vector_serial"](Wc, Ca, Ba, *common, probe, grad_on, *outs)
 

@@ -31,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the lecture's scalar and vector recursions, print what was measured "
         "next to the theory, and write the results to a Zarr store.",
     )
-    demo.add_argument("--out", default="results/demo.zarr", help="Zarr store to write "
-                      "(default: %(default)s; replaced if it exists)")  # fmt: skip
+    demo.add_argument(
+        "--out",
+        default="results/demo.zarr",
+        help="Zarr store to write (default: %(default)s; replaced if it exists)",
+    )
     demo.add_argument("--steps", type=int, default=1000, help="steps per run (default: 1000)")
     return parser
 

@@ -50,17 +50,18 @@ def run_demo(out: str | Path = "results/demo.zarr", steps: int = 1000, quiet: bo
         (one Zarr group each).
     """
     say = (lambda *a: None) if quiet else print
-    start = _dt.datetime.now(_dt.timezone.utc)
+    start = _dt.datetime.now(_dt.UTC)
     w, bias, amp = _scalar_grid()
     datasets = {}
     say(f"rnnlab engine demo: {steps} steps per run\n")
     say("Scalar recursions h(t) = f(w h(t-1) + x(t) + b), impulse x(0) = +-1, b = 0:")
-    say(f"{'activation':>10} {'w':>6} {'memory':>8} {'saturates':>10} {'growth':>9} "
-        f"{'ln|w|':>7} {'fixed point':>12}")  # fmt: skip
+    say(
+        f"{'activation':>10} {'w':>6} {'memory':>8} {'saturates':>10} {'growth':>9} "
+        f"{'ln|w|':>7} {'fixed point':>12}"
+    )
     for act in ACTIVATIONS:
         t0 = time.perf_counter()
-        res = simulate_rnn(w, 1.0, bias, activation=act, steps=steps, amplitude=amp,
-                           record="log")  # fmt: skip
+        res = simulate_rnn(w, 1.0, bias, activation=act, steps=steps, amplitude=amp, record="log")
         dt = time.perf_counter() - t0
         ds = to_dataset(res, coords={"w": w, "bias": bias, "amplitude": amp})
         datasets[f"scalar_{act}"] = ds.set_index(case=["w", "bias", "amplitude"]).unstack("case")
@@ -73,8 +74,10 @@ def run_demo(out: str | Path = "results/demo.zarr", steps: int = 1000, quiet: bo
             )
         say(f"{'':>10} ({w.size} cases in {dt * 1e3:.1f} ms)")
     say("\nVector recursions, n = 64, gaussian W scaled to a spectral radius, impulse along u:")
-    say(f"{'activation':>10} {'radius':>7} {'memory':>8} {'growth':>9} {'ln(radius)':>10} "
-        f"{'ln(gamma*smax)':>15}")  # fmt: skip
+    say(
+        f"{'activation':>10} {'radius':>7} {'memory':>8} {'growth':>9} {'ln(radius)':>10} "
+        f"{'ln(gamma*smax)':>15}"
+    )
     radii = np.array([0.5, 0.9, 1.0, 1.1, 1.5, 3.0])
     W = np.stack([recurrent_matrix(64, "gaussian", seed=0, spectral_radius=r) for r in radii])
     for act in ("identity", "tanh"):
@@ -90,10 +93,10 @@ def run_demo(out: str | Path = "results/demo.zarr", steps: int = 1000, quiet: bo
                 f"{np.log(res['max_singular_value'][i]):15.3f}"
             )
         say(f"{'':>10} ({radii.size} cases with exact 64x64 gradient norms in {dt:.2f} s)")
-    end = _dt.datetime.now(_dt.timezone.utc)
+    end = _dt.datetime.now(_dt.UTC)
     out = Path(out)
     _write(datasets, out, start, end)
-    say(f"\nmemory: steps until the response stays below 1e-3 of its start (never: -1 = kept)")
+    say("\nmemory: steps until the response stays below 1e-3 of its start (never: -1 = kept)")
     say(f"Wrote {len(datasets)} groups to {out} (open with xarray.open_zarr(path, group=...)).")
     return datasets
 

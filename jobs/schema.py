@@ -124,7 +124,7 @@ def _version(dist: str) -> str:
 
 def provenance(start: _dt.datetime | None = None, end: _dt.datetime | None = None) -> dict:
     """Provenance attributes: versions, git commit, host, ISO-8601 start and end times (UTC)."""
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     attrs = {
         "rnnlab_version": _version("rnnlab"),
         "numpy_version": _version("numpy"),

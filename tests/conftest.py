@@ -33,9 +33,18 @@ def run_both(W, C, b, amp, activation, inp, steps, dtype="float64", **kw):
     ncase = len(amp)
     seeds = np.arange(ncase)
     res = simulate_rnn(
-        W, C, b, activation=activation, steps=steps, input=inp, amplitude=amp,
-        noise_seed=seeds, record="all", dtype=dtype, **kw,
-    )  # fmt: skip
+        W,
+        C,
+        b,
+        activation=activation,
+        steps=steps,
+        input=inp,
+        amplitude=amp,
+        noise_seed=seeds,
+        record="all",
+        dtype=dtype,
+        **kw,
+    )
     n = 1 if np.ndim(W) == 1 else W.shape[1]
     keys = noise_keys(seeds, n)
     refs = []
@@ -43,8 +52,15 @@ def run_both(W, C, b, amp, activation, inp, steps, dtype="float64", **kw):
         x = input_sequence(inp, steps, amp[i], int(keys[i]))
         Wi = np.atleast_2d(W[i])
         refs.append(
-            rnn_reference(Wi, np.atleast_1d(C[i]), np.atleast_1d(b[i]), x, activation, dtype,
-                          saturation_tol=res.attrs["saturation_tol"])  # fmt: skip
+            rnn_reference(
+                Wi,
+                np.atleast_1d(C[i]),
+                np.atleast_1d(b[i]),
+                x,
+                activation,
+                dtype,
+                saturation_tol=res.attrs["saturation_tol"],
+            )
         )
     return res, refs
 

@@ -25,8 +25,9 @@ def test_scalar_linear_is_w_to_the_t():
     expected = w[:, None] ** t * c * a
     np.testing.assert_allclose(res["state"], expected, rtol=1e-13)
     np.testing.assert_allclose(res["response"], np.abs(expected), rtol=1e-13)
-    np.testing.assert_allclose(res["log10_gradient_norm"], t * np.log10(np.abs(w))[:, None],
-                               atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        res["log10_gradient_norm"], t * np.log10(np.abs(w))[:, None], atol=1e-12
+    )
     np.testing.assert_allclose(res["growth_rate"], np.log(np.abs(w)), rtol=1e-12)
     np.testing.assert_allclose(res["response_growth_rate"], np.log(np.abs(w)), rtol=1e-12)
 
@@ -74,8 +75,9 @@ def test_removing_the_dominant_component_gives_second_eigenvalue_growth():
     u = impulse_direction(n, seed=0)
     u_perp = remove_dominant_component(W, u)
     steps = 100  # rounding reintroduces lambda_1 at eps * (1/0.8)^t ~ 1e-6 of the signal
-    res = simulate_rnn(np.stack([W, W]), np.stack([u, u_perp]), activation="identity",
-                       steps=steps, record="all")  # fmt: skip
+    res = simulate_rnn(
+        np.stack([W, W]), np.stack([u, u_perp]), activation="identity", steps=steps, record="all"
+    )
     assert res["response_growth_rate"][0] == pytest.approx(np.log(1.0), abs=1e-6)
     assert res["response_growth_rate"][1] == pytest.approx(np.log(0.8), abs=1e-6)
     # and for a non-symmetric W with a complex dominant pair
@@ -138,8 +140,9 @@ def test_scalar_gradient_matches_finite_differences():
 def test_exploding_gradient_of_1e5_steps_does_not_overflow():
     # chaotic tanh network (gain 3): the Jacobian product grows like e^(lambda t) for ever
     W = recurrent_matrix(32, "gaussian", seed=0, gain=3.0)
-    res = simulate_rnn(W, activation="tanh", steps=100_000, record="log", input="noise",
-                       amplitude=0.1)  # fmt: skip
+    res = simulate_rnn(
+        W, activation="tanh", steps=100_000, record="log", input="noise", amplitude=0.1
+    )
     lg = res["log10_gradient_norm"][0]
     assert np.isfinite(lg).all()
     assert lg[-1] > 1000  # far beyond float64's 1e308
@@ -156,8 +159,14 @@ def test_vector_norms_neither_overflow_nor_underflow():
     lam = np.array([1.5, 0.5, 0.2, 0.1])
     W = _symmetric_with_spectrum(n, lam, seed=1)
     u = np.linalg.eigh(W)[1][:, -1]  # the dominant eigenvector: h(t) = 1.5^t a u
-    res = simulate_rnn(np.stack([W, W * (0.5 / 1.5)]), np.stack([u, u]), activation="identity",
-                       steps=steps, amplitude=1e-3, record=[steps - 1])  # fmt: skip
+    res = simulate_rnn(
+        np.stack([W, W * (0.5 / 1.5)]),
+        np.stack([u, u]),
+        activation="identity",
+        steps=steps,
+        amplitude=1e-3,
+        record=[steps - 1],
+    )
     assert res["blowup_step"][0] == -1
     assert res["state_norm"][0, 0] == pytest.approx(1e-3 * 1.5 ** (steps - 1), rel=1e-10)
     assert res["state_norm"][1, 0] == pytest.approx(1e-3 * 0.5 ** (steps - 1), rel=1e-10)

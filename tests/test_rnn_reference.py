@@ -21,8 +21,9 @@ def _compare(res, refs, rtol, grad_atol):
             got, want = res[name][i], ref[name]
             fin = np.isfinite(want)
             # the response is a difference of two runs: below rtol * scale it is rounding noise
-            np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=rtol * scale,
-                                       err_msg=f"{name}, case {i}")  # fmt: skip
+            np.testing.assert_allclose(
+                got[fin], want[fin], rtol=rtol, atol=rtol * scale, err_msg=f"{name}, case {i}"
+            )
         if res.attrs["n"] == 1:
             np.testing.assert_allclose(res["state"][i], ref["h"][:, 0], rtol=rtol, atol=rtol)
         g, gw = res["log10_gradient_norm"][i], ref["log10_gradient_norm"]
@@ -65,8 +66,9 @@ def test_user_input_array(rng):
     for i in range(3):
         ref = rnn_reference(W[i], C[i], b[i], x[i], "tanh")
         np.testing.assert_allclose(res["state_norm"][i], ref["state_norm"], rtol=1e-13)
-        np.testing.assert_allclose(res["log10_gradient_norm"][i], ref["log10_gradient_norm"],
-                                   atol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(
+            res["log10_gradient_norm"][i], ref["log10_gradient_norm"], atol=1e-12
+        )
 
 
 def test_kernel_noise_equals_reference_noise():
