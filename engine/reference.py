@@ -162,8 +162,9 @@ def rnn_numpy_vectorised(
 
     This is the NumPy baseline of the benchmarks: per step, a handful of whole-array
     operations over all cases, with the summaries tracked the same way as the kernels
-    (response, a sum of log-derivatives for the gradient when n = 1 and a Jacobian product
-    with Frobenius renormalisation when n > 1, memory, saturation, blow-up).
+    (response, the product of w f'(z) renormalised exactly by ``np.frexp`` every step when
+    n = 1 and the Jacobian product with Frobenius renormalisation when n > 1, memory,
+    saturation, blow-up).
 
     Parameters
     ----------
@@ -193,7 +194,8 @@ def rnn_numpy_vectorised(
     if scalar:
         h = np.zeros(ncase)
         hb = np.zeros(ncase)
-        lg_acc = np.zeros(ncase)
+        g = np.ones(ncase)  # gradient mantissa, renormalised by frexp every step (exact)
+        ge = np.zeros(ncase)  # and its base-2 exponent
     else:
         n = W.shape[1]
         h = np.zeros((ncase, n))
@@ -213,13 +215,16 @@ def rnn_numpy_vectorised(
                 z = W * h + C * xa + b
                 hn_new = f(z)
                 hb = f(W * hb + b)
-                if t > 0:  # a sum of logs never overflows
-                    lg_acc += np.log10(np.abs(W * _derivative(act.name, z)))
+                if t > 0:
+                    g, e = np.frexp(g * (W * _derivative(act.name, z)))
+                    ge += e
                 change = np.abs(hn_new - h)
                 h = hn_new
                 norm = np.abs(h)
                 resp = np.abs(h - hb)
-                lg = lg_acc.copy() if (t in (half, last) or (k < nrec and record[k] == t)) else None
+                lg = None
+                if t in (half, last) or (k < nrec and record[k] == t):
+                    lg = (np.log2(np.abs(g)) + ge) * np.log10(2.0)
             else:
                 z = (
                     np.einsum("cij,cj->ci", W, h) + C * xa[:, None] + b
