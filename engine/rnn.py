@@ -12,10 +12,11 @@ from typing import Any
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import _kernels as K
 from .activations import get_activation
-from .weights import case_rng, impulse_direction
+from .weights import case_rng, impulse_direction, remove_dominant_component
 
 __all__ = [
     "INPUT_KINDS",
@@ -177,6 +178,7 @@ def simulate_rnn(
     input: str | np.ndarray = "impulse",
     amplitude=1.0,
     noise_seed=0,
+    remove_dominant: bool = False,
     record: str | np.ndarray = "log",
     num_records: int = 100,
     dtype: str = "float64",
@@ -214,6 +216,10 @@ def simulate_rnn(
         The input amplitude a, per case if an array (cases,). Negative values are allowed.
     noise_seed : int or array_like of int
         Seed(s) of the noise input: cases with the same seed share the same noise sequence.
+    remove_dominant : bool
+        n > 1: remove from each case's input direction C its component along the dominant
+        eigenvector(s) of its W (see :func:`rnnlab.engine.remove_dominant_component`), so that
+        the response grows like ``|lambda_2|^t`` instead of ``|lambda_1|^t``.
     record : {"all", "log", "none"} or array_like of int
         Which steps the per-step variables keep (see :func:`record_steps`). Log-spaced and
         summaries-only runs allocate nothing per step, whatever ``steps`` is.
@@ -307,6 +313,10 @@ def simulate_rnn(
     if C is None:
         C = 1.0 if scalar else impulse_direction(n, seed=0)
     Ca = _as_cases(C, ncase, trailing, "C", fdt)
+    if remove_dominant and not scalar:
+        Ca = np.stack(
+            [remove_dominant_component(Wa[i], Ca[i].astype(np.float64)) for i in range(ncase)]
+        ).astype(fdt)
     Ba = _as_cases(0.0 if b is None else b, ncase, trailing, "b", fdt)
     amp = _as_cases(amplitude, ncase, (), "amplitude", np.float64)
     rec = record_steps(steps, record, num_records)
@@ -410,6 +420,7 @@ def simulate_rnn(
         steps=steps,
         dtype=dtype,
         input=input_name,
+        remove_dominant=bool(remove_dominant),
         memory_rtol=float(memory_rtol),
         saturation_tol=float(saturation_tol),
         bound=float(bound),
@@ -427,19 +438,6 @@ def _weight_norms(Wa: np.ndarray, scalar: bool) -> tuple[np.ndarray, np.ndarray]
     return rho, smax
 
 
-class _single_threaded_blas:
+def _single_threaded_blas():
     """Limit BLAS to one thread while Numba's threads each call it (no oversubscription)."""
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-            self._ctx = None
-            return self
-        self._ctx = threadpool_limits(1, user_api="blas")
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()
-        return False
+    return threadpool_limits(1, user_api="blas")

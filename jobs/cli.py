@@ -6,6 +6,8 @@ import argparse
 import sys
 from importlib import metadata
 
+import numpy as np
+
 __all__ = ["main"]
 
 
@@ -37,7 +39,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="Zarr store to write (default: %(default)s; replaced if it exists)",
     )
     demo.add_argument("--steps", type=int, default=1000, help="steps per run (default: 1000)")
+
+    val = sub.add_parser(
+        "validate",
+        help="check a sweep spec and print its grid, blocks and output size; runs nothing",
+    )
+    val.add_argument("spec", help="the sweep spec (TOML or YAML)")
+
+    run = sub.add_parser(
+        "run",
+        help="run a sweep into its Zarr store (resumes an interrupted one)",
+        description="Run a sweep spec into its Zarr store. With no scheduler option an "
+        "embedded LocalCluster sized to the machine runs it. Running the same command again "
+        "resumes: only unfinished blocks are recomputed.",
+    )
+    run.add_argument("spec", help="the sweep spec (TOML or YAML)")
+    run.add_argument("--store", help="Zarr store to write (default: the spec's store.path)")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a store that holds a different spec's sweep",
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="submit to an existing Dask scheduler (tcp://host:port)",
+    )
+    where.add_argument(
+        "--scheduler-file", metavar="FILE", help="submit to the scheduler described in this file"
+    )
+    where.add_argument(
+        "--local",
+        type=int,
+        metavar="N",
+        help="embedded LocalCluster with N single-threaded workers",
+    )
+    where.add_argument(
+        "--sync", action="store_true", help="run blocks one by one in this process (debugging)"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a scheduler to answer (default: 10)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    status = sub.add_parser("status", help="print done and missing blocks and the provenance")
+    status.add_argument("store", help="the sweep's Zarr store")
     return parser
+
+
+def _fail(msg: str) -> int:
+    for line in msg.splitlines() or [msg]:
+        print(f"rnnlab: error: {line}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +111,145 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.out, steps=args.steps)
         return 0
+    from .spec import SpecError
+    from .store import StoreError
+
+    try:
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "status":
+            return _status(args)
+    except (SpecError, StoreError) as err:
+        return _fail(str(err))
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2  # pragma: no cover
+
+
+def _validate(args) -> int:
+    from .runner import open_sweep
+
+    spec, grid, plan, path = open_sweep(args.spec)
+    print(_describe(spec, grid, plan, path))
+    print("spec is valid")
+    return 0
+
+
+def _describe(spec, grid, plan, path) -> str:
+    from .families import get_family
+
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    per_step, summary = family.variables(fixed, grid.coords)
+    ntime = len(family.time_steps(spec.run))
+    bytes_per_case = 8 * (len(per_step) * ntime + len(summary))
+    dims = ", ".join(f"{d}: {n}" for d, n in zip(grid.dims, grid.shape, strict=True))
+    return "\n".join(
+        [
+            f"spec:     family {spec.family}, {spec.run.steps} steps, input {spec.run.input}, "
+            f"recording {spec.run.record} ({ntime} steps kept)",
+            f"grid:     {grid.size:,} cases ({dims or 'one case'})",
+            f"blocks:   {plan.nblocks:,} of up to {int(np.prod(plan.chunks)):,} cases, "
+            f"about {plan.seconds_per_block:.2g} s each on one core "
+            f"(total about {plan.seconds_per_block * plan.nblocks:.3g} core-seconds)",
+            f"store:    {path}, about {_size(bytes_per_case * grid.size)} uncompressed",
+        ]
+    )
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if nbytes < 1000:
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.3g} PB"
+
+
+def _run(args) -> int:
+    from .runner import open_sweep, run_sweep
+
+    spec, grid, plan, path = open_sweep(args.spec, args.store)
+    print(_describe(spec, grid, plan, path))
+    client = None
+    if args.scheduler or args.scheduler_file:
+        client = _connect(args)
+        if client is None:
+            where = args.scheduler or args.scheduler_file
+            return _fail(
+                f"--scheduler: no Dask scheduler answered at {where} within {args.timeout:g} s: "
+                "check the address and that the scheduler is running"
+            )
+    elif not args.sync:
+        if args.local is not None and args.local < 1:
+            return _fail(f"--local must be >= 1, got {args.local}")
+        from .runner import embedded_client
+
+        client = embedded_client(args.local)
+    if client is not None:
+        print(f"Dask dashboard: {client.dashboard_link}")
+    try:
+        result = run_sweep(
+            (spec, grid),
+            client,
+            store=path,
+            overwrite=args.overwrite,
+            sync=args.sync,
+            progress=not args.no_progress,
+        )
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if not (args.scheduler or args.scheduler_file) and cluster is not None:
+                cluster.close()
+    if result.ran == 0:
+        print(f"{path}: all {result.nblocks} blocks are done already; nothing to do")
+    else:
+        resumed = f" ({result.already_done} were done already)" if result.already_done else ""
+        print(f"{path}: ran {result.ran} blocks in {result.seconds:.1f} s{resumed}; complete")
+    return 0
+
+
+def _connect(args):
+    from dask.distributed import Client
+
+    try:
+        if args.scheduler:
+            return Client(args.scheduler, timeout=args.timeout)
+        return Client(scheduler_file=args.scheduler_file, timeout=args.timeout)
+    except (OSError, TimeoutError, ValueError):
+        return None
+
+
+def _status(args) -> int:
+    from pathlib import Path
+
+    from .runner import open_sweep
+    from .spec import parse_spec
+    from .store import StoreError, read_done, store_attrs
+
+    path = Path(args.store)
+    attrs = store_attrs(path)
+    if attrs is None:
+        raise StoreError(f"{path}: not an rnnlab sweep store (no spec_sha256 attribute)")
+    import tomllib
+
+    spec, grid = parse_spec(tomllib.loads(attrs["spec"]), attrs["spec"])
+    _, _, plan, _ = open_sweep((spec, grid), path)
+    done = read_done(path)
+    print(_describe(spec, grid, plan, path))
+    missing = np.flatnonzero(~done)
+    print(f"done:     {int(done.sum())} of {done.size} blocks")
+    if missing.size:
+        shown = ", ".join(str(i) for i in missing[:20]) + (" ..." if missing.size > 20 else "")
+        print(f"missing:  {missing.size} blocks: {shown}")
+    else:
+        print("missing:  none (the sweep is complete)")
+    for key in ("spec_sha256", "rnnlab_version", "git_commit", "host", "start_time", "end_time"):
+        if key in attrs:
+            print(f"{key + ':':<17} {attrs[key]}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,6 +80,9 @@ def test_removing_the_dominant_component_gives_second_eigenvalue_growth():
     )
     assert res["response_growth_rate"][0] == pytest.approx(np.log(1.0), abs=1e-6)
     assert res["response_growth_rate"][1] == pytest.approx(np.log(0.8), abs=1e-6)
+    # the same through simulate_rnn's option
+    opt = simulate_rnn(W, u, activation="identity", steps=steps, remove_dominant=True)
+    assert opt["response_growth_rate"][0] == pytest.approx(np.log(0.8), abs=1e-6)
     # and for a non-symmetric W with a complex dominant pair
     Wg = recurrent_matrix(12, "gaussian", seed=4, spectral_radius=1.0)
     lam_g = np.sort(np.abs(np.linalg.eigvals(Wg)))[::-1]

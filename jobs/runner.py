@@ -1,0 +1,288 @@
+"""Run a sweep: validate, plan, create the store once, schedule blocks on Dask, resume.
+
+:func:`run_sweep` is the Python API behind ``rnnlab run``. Blocks are submitted in waves (a
+bounded number in flight, refilled as blocks complete), so 10^5 blocks never flood the
+scheduler. A block's task is the module-level function :func:`run_block`: it depends only on
+the spec and the block index, so a block that runs twice (a worker died after writing) writes
+the same values again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .spec import Grid, Spec, load_spec, parse_spec
+from .store import (
+    BlockPlan,
+    StoreError,
+    check_writable,
+    create_store,
+    plan_blocks,
+    quiet_consolidation,
+    read_done,
+    store_attrs,
+    write_block,
+)
+
+__all__ = ["SweepResult", "open_sweep", "run_block", "run_sweep"]
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: the store path, and how many blocks it ran and found done."""
+
+    path: Path
+    nblocks: int
+    ran: int
+    already_done: int
+    seconds: float
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def open_sweep(spec_or_path, store: str | Path | None = None):
+    """Validate a spec (a path, a dict or a Spec) and plan its blocks.
+
+    Returns
+    -------
+    (Spec, Grid, BlockPlan, Path)
+    """
+    if isinstance(spec_or_path, str | Path):
+        spec, grid = load_spec(spec_or_path)
+    elif isinstance(spec_or_path, dict):
+        spec, grid = parse_spec(spec_or_path, text=_dict_text(spec_or_path))
+    elif isinstance(spec_or_path, tuple):
+        spec, grid = spec_or_path
+    else:
+        raise TypeError("spec_or_path must be a path, a dict, or (Spec, Grid)")
+    plan = plan_blocks(spec, grid)
+    path = Path(store if store is not None else spec.store.path)
+    return spec, grid, plan, path
+
+
+def _dict_text(d: dict) -> str:
+    import json
+
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def run_block(spec: Spec, grid: Grid, plan: BlockPlan, path: str, index: int) -> tuple[int, int]:
+    """The task of one block: run it, write it, mark it done. Returns (index, cases)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    ncase = write_block(Path(path), spec, grid, plan, index)
+    return index, ncase
+
+
+def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrite: bool):
+    """Create the store, or check that the existing one is this spec's. Returns done flags."""
+    attrs = store_attrs(path)
+    if attrs is not None and not overwrite:
+        if attrs.get("spec_sha256") != spec.sha256:
+            raise StoreError(
+                f"store.path: {path} holds a sweep of a different spec: use --overwrite to "
+                "replace it, or another --store"
+            )
+        return read_done(path)
+    if path.exists() and attrs is None and not overwrite and any(path.iterdir()):
+        raise StoreError(
+            f"store.path: {path} exists and is not an rnnlab store: use --overwrite to "
+            "replace it, or another --store"
+        )
+    check_writable(path)
+    if path.exists():
+        shutil.rmtree(path)
+    create_store(path, spec, grid, plan)
+    return np.zeros(plan.nblocks, dtype=bool)
+
+
+def run_sweep(
+    spec_or_path,
+    client=None,
+    *,
+    store: str | Path | None = None,
+    overwrite: bool = False,
+    sync: bool = False,
+    max_in_flight: int | None = None,
+    progress: bool | Callable[[int, int, int, float], None] = False,
+) -> SweepResult:
+    """Run a sweep into its Zarr store, resuming if the store holds part of it already.
+
+    Parameters
+    ----------
+    spec_or_path : str, Path, dict or (Spec, Grid)
+        The spec file (TOML or YAML), or the spec as a dict.
+    client : dask.distributed.Client, optional
+        Where to run the blocks. Default: an embedded ``LocalCluster`` sized to the machine
+        (one single-threaded worker process per core), closed at the end.
+    store : path, optional
+        Overrides the spec's ``store.path``.
+    overwrite : bool
+        Replace a store that holds another spec's sweep (refused otherwise).
+    sync : bool
+        Run the blocks one after the other in this process (no Dask; for debugging).
+    max_in_flight : int, optional
+        Most blocks submitted at once (default: 4 per worker thread).
+    progress : bool or callable
+        True for a progress bar on the terminal; a callable gets
+        ``(blocks_done, blocks_total, cases_done, elapsed_seconds)`` after each block.
+
+    Returns
+    -------
+    SweepResult
+        Its ``path`` is the store; ``os.fspath(result)`` works too.
+
+    Raises
+    ------
+    rnnlab.jobs.spec.SpecError
+        For an invalid spec (nothing is written).
+    rnnlab.jobs.store.StoreError
+        For a store that holds another spec, or a path that cannot be written.
+    """
+    t0 = time.perf_counter()
+    spec, grid, plan, path = open_sweep(spec_or_path, store)
+    done = _prepare_store(spec, grid, plan, path, overwrite)
+    todo = [int(i) for i in np.flatnonzero(~done)]
+    result = SweepResult(path, plan.nblocks, 0, int(done.sum()), 0.0)
+    if not todo:
+        result.seconds = time.perf_counter() - t0
+        return result
+    cases_per_block = int(np.prod(plan.chunks, dtype=np.int64))
+    reporter = _Reporter(progress, plan.nblocks, int(done.sum()), cases_per_block)
+    try:
+        if sync:
+            for i in todo:
+                _, n = run_block(spec, grid, plan, str(path), i)
+                reporter.block_done(n)
+        else:
+            _run_on_dask(client, spec, grid, plan, path, todo, max_in_flight, reporter)
+    finally:
+        reporter.close()
+    _finish(path)
+    result.ran = len(todo)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _run_on_dask(client, spec, grid, plan, path, todo, max_in_flight, reporter):
+    from dask.distributed import as_completed
+
+    own = client is None
+    if own:
+        client = embedded_client()
+        reporter.message(f"Dask dashboard: {client.dashboard_link}")
+    try:
+        nthreads = sum(client.nthreads().values()) or 1
+        window = max_in_flight or 4 * nthreads
+        # scatter the spec once: every task refers to it instead of pickling it again
+        spec_f, grid_f, plan_f = client.scatter([spec, grid, plan], broadcast=True)
+        pending = iter(todo)
+        first = [
+            client.submit(run_block, spec_f, grid_f, plan_f, str(path), i, pure=False)
+            for i in _take(pending, window)
+        ]
+        queue = as_completed(first)
+        for fut in queue:
+            _, n = fut.result()
+            reporter.block_done(n)
+            for i in _take(pending, 1):
+                queue.add(
+                    client.submit(run_block, spec_f, grid_f, plan_f, str(path), i, pure=False)
+                )
+    finally:
+        if own:
+            cluster = client.cluster
+            client.close()
+            cluster.close()
+
+
+def _take(it, k):
+    out = []
+    for _ in range(k):
+        try:
+            out.append(next(it))
+        except StopIteration:
+            break
+    return out
+
+
+def embedded_client(n_workers: int | None = None):
+    """A ``Client`` on a new ``LocalCluster``: one single-threaded worker process per core."""
+    from dask.distributed import Client, LocalCluster
+
+    n = n_workers or os.cpu_count() or 1
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        host="127.0.0.1",
+    )
+    return Client(cluster)
+
+
+def _finish(path: Path) -> None:
+    import zarr
+
+    if read_done(path).all():
+        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+        group.attrs["end_time"] = _dt.datetime.now(_dt.UTC).isoformat()
+        with quiet_consolidation():
+            zarr.consolidate_metadata(str(path))
+
+
+class _Reporter:
+    """Progress: a rich bar on a terminal, a callable, or nothing."""
+
+    def __init__(self, progress, total: int, done: int, cases_per_block: int):
+        self.total, self.done, self.cases = total, done, 0
+        self.t0 = time.perf_counter()
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        if progress is True:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("blocks"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("sweep", total=total, completed=done, rate="")
+
+    def message(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(text)
+
+    def block_done(self, ncase: int) -> None:
+        self.done += 1
+        self.cases += ncase
+        elapsed = time.perf_counter() - self.t0
+        if self.bar is not None:
+            rate = f"{self.cases / max(elapsed, 1e-9):,.0f} cases/s"
+            self.bar.update(self.task, completed=self.done, rate=rate)
+        if self.callback is not None:
+            self.callback(self.done, self.total, self.cases, elapsed)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

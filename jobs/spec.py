@@ -1,0 +1,277 @@
+"""Sweep specs: a TOML (or YAML) file becomes a validated :class:`Spec` and an orthogonal grid.
+
+A spec has four tables::
+
+    [model]            # the family and its fixed settings
+    family = "rnn"
+    n = 1
+
+    [grid]             # each key a dimension: a list, or a range table
+    activation = ["identity", "sigmoid", "tanh", "relu"]
+    w = {start = -1.5, stop = 1.5, num = 13}
+    amplitude = [-1.0, 1.0]
+    seed = {range = 4}
+
+    [run]              # steps, recording, precision, input
+    steps = 1000
+    record = "log"
+
+    [store]
+    path = "results/scalar.zarr"
+
+Every problem is reported as one line ``<table>.<key>: <what is wrong and the fix>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from .families import get_family
+
+__all__ = ["Grid", "RangeSpec", "RunSpec", "Spec", "SpecError", "load_spec", "parse_spec"]
+
+#: A grid larger than this is refused as "absurdly large" (a typo in num, most likely).
+MAX_CASES = 10**9
+
+
+class SpecError(ValueError):
+    """Spec problems; ``str(err)`` has one line per problem, each naming its field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RangeSpec(_Strict):
+    """``{start, stop, num}`` (linear), ``{start, stop, num, log = true}``, or ``{range = N}``."""
+
+    start: float | None = None
+    stop: float | None = None
+    num: Annotated[int, Field(ge=1)] | None = None
+    log: bool = False
+    range: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.range is not None:
+            if any(v is not None for v in (self.start, self.stop, self.num)) or self.log:
+                raise ValueError("use either {range = N} or {start, stop, num}, not both")
+            return self
+        if self.start is None or self.stop is None or self.num is None:
+            raise ValueError("a range table needs start, stop and num (or range = N)")
+        if self.log and (self.start <= 0 or self.stop <= 0):
+            raise ValueError("a log range needs start > 0 and stop > 0")
+        return self
+
+    def values(self) -> np.ndarray:
+        if self.range is not None:
+            return np.arange(self.range, dtype=np.int64)
+        f = np.geomspace if self.log else np.linspace
+        return f(self.start, self.stop, self.num)
+
+
+GridValue = list[bool | int | float | str] | RangeSpec
+
+
+class RunSpec(_Strict):
+    """How each case runs (see :func:`rnnlab.engine.simulate_rnn` for the meaning)."""
+
+    steps: Annotated[int, Field(ge=1, le=10**9)]
+    record: Literal["all", "log", "none"] = "log"
+    num_records: Annotated[int, Field(ge=2, le=100_000)] = 100
+    dtype: Literal["float64", "float32"] = "float64"
+    input: Literal["impulse", "step", "noise"] = "impulse"
+    memory_rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-3
+    saturation_tol: Annotated[float, Field(gt=0)] | None = None
+    bound: Annotated[float, Field(gt=0)] = 1e6
+    gradient: Literal["auto", "exact", "estimate", "none"] = "auto"
+    gradient_probes: Annotated[int, Field(ge=1)] = 16
+
+
+class StoreSpec(_Strict):
+    """Where the sweep is written, and how it is cut into blocks."""
+
+    path: str
+    block_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+
+class Spec(_Strict):
+    """A validated sweep spec. Build it with :func:`load_spec` or :func:`parse_spec`."""
+
+    model: dict[str, Any]
+    grid: dict[str, GridValue] = Field(default_factory=dict)
+    run: RunSpec
+    store: StoreSpec
+    text: str = ""  # the spec's own text, stored as provenance
+
+    @property
+    def family(self) -> str:
+        return str(self.model.get("family", ""))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The orthogonal grid of a spec: dimension names and their coordinate values, in order."""
+
+    dims: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(self.coords[d]) for d in self.dims)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.dims else 1
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("list[union[bool,int,float,str]]", "RangeSpec"):
+            continue  # pydantic's union branch names say nothing to a user
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _pydantic_problems(err: ValidationError, prefix: str) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = _format_loc((prefix, *e["loc"]) if prefix else e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key: remove it (see docs/sweeps.md for the spec's keys)"
+        problems.append(f"{loc}: {msg}" if loc else msg)
+    return sorted(set(problems), key=problems.index)
+
+
+_TABLES = {"model": None, "grid": None, "run": RunSpec, "store": StoreSpec}
+
+
+def parse_spec(data: dict, text: str = "") -> tuple[Spec, Grid]:
+    """Validate a spec given as a dict; return it with its grid.
+
+    Each table is checked on its own, so that one run reports every problem of the spec.
+
+    Raises
+    ------
+    SpecError
+        Listing every problem found, one line each, each naming its field.
+    """
+    problems: list[str] = []
+    for key in data:
+        if key not in _TABLES:
+            problems.append(f"{key}: unknown table: use [model], [grid], [run] and [store]")
+    for key in ("model", "run", "store"):
+        if key not in data:
+            problems.append(f"{key}: missing table: add [{key}]")
+    parts: dict[str, Any] = {}
+    for key, model in (("run", RunSpec), ("store", StoreSpec)):
+        if key in data:
+            try:
+                parts[key] = model.model_validate(data[key])
+            except ValidationError as err:
+                problems += _pydantic_problems(err, key)
+    model_table = data.get("model", {})
+    if not isinstance(model_table, dict):
+        problems.append("model: must be a table")
+        model_table = {}
+    grid_table = data.get("grid", {})
+    if not isinstance(grid_table, dict):
+        problems.append("grid: must be a table of dimensions")
+        grid_table = {}
+    grid_values: dict[str, GridValue] = {}
+    for name, value in grid_table.items():
+        try:
+            if isinstance(value, dict):
+                grid_values[name] = RangeSpec.model_validate(value)
+            elif isinstance(value, list):
+                grid_values[name] = _GRID_LIST.validate_python(value)
+            else:
+                problems.append(
+                    f"grid.{name}: give a list of values or a range table "
+                    "({start, stop, num} or {range = N}), not a single value"
+                )
+        except ValidationError as err:
+            problems += _pydantic_problems(err, f"grid.{name}")
+    family = get_family(str(model_table.get("family", "")), problems)
+    size = 1
+    for value in grid_values.values():
+        size *= len(value) if isinstance(value, list) else (value.range or value.num or 1)
+    if size > MAX_CASES:  # checked before any coordinate array is made
+        problems.append(f"grid: {size:.3g} cases is more than {MAX_CASES:.0e}: shrink a dimension")
+        raise SpecError(problems)
+    coords: dict[str, np.ndarray] = {}
+    for name, value in grid_values.items():
+        values = value.values() if isinstance(value, RangeSpec) else np.asarray(value)
+        if values.size == 0:
+            problems.append(f"grid.{name}: empty list: give at least one value")
+            continue
+        if len(np.unique(values)) != values.size:
+            problems.append(f"grid.{name}: repeated values: each value must appear once")
+        coords[name] = values
+    if family is not None:
+        fixed = {k: v for k, v in model_table.items() if k != "family"}
+        family.validate(fixed, coords, parts.get("run"), problems)
+    grid = Grid(tuple(coords), coords)
+    if problems:
+        raise SpecError(problems)
+    spec = Spec(
+        model=model_table, grid=grid_values, run=parts["run"], store=parts["store"], text=text
+    )
+    return spec, grid
+
+
+_GRID_LIST = TypeAdapter(list[bool | int | float | str])
+
+
+def load_spec(path: str | Path) -> tuple[Spec, Grid]:
+    """Read and validate a TOML (``.toml``) or YAML (``.yaml``/``.yml``) spec file.
+
+    Raises
+    ------
+    SpecError
+        For a file that cannot be read or parsed, or a spec with problems.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError([f"{path}: cannot read the spec ({err.strerror})"]) from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = tomllib.loads(text)
+    except Exception as err:
+        raise SpecError([f"{path}: not valid {path.suffix.lstrip('.').upper()}: {err}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"{path}: the spec must be a table of tables"])
+    return parse_spec(data, text)

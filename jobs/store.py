@@ -1,0 +1,250 @@
+"""The sweep store: block planning, the Zarr template, block writes and completion.
+
+One sweep = one Zarr (format 3) store = one ``xarray.Dataset`` whose grid dimensions are
+chunked exactly like the blocks, so that every block writes whole chunks only (no two tasks ever
+touch the same chunk). ``block_done`` (one element per block, chunks of one) is written last by
+each block and is the only truth about completion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .families import get_family
+from .schema import TIME_DIM, VARIABLES, provenance
+from .spec import Grid, Spec
+
+__all__ = ["BlockPlan", "StoreError", "create_store", "plan_blocks", "read_done", "write_block"]
+
+DONE = "block_done"
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used (exists with another spec, not writable, not a sweep)."""
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """How the grid is cut: ``chunks[d]`` cases along each grid dimension per block."""
+
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    seconds_per_block: float
+
+    @property
+    def nblocks_per_dim(self) -> tuple[int, ...]:
+        return tuple(-(-s // c) for s, c in zip(self.shape, self.chunks, strict=True))
+
+    @property
+    def nblocks(self) -> int:
+        return int(np.prod(self.nblocks_per_dim, dtype=np.int64))
+
+    def block_slices(self, index: int) -> tuple[slice, ...]:
+        """The grid slices of block ``index`` (C order over the block grid)."""
+        pos = np.unravel_index(index, self.nblocks_per_dim) if self.shape else ()
+        return tuple(
+            slice(int(p) * c, min((int(p) + 1) * c, s))
+            for p, c, s in zip(pos, self.chunks, self.shape, strict=True)
+        )
+
+
+def plan_blocks(spec: Spec, grid: Grid, target_seconds: float | None = None) -> BlockPlan:
+    """Choose block (= chunk) sizes so that a block takes about ``target_seconds`` on one core.
+
+    Trailing dimensions are kept whole while the block's estimated cost stays under the target;
+    the first dimension that would exceed it is split, and the leading ones get chunks of one.
+    The estimate is the family's cost model averaged over the grid.
+    """
+    target = spec.store.block_seconds if target_seconds is None else target_seconds
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    flat = _flat_coords(grid, tuple(slice(0, s) for s in grid.shape))
+    params = family.case_params(fixed, flat, grid.size)
+    per_case = float(np.mean(family.case_seconds(params, spec.run)))
+    chunks = [1] * len(grid.shape)
+    cases = 1
+    for d in reversed(range(len(grid.shape))):
+        room = max(1, int(target / (per_case * cases)))
+        chunks[d] = min(grid.shape[d], room)
+        cases *= chunks[d]
+        if chunks[d] < grid.shape[d]:
+            break
+    return BlockPlan(tuple(grid.shape), tuple(chunks), per_case * cases)
+
+
+def _flat_coords(grid: Grid, slices: tuple[slice, ...]) -> dict[str, np.ndarray]:
+    """Per-case coordinate values of a block, flattened in C order."""
+    if not grid.dims:
+        return {}
+    sub = [grid.coords[d][s] for d, s in zip(grid.dims, slices, strict=True)]
+    mesh = np.meshgrid(*sub, indexing="ij")
+    return {d: m.ravel() for d, m in zip(grid.dims, mesh, strict=True)}
+
+
+def _fill(dtype: np.dtype):
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind == "b":
+        return False
+    return -1
+
+
+def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
+    """Write the store's template (metadata, coordinates, empty variables) once."""
+    import dask.array as da
+    import xarray as xr
+
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    per_step, summary = family.variables(fixed, grid.coords)
+    time = family.time_steps(spec.run)
+    # one tiny run gives every variable's dtype
+    probe = family.run_cases(
+        family.case_params(fixed, _flat_coords(grid, tuple(slice(0, 1) for _ in grid.shape)), 1),
+        spec.run.model_copy(update={"steps": 2, "record": "all"}),
+        2,
+    )
+    shape, chunks = grid.shape, plan.chunks
+    data_vars = {}
+    for name in per_step + summary:
+        dtype = probe[name].dtype
+        dims = (*grid.dims, TIME_DIM) if name in per_step else grid.dims
+        full = (*shape, len(time)) if name in per_step else shape
+        chk = (*chunks, len(time)) if name in per_step else chunks
+        arr = da.full(full, _fill(dtype), dtype=dtype, chunks=chk or -1)
+        data_vars[name] = xr.Variable(dims, arr, attrs=_var_attrs(name))
+        data_vars[name].encoding = {"chunks": chk or None, "fill_value": _fill(dtype)}
+    data_vars[DONE] = xr.Variable(
+        ("block",),
+        da.zeros(plan.nblocks, dtype=np.int8, chunks=1),
+        attrs={
+            "long_name": "block completed",
+            "units": "1",
+            "description": "1 once the block's results are written (written last by each "
+            "block); the only truth about completion.",
+        },
+    )
+    data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0}
+    coords = {d: (d, _coord_values(grid.coords[d])) for d in grid.dims}
+    coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=_var_attrs("time"))
+    attrs = {
+        "title": f"rnnlab sweep: family {spec.family}, {grid.size} cases",
+        "family": spec.family,
+        "spec": spec.text,
+        "spec_sha256": spec.sha256,
+        "block_chunks": json.dumps(dict(zip(grid.dims, plan.chunks, strict=True))),
+        "nblocks": plan.nblocks,
+        "Conventions": "CF-1.10",
+        **{f"model_{k}": _attr_value(v) for k, v in fixed.items()},
+        **{f"run_{k}": _attr_value(v) for k, v in spec.run.model_dump().items()},
+        **provenance(),
+    }
+    attrs["end_time"] = ""
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    with quiet_consolidation():
+        ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=True)
+
+
+@contextlib.contextmanager
+def quiet_consolidation():
+    """Consolidated metadata is an extension of Zarr format 3 (zarr-python warns about it).
+
+    We consolidate anyway, once at creation and once at completion: opening a store then reads
+    one metadata document instead of one per variable; readers without the extension fall
+    back to the per-array metadata, which is always complete.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
+
+
+def _attr_value(v):
+    return "none" if v is None else v
+
+
+def _coord_values(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind in "US":
+        return values.astype(object)  # DESIGN.md: strings as object dtype
+    return values
+
+
+def _var_attrs(name: str) -> dict:
+    long_name, units, description = VARIABLES[name]
+    return {"long_name": long_name, "units": units, "description": description}
+
+
+def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int) -> int:
+    """Run block ``index`` and write its region, then mark it done. Returns its case count.
+
+    Idempotent: a block that runs twice writes the same values twice.
+    """
+    import zarr
+
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    slices = plan.block_slices(index)
+    flat = _flat_coords(grid, slices)
+    bshape = tuple(s.stop - s.start for s in slices)
+    ncase = int(np.prod(bshape, dtype=np.int64))
+    params = family.case_params(fixed, flat, ncase)
+    time = family.time_steps(spec.run)
+    results = family.run_cases(params, spec.run, len(time))
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    per_step, summary = family.variables(fixed, grid.coords)
+    for name in per_step + summary:
+        arr = results[name]
+        if name in per_step:
+            group[name][(*slices, slice(None))] = arr.reshape(*bshape, arr.shape[-1])
+        else:
+            group[name][slices] = arr.reshape(bshape)
+    group[DONE][index] = 1
+    return ncase
+
+
+def read_done(path: Path) -> np.ndarray:
+    """The ``block_done`` flags of a store, as booleans."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    return np.asarray(group[DONE][:]) == 1
+
+
+def store_attrs(path: Path) -> dict | None:
+    """The attributes of an existing rnnlab store, or None if ``path`` holds none."""
+    import zarr
+
+    if not Path(path).exists():
+        return None
+    try:
+        group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    except Exception:
+        return None
+    attrs = dict(group.attrs)
+    return attrs if "spec_sha256" in attrs else None
+
+
+def check_writable(path: Path) -> None:
+    """Raise StoreError unless the store's folder can be created and written."""
+    parent = Path(path).absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".rnnlab-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise StoreError(
+            f"store.path: cannot write to {parent} ({err.strerror}): choose a writable path"
+        ) from None
+
+
+def block_indices(plan: BlockPlan) -> itertools.chain:
+    """All block indices."""
+    return iter(range(plan.nblocks))
