@@ -197,6 +197,13 @@ def _run(args) -> int:
             sync=args.sync,
             progress=not args.no_progress,
         )
+    except KeyboardInterrupt:
+        from .store import read_done
+
+        done = read_done(path) if path.exists() else None
+        state = f"{int(done.sum())} of {done.size} blocks are done" if done is not None else ""
+        print(f"\ninterrupted: {state}; run the same command again to resume", file=sys.stderr)
+        return 130
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)

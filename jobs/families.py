@@ -133,11 +133,18 @@ class RnnFamily(Family):
                 )
 
     def variables(self, fixed: dict, grid: dict) -> tuple[list[str], list[str]]:
-        """(per-step, summary) variable names this spec writes."""
+        """(per-step, summary) variable names this spec writes.
+
+        ``state`` and ``fixed_point`` exist only when every case has n = 1; a summary named
+        like a grid dimension (``spectral_radius``, ``max_singular_value``) is left out, the
+        coordinate carrying the value.
+        """
         ns = np.atleast_1d(grid.get("n", fixed.get("n", 1)))
         scalar_only = bool(np.all(ns == 1))
         per_step = [v for v in PER_STEP_VARIABLES if scalar_only or v != "state"]
-        summary = [v for v in SUMMARY_VARIABLES if scalar_only or v != "fixed_point"]
+        summary = [
+            v for v in SUMMARY_VARIABLES if (scalar_only or v != "fixed_point") and v not in grid
+        ]
         return per_step, summary
 
     def case_seconds(self, params: dict, run) -> np.ndarray:

@@ -184,9 +184,10 @@ def _run_on_dask(client, spec, grid, plan, path, todo, max_in_flight, reporter):
         window = max_in_flight or 4 * nthreads
         # scatter the spec once: every task refers to it instead of pickling it again
         spec_f, grid_f, plan_f = client.scatter([spec, grid, plan], broadcast=True)
+        where = str(path.absolute())  # workers may run in another folder
         pending = iter(todo)
         first = [
-            client.submit(run_block, spec_f, grid_f, plan_f, str(path), i, pure=False)
+            client.submit(run_block, spec_f, grid_f, plan_f, where, i, pure=False)
             for i in _take(pending, window)
         ]
         queue = as_completed(first)
@@ -194,9 +195,7 @@ def _run_on_dask(client, spec, grid, plan, path, todo, max_in_flight, reporter):
             _, n = fut.result()
             reporter.block_done(n)
             for i in _take(pending, 1):
-                queue.add(
-                    client.submit(run_block, spec_f, grid_f, plan_f, str(path), i, pure=False)
-                )
+                queue.add(client.submit(run_block, spec_f, grid_f, plan_f, where, i, pure=False))
     finally:
         if own:
             cluster = client.cluster
