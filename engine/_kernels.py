@@ -366,9 +366,8 @@ def _norm(x):
     if big == 0.0 or not (big < np.inf):
         return big if big == big else np.nan  # 0, inf, or NaN
     s = 0.0
-    inv = 1.0 / big
     for i in range(x.shape[0]):
-        v = np.float64(x[i]) * inv
+        v = np.float64(x[i]) / big  # a division: 1 / big overflows for a subnormal big
         s += v * v
     return big * np.sqrt(s)
 

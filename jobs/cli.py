@@ -232,18 +232,14 @@ def _connect(args):
 def _status(args) -> int:
     from pathlib import Path
 
-    from .runner import open_sweep
-    from .spec import parse_spec
-    from .store import StoreError, read_done, store_attrs
+    from .store import StoreError, read_done, store_attrs, stored_plan, stored_spec
 
     path = Path(args.store)
     attrs = store_attrs(path)
     if attrs is None:
         raise StoreError(f"{path}: not an rnnlab sweep store (no spec_sha256 attribute)")
-    import tomllib
-
-    spec, grid = parse_spec(tomllib.loads(attrs["spec"]), attrs["spec"])
-    _, _, plan, _ = open_sweep((spec, grid), path)
+    spec, grid = stored_spec(attrs)
+    plan = stored_plan(attrs, grid)
     done = read_done(path)
     print(_describe(spec, grid, plan, path))
     missing = np.flatnonzero(~done)

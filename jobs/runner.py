@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .schema import provenance
 from .spec import Grid, Spec, load_spec, parse_spec
 from .store import (
     BlockPlan,
@@ -29,6 +30,7 @@ from .store import (
     quiet_consolidation,
     read_done,
     store_attrs,
+    stored_plan,
     write_block,
 )
 
@@ -83,7 +85,10 @@ def run_block(spec: Spec, grid: Grid, plan: BlockPlan, path: str, index: int) ->
 
 
 def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrite: bool):
-    """Create the store, or check that the existing one is this spec's. Returns done flags."""
+    """Create the store, or check that the existing one is this spec's.
+
+    Returns the block plan in force (the stored one when resuming) and the done flags.
+    """
     attrs = store_attrs(path)
     if attrs is not None and not overwrite:
         if attrs.get("spec_sha256") != spec.sha256:
@@ -91,7 +96,13 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
                 f"store.path: {path} holds a sweep of a different spec: use --overwrite to "
                 "replace it, or another --store"
             )
-        return read_done(path)
+        ours = provenance()["rnnlab_version"]
+        if attrs.get("rnnlab_version") != ours:
+            raise StoreError(
+                f"store.path: {path} was written by rnnlab {attrs.get('rnnlab_version')}, this "
+                f"is {ours}: use --overwrite to recompute it, or another --store"
+            )
+        return stored_plan(attrs, grid), read_done(path)
     if path.exists() and attrs is None and not overwrite and any(path.iterdir()):
         raise StoreError(
             f"store.path: {path} exists and is not an rnnlab store: use --overwrite to "
@@ -101,7 +112,7 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
     if path.exists():
         shutil.rmtree(path)
     create_store(path, spec, grid, plan)
-    return np.zeros(plan.nblocks, dtype=bool)
+    return plan, np.zeros(plan.nblocks, dtype=bool)
 
 
 def run_sweep(
@@ -149,7 +160,7 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     spec, grid, plan, path = open_sweep(spec_or_path, store)
-    done = _prepare_store(spec, grid, plan, path, overwrite)
+    plan, done = _prepare_store(spec, grid, plan, path, overwrite)
     todo = [int(i) for i in np.flatnonzero(~done)]
     result = SweepResult(path, plan.nblocks, 0, int(done.sum()), 0.0)
     if not todo:

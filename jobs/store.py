@@ -25,6 +25,9 @@ from .spec import Grid, Spec
 __all__ = ["BlockPlan", "StoreError", "create_store", "plan_blocks", "read_done", "write_block"]
 
 DONE = "block_done"
+#: Small sweeps are cut into at least this many blocks (if each keeps MIN_BLOCK_SECONDS).
+MIN_BLOCKS = 16
+MIN_BLOCK_SECONDS = 0.5
 
 
 class StoreError(RuntimeError):
@@ -59,9 +62,13 @@ class BlockPlan:
 def plan_blocks(spec: Spec, grid: Grid, target_seconds: float | None = None) -> BlockPlan:
     """Choose block (= chunk) sizes so that a block takes about ``target_seconds`` on one core.
 
-    Trailing dimensions are kept whole while the block's estimated cost stays under the target;
-    the first dimension that would exceed it is split, and the leading ones get chunks of one.
-    The estimate is the family's cost model averaged over the grid.
+    The target is ``store.block_seconds`` (default 5 s), lowered for small sweeps so that there
+    are at least ``MIN_BLOCKS`` blocks to share among workers, but never below
+    ``MIN_BLOCK_SECONDS`` (per-block overhead). Trailing dimensions are kept whole while the
+    block's estimated cost stays under the target; the first dimension that would exceed it is
+    split, and the leading ones get chunks of one. The estimate is the family's cost model
+    averaged over the grid. The plan depends on the spec only (not on the machine), and a
+    resumed sweep uses the plan stored with it.
     """
     target = spec.store.block_seconds if target_seconds is None else target_seconds
     family = get_family(spec.family)
@@ -69,6 +76,8 @@ def plan_blocks(spec: Spec, grid: Grid, target_seconds: float | None = None) -> 
     flat = _flat_coords(grid, tuple(slice(0, s) for s in grid.shape))
     params = family.case_params(fixed, flat, grid.size)
     per_case = float(np.mean(family.case_seconds(params, spec.run)))
+    if target_seconds is None:
+        target = min(target, max(MIN_BLOCK_SECONDS, per_case * grid.size / MIN_BLOCKS))
     chunks = [1] * len(grid.shape)
     cases = 1
     for d in reversed(range(len(grid.shape))):
@@ -78,6 +87,29 @@ def plan_blocks(spec: Spec, grid: Grid, target_seconds: float | None = None) -> 
         if chunks[d] < grid.shape[d]:
             break
     return BlockPlan(tuple(grid.shape), tuple(chunks), per_case * cases)
+
+
+def stored_spec(attrs: dict) -> tuple[Spec, Grid]:
+    """The spec a store was created with (TOML, or YAML/JSON text)."""
+    import tomllib
+
+    from .spec import parse_spec
+
+    text = attrs["spec"]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        import yaml
+
+        data = yaml.safe_load(text)
+    return parse_spec(data, text)
+
+
+def stored_plan(attrs: dict, grid: Grid) -> BlockPlan:
+    """The block plan a store was created with (from its ``block_chunks`` attribute)."""
+    chunks = json.loads(attrs["block_chunks"])
+    seconds = float(attrs.get("block_seconds_estimate", "nan"))
+    return BlockPlan(tuple(grid.shape), tuple(int(chunks[d]) for d in grid.dims), seconds)
 
 
 def _flat_coords(grid: Grid, slices: tuple[slice, ...]) -> dict[str, np.ndarray]:
@@ -142,6 +174,7 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
         "spec_sha256": spec.sha256,
         "block_chunks": json.dumps(dict(zip(grid.dims, plan.chunks, strict=True))),
         "nblocks": plan.nblocks,
+        "block_seconds_estimate": plan.seconds_per_block,
         "Conventions": "CF-1.10",
         **{f"model_{k}": _attr_value(v) for k, v in fixed.items()},
         **{f"run_{k}": _attr_value(v) for k, v in spec.run.model_dump().items()},

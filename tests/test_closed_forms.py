@@ -175,3 +175,14 @@ def test_vector_norms_neither_overflow_nor_underflow():
     assert res["state_norm"][1, 0] == pytest.approx(1e-3 * 0.5 ** (steps - 1), rel=1e-10)
     assert res["growth_rate"][0] == pytest.approx(np.log(1.5), abs=1e-12)
     assert res["response_growth_rate"][1] == pytest.approx(np.log(0.5), abs=1e-10)
+
+
+def test_decay_into_subnormal_numbers_is_not_a_blowup():
+    # ||h|| falls through 1e-308 into subnormals and to 0: never NaN, never a "blow-up"
+    n = 4
+    W = _symmetric_with_spectrum(n, np.array([0.5, 0.4, 0.3, 0.2]), seed=3)
+    res = simulate_rnn(W, activation="identity", steps=1200, record="all")
+    assert res["blowup_step"][0] == -1
+    norm = res["state_norm"][0]
+    assert not np.isnan(norm).any() and norm[-1] == 0.0
+    assert np.any((norm > 0) & (norm < 2.2e-308))  # subnormal norms were measured

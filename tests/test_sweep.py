@@ -132,3 +132,34 @@ def test_a_scheduler_that_does_not_answer_fails_fast(tmp_path):
 def test_spec_errors_from_python_raise_spec_error(tmp_path):
     with pytest.raises(SpecError, match=r"run\.steps"):
         run_sweep({"model": {"family": "rnn"}, "run": {"steps": 0}, "store": {"path": "x"}})
+
+
+def test_status_lists_done_and_missing_blocks_and_the_provenance(tmp_path):
+    spec = write_spec(tmp_path, VECTOR_SPEC, block_seconds=0.0001)
+
+    def stop_after_2(done, total, cases, elapsed):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, store=tmp_path / "s.zarr", sync=True, progress=stop_after_2)
+    out = rnnlab("status", "s.zarr", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "done:     2 of" in out.stdout and "missing:" in out.stdout
+    assert "spec_sha256:" in out.stdout and "start_time:" in out.stdout
+    run_sweep(spec, store=tmp_path / "s.zarr", sync=True)
+    assert "none (the sweep is complete)" in rnnlab("status", "s.zarr", cwd=tmp_path).stdout
+    bad = rnnlab("status", "nothing.zarr", cwd=tmp_path)
+    assert bad.returncode == 2 and "not an rnnlab sweep store" in bad.stderr
+
+
+def test_a_store_from_another_rnnlab_version_is_not_resumed(tmp_path):
+    import zarr
+
+    spec = write_spec(tmp_path, VECTOR_SPEC)
+    res = run_sweep(spec, store=tmp_path / "s.zarr", sync=True)
+    zarr.open_group(str(res.path), mode="r+", use_consolidated=False).attrs["rnnlab_version"] = (
+        "0.0.1"
+    )
+    with pytest.raises(StoreError, match=r"written by rnnlab 0\.0\.1"):
+        run_sweep(spec, store=res.path, sync=True)
