@@ -15,7 +15,8 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/rnnlab demo
+	$(BIN)/rnnlab run examples/lecture_scalar.toml
+	$(BIN)/rnnlab run examples/lecture_vector.toml
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -28,6 +29,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_rnn.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

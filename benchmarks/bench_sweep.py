@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    steps, nw = (20_000, 256) if args.quick else (100_000, 1024)
+    steps, nw = (20_000, 256) if args.quick else (300_000, 1024)
     tmp = Path(tempfile.mkdtemp(prefix="rnnlab-bench-"))
     try:
         spec = make_spec(steps, nw, str(tmp / "sweep.zarr"))
