@@ -88,7 +88,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rnnlab(*args, cwd, timeout=600, env=None):
+def rnnlab(*args, cwd, timeout=600):
+    """Run the ``rnnlab`` command line in a subprocess, with Python warnings as errors."""
     code = "import sys; from rnnlab.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -96,7 +97,7 @@ def rnnlab(*args, cwd, timeout=600, env=None):
         text=True,
         cwd=cwd,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONWARNINGS": "error"},
     )
 
 

@@ -1,9 +1,6 @@
 """The public API: validation, recording, blow-ups, precision, the Dataset, the command line."""
 
-import os
 import resource
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +15,8 @@ from rnnlab.engine import (
     simulate_rnn,
 )
 from rnnlab.jobs import VARIABLES, to_dataset
+
+from .sweeps import rnnlab
 
 
 @pytest.mark.parametrize(
@@ -148,25 +147,17 @@ def test_to_dataset_has_schema_names_attributes_and_round_trips_through_zarr(tmp
         to_dataset(res, coords={"w": [1.0]})
 
 
-def _rnnlab(*args, cwd):
-    code = "import sys; from rnnlab.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = dict(os.environ, PYTHONWARNINGS="error")
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
-
-
 def test_command_line_version_help_and_bad_input(tmp_path):
-    out = _rnnlab("--version", cwd=tmp_path)
+    out = rnnlab("--version", cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("rnnlab ")
-    assert "demo" in _rnnlab("--help", cwd=tmp_path).stdout
-    bad = _rnnlab("demo", "--steps", "0", cwd=tmp_path)
+    assert "demo" in rnnlab("--help", cwd=tmp_path).stdout
+    bad = rnnlab("demo", "--steps", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "--steps must be >= 1" in bad.stderr
     assert not (tmp_path / "results").exists()
 
 
 def test_demo_writes_a_readable_store(tmp_path):
-    out = _rnnlab("demo", "--steps", "60", "--out", "demo.zarr", cwd=tmp_path)
+    out = rnnlab("demo", "--steps", "60", "--out", "demo.zarr", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     ds = xr.open_zarr(tmp_path / "demo.zarr", group="scalar_sigmoid", consolidated=False)
     assert set(ds.dims) == {"w", "bias", "amplitude", "time"}

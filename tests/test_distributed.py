@@ -20,6 +20,11 @@ from .sweeps import (
 LONG = dict(n=32, num=10, seeds=6, steps=20000, block_seconds=0.2)
 
 
+def _on(address):
+    """``rnnlab run`` arguments for the existing scheduler at ``address``."""
+    return ("run", "spec.toml", "--scheduler", address, "--no-progress", "--store", "dist.zarr")
+
+
 @pytest.fixture
 def reference(tmp_path):
     """The same sweep run with --sync, to compare against."""
@@ -38,16 +43,7 @@ def reference(tmp_path):
 def test_sweep_through_a_real_scheduler_and_workers_equals_sync(tmp_path, reference):
     sync = reference(n=8, num=5, seeds=4, steps=500, block_seconds=0.001)
     with dask_cluster(tmp_path, workers=2) as (address, _):
-        out = rnnlab(
-            "run",
-            "spec.toml",
-            "--scheduler",
-            address,
-            "--no-progress",
-            "--store",
-            "dist.zarr",
-            cwd=tmp_path,
-        )
+        out = rnnlab(*_on(address), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "Dask dashboard" in out.stdout
     assert_same_store(sync, tmp_path / "dist.zarr", ignore=())
@@ -73,16 +69,7 @@ def test_embedded_cluster_with_different_worker_counts_equals_sync(tmp_path, ref
 def test_a_worker_killed_mid_sweep_does_not_lose_blocks(tmp_path, reference):
     sync = reference(**LONG)
     with dask_cluster(tmp_path, workers=2) as (address, workers):
-        run = rnnlab_popen(
-            "run",
-            "spec.toml",
-            "--scheduler",
-            address,
-            "--no-progress",
-            "--store",
-            "dist.zarr",
-            cwd=tmp_path,
-        )
+        run = rnnlab_popen(*_on(address), cwd=tmp_path)
         wait_for_blocks(tmp_path / "dist.zarr", 3, timeout=180, proc=run)
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()

@@ -1,13 +1,12 @@
 """Sweep specs: validation names every problem's field; bad input writes nothing."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from rnnlab.jobs.spec import SpecError, load_spec
+
+from .sweeps import rnnlab
 
 GOOD = """
 [model]
@@ -93,17 +92,9 @@ def test_unreadable_and_unparsable_files(tmp_path):
         load_spec(_write(tmp_path, "[model\nfamily = "))
 
 
-def _rnnlab(*args, cwd):
-    code = "import sys; from rnnlab.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = dict(os.environ, PYTHONWARNINGS="error")
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
-
-
 def test_validate_prints_the_plan_and_runs_nothing(tmp_path):
     _write(tmp_path, GOOD)
-    out = _rnnlab("validate", "spec.toml", cwd=tmp_path)
+    out = rnnlab("validate", "spec.toml", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "30 cases (activation: 2, w: 5, seed: 3)" in out.stdout
     assert "blocks:" in out.stdout and "uncompressed" in out.stdout
@@ -113,9 +104,9 @@ def test_validate_prints_the_plan_and_runs_nothing(tmp_path):
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_bad_spec_exits_2_with_one_line_per_problem_and_writes_nothing(tmp_path, command):
     _write(tmp_path, GOOD.replace("steps = 100", "steps = 0").replace('"relu"', '"softsign"'))
-    out = _rnnlab(command, "spec.toml", "--sync" if command == "run" else "--help", cwd=tmp_path)
+    out = rnnlab(command, "spec.toml", "--sync" if command == "run" else "--help", cwd=tmp_path)
     if command == "validate":
-        out = _rnnlab(command, "spec.toml", cwd=tmp_path)
+        out = rnnlab(command, "spec.toml", cwd=tmp_path)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("rnnlab: error: ") for line in lines)
