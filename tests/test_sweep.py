@@ -91,6 +91,10 @@ def test_a_store_of_another_spec_is_refused_unless_overwrite(tmp_path):
     other = write_spec(tmp_path, VECTOR_SPEC, "b.toml", steps=50)
     with pytest.raises(StoreError, match="different spec: use --overwrite"):
         run_sweep(other, store=store, sync=True)
+    before = (store / "zarr.json").read_bytes()
+    out = rnnlab("run", "b.toml", "--sync", "--store", "s.zarr", cwd=tmp_path)
+    assert out.returncode == 2 and "different spec: use --overwrite" in out.stderr
+    assert (store / "zarr.json").read_bytes() == before
     res = run_sweep(other, store=store, sync=True, overwrite=True)
     assert xr.open_zarr(res.path).sizes["time"] < 50
 
