@@ -14,7 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rnnlab.engine import ACTIVATIONS, WEIGHT_KINDS, base_matrix, impulse_direction
+from rnnlab.engine import (
+    ACTIVATIONS,
+    WEIGHT_KINDS,
+    base_matrix,
+    impulse_direction,
+    remove_dominant_component,
+)
 from rnnlab.engine.rnn import PER_STEP_VARIABLES, SUMMARY_VARIABLES, record_steps, simulate_rnn
 
 __all__ = ["FAMILIES", "Family", "Param", "RnnFamily", "get_family"]
@@ -202,7 +208,7 @@ class RnnFamily(Family):
                     ("gain", 1.0),
                 ):
                     value = p[key][i]
-                    if value is not None and not (isinstance(value, float) and np.isnan(value)):
+                    if _given(value):
                         factor = float(value) / current if current else np.nan
                 if n == 1:
                     W[i] = base[0, 0] * factor
@@ -216,10 +222,7 @@ class RnnFamily(Family):
             u = np.stack([impulse_direction(n, int(s)) for s in seeds])
             C = c[:, None] * u
             b = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
-        remove = bool(np.any(p["remove_dominant"]))
-        if remove and n > 1:
-            from rnnlab.engine import remove_dominant_component
-
+        if n > 1:
             for i in np.flatnonzero(p["remove_dominant"].astype(bool)):
                 C[i] = remove_dominant_component(W[i], C[i])
         return simulate_rnn(
@@ -247,8 +250,13 @@ class RnnFamily(Family):
         return record_steps(run.steps, run.record, run.num_records)
 
 
+def _given(v) -> bool:
+    """A parameter value that was set (not None, not a NaN placeholder)."""
+    return v is not None and not (isinstance(v, float) and np.isnan(v))
+
+
 def _is_set(a: np.ndarray) -> np.ndarray:
-    return np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in a])
+    return np.array([_given(v) for v in a])
 
 
 @lru_cache(maxsize=256)

@@ -9,7 +9,6 @@ each block and is the only truth about completion.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import warnings
@@ -276,8 +275,3 @@ def check_writable(path: Path) -> None:
         raise StoreError(
             f"store.path: cannot write to {parent} ({err.strerror}): choose a writable path"
         ) from None
-
-
-def block_indices(plan: BlockPlan) -> itertools.chain:
-    """All block indices."""
-    return iter(range(plan.nblocks))
