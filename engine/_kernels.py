@@ -388,11 +388,6 @@ def _spectral_norm(M):
     return np.sqrt(max(ev[-1], 0.0))
 
 
-_SCALAR_ARGS = """w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
-    out_state, out_resp, out_grad,
-    s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxnorm"""
-
-
 def _make_kernels(code):
     """The four entry points of one activation, with its code frozen as a constant.
 

@@ -168,7 +168,7 @@ class RnnFamily(Family):
         )
         return per_step * run.steps
 
-    def run_cases(self, params: dict, run, nrec: int) -> dict[str, np.ndarray]:
+    def run_cases(self, params: dict, run) -> dict[str, np.ndarray]:
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
         ncase = len(params["n"])
         acts = np.array([("identity" if a == "linear" else a) for a in params["activation"]])

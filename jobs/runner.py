@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .schema import provenance
 from .spec import Grid, Spec, load_spec, parse_spec
@@ -78,9 +79,12 @@ def _dict_text(d: dict) -> str:
 
 
 def run_block(spec: Spec, grid: Grid, plan: BlockPlan, path: str, index: int) -> tuple[int, int]:
-    """The task of one block: run it, write it, mark it done. Returns (index, cases)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    ncase = write_block(Path(path), spec, grid, plan, index)
+    """The task of one block: run it, write it, mark it done. Returns (index, cases).
+
+    BLAS is limited to one thread meanwhile: each worker thread runs its own serial kernel.
+    """
+    with threadpool_limits(1, user_api="blas"):
+        ncase = write_block(Path(path), spec, grid, plan, index)
     return index, ncase
 
 

@@ -141,7 +141,6 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     probe = family.run_cases(
         family.case_params(fixed, _flat_coords(grid, tuple(slice(0, 1) for _ in grid.shape)), 1),
         spec.run.model_copy(update={"steps": 2, "record": "all"}),
-        2,
     )
     shape, chunks = grid.shape, plan.chunks
     data_vars = {}
@@ -227,8 +226,7 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     bshape = tuple(s.stop - s.start for s in slices)
     ncase = int(np.prod(bshape, dtype=np.int64))
     params = family.case_params(fixed, flat, ncase)
-    time = family.time_steps(spec.run)
-    results = family.run_cases(params, spec.run, len(time))
+    results = family.run_cases(params, spec.run)
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     per_step, summary = family.variables(fixed, grid.coords)
     for name in per_step + summary:
