@@ -6,6 +6,14 @@ functions return plain NumPy arrays keyed by the store schema's names;
 """
 
 from .activations import ACTIVATIONS, Activation, get_activation
+from .mlp import mlp_weights, simulate_mlp
+from .network import (
+    CELLS,
+    LSTM_VARIANTS,
+    simulate_network,
+    simulate_state_dict,
+    state_dict_layers,
+)
 from .rnn import (
     INPUT_KINDS,
     PER_STEP_VARIABLES,
@@ -16,10 +24,13 @@ from .rnn import (
     simulate_rnn,
 )
 from .weights import (
+    CELL_GATES,
+    INITS,
     WEIGHT_KINDS,
     base_matrix,
     case_rng,
     impulse_direction,
+    init_layers,
     recurrent_matrix,
     remove_dominant_component,
     scale_matrix,
@@ -27,7 +38,11 @@ from .weights import (
 
 __all__ = [
     "ACTIVATIONS",
+    "CELLS",
+    "CELL_GATES",
+    "INITS",
     "INPUT_KINDS",
+    "LSTM_VARIANTS",
     "PER_STEP_VARIABLES",
     "SUMMARY_VARIABLES",
     "WEIGHT_KINDS",
@@ -37,10 +52,16 @@ __all__ = [
     "case_rng",
     "get_activation",
     "impulse_direction",
+    "init_layers",
+    "mlp_weights",
     "noise_keys",
     "record_steps",
     "recurrent_matrix",
     "remove_dominant_component",
     "scale_matrix",
+    "simulate_mlp",
+    "simulate_network",
     "simulate_rnn",
+    "simulate_state_dict",
+    "state_dict_layers",
 ]

@@ -75,12 +75,14 @@ def tanh(z):
 def sigmoid(z):
     """Logistic sigmoid 1 / (1 + e^-z), with an accurate derivative in both tails.
 
-    With ``P = e^|z|``: sigmoid(|z|) = P / (1 + P), sigmoid(-|z|) = 1 / (1 + P) and
+    With ``P = e^|z|``: sigmoid(|z|) = 1 - 1 / (1 + P), sigmoid(-|z|) = 1 / (1 + P) and
     sigmoid' = P / (1 + P)^2, each with full relative accuracy.
     """
     p = exp(min(abs(z), _SIGMOID_CLAMP))
     q = 1.0 / (1.0 + p)
-    high = p * q
+    # 1 - q (q <= 1/2, so no cancellation) rounds to exactly 1 in saturation, where p * q
+    # can land one ulp below: a forget gate at 1 must keep the cell exactly
+    high = 1.0 - q
     deriv = high * q
     value = high if z >= 0.0 else q
     if z != z:

@@ -45,6 +45,7 @@ SUMMARY_VARIABLES = (
     "fixed_point_norm",
     "spectral_radius",
     "max_singular_value",
+    "second_eigenvalue_modulus",
 )
 
 
@@ -267,7 +268,9 @@ def simulate_rnn(
         between t = (steps-1)//2 and the last step: the largest Lyapunov exponent),
         ``response_growth_rate`` (same for the response), ``bounded``, ``max_state_norm``,
         ``fixed_point`` (n = 1; the final state when the run saturated, else NaN),
-        ``fixed_point_norm``, ``spectral_radius``, ``max_singular_value``.
+        ``fixed_point_norm``, ``spectral_radius``, ``max_singular_value``,
+        ``second_eigenvalue_modulus`` (n > 1: the largest |lambda| below the dominant
+        modulus, the growth rate of a response without a dominant component; NaN for n = 1).
 
     Raises
     ------
@@ -410,9 +413,11 @@ def simulate_rnn(
     if scalar:
         data["fixed_point"] = np.where(saturated, s_final, np.nan)
     data["fixed_point_norm"] = np.where(saturated, np.abs(s_final), np.nan)
-    rho, smax = _weight_norms(Wa, scalar) if weight_norms else (np.full(ncase, np.nan),) * 2
+    nan = np.full(ncase, np.nan)
+    rho, smax, second = _weight_norms(Wa, scalar) if weight_norms else (nan, nan, nan)
     data["spectral_radius"] = rho
     data["max_singular_value"] = smax
+    data["second_eigenvalue_modulus"] = second
     attrs = dict(
         family="rnn",
         activation=act.name,
@@ -429,13 +434,17 @@ def simulate_rnn(
     return RnnResult(time=rec, data=data, attrs=attrs)
 
 
-def _weight_norms(Wa: np.ndarray, scalar: bool) -> tuple[np.ndarray, np.ndarray]:
+def _weight_norms(Wa: np.ndarray, scalar: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if scalar:
         a = np.abs(Wa)
-        return a.copy(), a.copy()
-    rho = np.abs(np.linalg.eigvals(Wa)).max(axis=-1)
+        return a.copy(), a.copy(), np.full(a.shape, np.nan)
+    mod = np.abs(np.linalg.eigvals(Wa))
+    rho = mod.max(axis=-1)
+    # the dominant group as remove_dominant_component defines it (ties within 1e-9)
+    below = np.where(mod < rho[:, None] * (1.0 - 1e-9), mod, -np.inf).max(axis=-1)
+    second = np.where(np.isfinite(below), below, np.nan)
     smax = np.linalg.norm(Wa, ord=2, axis=(-2, -1))
-    return rho, smax
+    return rho, smax, second
 
 
 def _single_threaded_blas():

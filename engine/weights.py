@@ -13,10 +13,13 @@ import zlib
 import numpy as np
 
 __all__ = [
+    "CELL_GATES",
+    "INITS",
     "WEIGHT_KINDS",
     "base_matrix",
     "case_rng",
     "impulse_direction",
+    "init_layers",
     "recurrent_matrix",
     "remove_dominant_component",
     "scale_matrix",
@@ -55,7 +58,7 @@ def case_rng(seed: int, n: int, stream: str, kind: str = "") -> np.random.Genera
     return np.random.default_rng(ss)
 
 
-def base_matrix(n: int, kind: str, seed: int = 0) -> np.ndarray:
+def base_matrix(n: int, kind: str, seed: int = 0, layer: int = 0) -> np.ndarray:
     """The unscaled recurrent matrix of one ``(seed, n, kind)``.
 
     Parameters
@@ -70,6 +73,9 @@ def base_matrix(n: int, kind: str, seed: int = 0) -> np.ndarray:
         entries uniform in [-1, 1].
     seed : int
         The case's seed.
+    layer : int
+        The layer of a stacked network (each layer draws its own matrix; layer 0 is the
+        matrix of a single-layer network).
 
     Returns
     -------
@@ -82,7 +88,7 @@ def base_matrix(n: int, kind: str, seed: int = 0) -> np.ndarray:
         return np.eye(n)
     if kind not in WEIGHT_KINDS:
         raise ValueError(f"unknown weight kind {kind!r}: use one of {', '.join(WEIGHT_KINDS)}")
-    rng = case_rng(seed, n, "weights", kind)
+    rng = case_rng(seed, n, "weights" if layer == 0 else f"weights/{layer}", kind)
     if kind == "gaussian":
         return rng.standard_normal((n, n)) / np.sqrt(n)
     if kind == "orthogonal":
@@ -193,3 +199,119 @@ def remove_dominant_component(W: np.ndarray, u: np.ndarray, rtol: float = 1e-9) 
     coeffs = Vinv @ u
     removed = V[:, dominant] @ coeffs[dominant]
     return np.real(u - removed).astype(u.dtype)
+
+
+#: Number of gate blocks in the weight rows of each cell (PyTorch's layout: i, f, g, o for
+#: the LSTM, r, z, n for the GRU).
+CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3, "cec": 1}
+
+#: Initialisations of :func:`init_layers`.
+INITS = ("pytorch", "normal", "uniform", "orthogonal")
+
+
+def init_layers(
+    cell: str,
+    n: int,
+    layers: int = 1,
+    *,
+    input_size: int = 1,
+    init: str = "pytorch",
+    scale: float | None = None,
+    forget_bias: float = 0.0,
+    peepholes: bool = False,
+    gate_recurrence: bool = False,
+    seed: int = 0,
+) -> list[dict[str, np.ndarray]]:
+    """Seeded weights of a layered network, in PyTorch's layout.
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru", "cec"}
+        The cell; sets the number of gate blocks G (1, 4, 3, 1).
+    n : int
+        Hidden units per layer (H).
+    layers : int
+        Number of stacked layers.
+    input_size : int
+        Size of the input of the first layer.
+    init : {"pytorch", "normal", "uniform", "orthogonal"}
+        ``"pytorch"``: every weight and bias U(-1/sqrt(H), 1/sqrt(H)) (PyTorch's default).
+        ``"normal"``: weights N(0, scale^2), biases 0. ``"uniform"``: weights U(-scale, scale),
+        biases 0. ``"orthogonal"``: each H x H gate block of ``weight_hh`` an independent
+        Haar-orthogonal matrix times ``scale``; ``weight_ih`` and biases as for "pytorch".
+    scale : float, optional
+        s of N(0, s^2), a of U(-a, a), or the gain of the orthogonal blocks (default 1; not
+        used by "pytorch").
+    forget_bias : float
+        Added to the forget-gate rows of ``bias_ih`` (LSTM only; a common trick to make the
+        cell remember by default).
+    peepholes : bool
+        Add ``weight_peephole`` (3, H): the peephole weights p_i, p_f, p_o (LSTM only).
+    gate_recurrence : bool
+        Add ``weight_gate`` (3H, 3H): the recurrent weights from the previous step's gates
+        i, f, o to the gates i, f, o (LSTM variant FGR).
+    seed : int
+        Seed; the same ``(seed, cell, n, layers, input_size, init)`` always gives the same
+        draws, rescaled by ``scale`` (common random numbers along a swept scale).
+
+    Returns
+    -------
+    list of dict
+        One dict per layer with ``weight_ih`` (G H, input_size or H), ``weight_hh`` (G H, H),
+        ``bias_ih`` and ``bias_hh`` (G H,), plus the optional arrays above.
+    """
+    if cell not in CELL_GATES:
+        raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELL_GATES)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}: use one of {', '.join(INITS)}")
+    if n < 1 or layers < 1 or input_size < 1:
+        raise ValueError("n, layers and input_size must be >= 1")
+    if init == "pytorch" and scale is not None:
+        raise ValueError("init 'pytorch' has no scale: drop scale or choose another init")
+    s = 1.0 if scale is None else float(scale)
+    G = CELL_GATES[cell]
+    k = 1.0 / np.sqrt(n)
+    out = []
+    for layer in range(layers):
+        rng = case_rng(seed, n, f"{cell}/{layer}/{input_size}", init)
+        nin = input_size if layer == 0 else n
+        d: dict[str, np.ndarray] = {}
+        if init == "normal":
+            d["weight_ih"] = s * rng.standard_normal((G * n, nin))
+            d["weight_hh"] = s * rng.standard_normal((G * n, n))
+            d["bias_ih"] = np.zeros(G * n)
+            d["bias_hh"] = np.zeros(G * n)
+        elif init == "uniform":
+            d["weight_ih"] = s * rng.uniform(-1.0, 1.0, (G * n, nin))
+            d["weight_hh"] = s * rng.uniform(-1.0, 1.0, (G * n, n))
+            d["bias_ih"] = np.zeros(G * n)
+            d["bias_hh"] = np.zeros(G * n)
+        else:
+            d["weight_ih"] = k * rng.uniform(-1.0, 1.0, (G * n, nin))
+            d["weight_hh"] = k * rng.uniform(-1.0, 1.0, (G * n, n))
+            d["bias_ih"] = k * rng.uniform(-1.0, 1.0, G * n)
+            d["bias_hh"] = k * rng.uniform(-1.0, 1.0, G * n)
+            if init == "orthogonal":
+                blocks = []
+                for _ in range(G):
+                    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+                    blocks.append(s * q * np.where(np.diag(r) < 0, -1.0, 1.0))
+                d["weight_hh"] = np.concatenate(blocks, axis=0)
+        if cell == "lstm":
+            d["bias_ih"][n : 2 * n] += forget_bias
+            if peepholes:
+                prng = case_rng(seed, n, f"lstm/{layer}/peephole", init)
+                d["weight_peephole"] = _extra(prng, init, s, k, (3, n))
+            if gate_recurrence:
+                grng = case_rng(seed, n, f"lstm/{layer}/gates", init)
+                d["weight_gate"] = _extra(grng, init, s, k, (3 * n, 3 * n))
+        out.append(d)
+    return out
+
+
+def _extra(rng, init, s, k, shape):
+    if init == "normal":
+        return s * rng.standard_normal(shape)
+    if init == "uniform":
+        return s * rng.uniform(-1.0, 1.0, shape)
+    return k * rng.uniform(-1.0, 1.0, shape)
