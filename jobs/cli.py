@@ -88,6 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="print done and missing blocks and the provenance")
     status.add_argument("store", help="the sweep's Zarr store")
+
+    figures = sub.add_parser(
+        "figures",
+        help="draw every applicable figure of stores (PNG and SVG) with an index.html",
+        description="Draw every figure that the stores have data for, as PNG and SVG, and an "
+        "index.html with captions, key numbers and each store's spec and provenance.",
+    )
+    figures.add_argument("stores", nargs="+", metavar="STORE", help="rnnlab Zarr stores")
+    figures.add_argument(
+        "--out", default="results/report", help="report folder (default: %(default)s)"
+    )
+    report = sub.add_parser(
+        "report",
+        help="run sweep specs (resuming finished ones for free), then draw their figures",
+        description="From nothing to a folder of figures: validate every spec, run each sweep "
+        "into its store on one embedded cluster (a complete store is not recomputed), then "
+        "write the figures and index.html of all the stores.",
+    )
+    report.add_argument("specs", nargs="+", metavar="SPEC", help="sweep specs (TOML or YAML)")
+    report.add_argument(
+        "--out", default="results/report", help="report folder (default: %(default)s)"
+    )
+    report.add_argument("--local", type=int, metavar="N", help="embedded cluster of N workers")
+    report.add_argument("--sync", action="store_true", help="run in this process, no Dask")
+    report.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -121,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "figures":
+            return _figures(args.stores, args.out)
+        if args.command == "report":
+            return _report(args)
     except (SpecError, StoreError) as err:
         return _fail(str(err))
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
@@ -253,6 +282,47 @@ def _status(args) -> int:
         if key in attrs:
             print(f"{key + ':':<17} {attrs[key]}")
     return 0
+
+
+def _figures(stores, out) -> int:
+    # analysis sits above jobs (DESIGN.md): imported here, when the command asks for it
+    from rnnlab.analysis import ReportError, write_report
+
+    try:
+        rep = write_report(stores, out)
+    except ReportError as err:
+        return _fail(str(err))
+    print(f"{rep.out}: {len(rep.figures)} figures ({len(rep.skipped)} skipped: no data)")
+    for line in (f"  {f['name']} ({f['store']})" for f in rep.figures):
+        print(line)
+    print(f"open {rep.out / 'index.html'}")
+    return 0
+
+
+def _report(args) -> int:
+    from .runner import embedded_client, open_sweep, run_sweep
+
+    if args.local is not None and args.local < 1:
+        return _fail(f"--local must be >= 1, got {args.local}")
+    sweeps = [open_sweep(spec) for spec in args.specs]  # every spec valid before any runs
+    client = None if args.sync else embedded_client(args.local)
+    try:
+        for spec, grid, plan, path in sweeps:
+            print(_describe(spec, grid, plan, path))
+            result = run_sweep(
+                (spec, grid), client, store=path, sync=args.sync, progress=not args.no_progress
+            )
+            print(f"{path}: {result.ran} blocks run, {result.already_done} done already")
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return _figures([path for *_, path in sweeps], args.out)
 
 
 if __name__ == "__main__":  # pragma: no cover

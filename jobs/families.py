@@ -16,14 +16,33 @@ import numpy as np
 
 from rnnlab.engine import (
     ACTIVATIONS,
+    INITS,
+    LSTM_VARIANTS,
     WEIGHT_KINDS,
     base_matrix,
+    case_rng,
     impulse_direction,
+    init_layers,
+    mlp_weights,
     remove_dominant_component,
+    simulate_mlp,
+    simulate_network,
 )
+from rnnlab.engine.mlp import MLP_SUMMARIES
+from rnnlab.engine.network import network_variables
 from rnnlab.engine.rnn import PER_STEP_VARIABLES, SUMMARY_VARIABLES, record_steps, simulate_rnn
 
-__all__ = ["FAMILIES", "Family", "Param", "RnnFamily", "get_family"]
+__all__ = [
+    "FAMILIES",
+    "CecFamily",
+    "Family",
+    "GruFamily",
+    "LstmFamily",
+    "MlpFamily",
+    "Param",
+    "RnnFamily",
+    "get_family",
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,22 @@ class Family:
         if p.kind is float and not np.isfinite(v):
             problems.append(f"{where}: must be finite, got {v!r}")
 
+    def check_run(self, fixed: dict, grid: dict, run, problems: list[str]) -> None:
+        """Problems of settings that depend on the run table (loss_step < steps, ...)."""
+        if run is None:
+            return
+        ls = np.atleast_1d(grid.get("loss_step", fixed.get("loss_step")))
+        if "loss_step" in self.params and ls[0] is not None and np.max(ls) >= run.steps:
+            problems.append(
+                f"model.loss_step: {int(np.max(ls))} is not a simulated step: "
+                f"make it < run.steps = {run.steps}"
+            )
+
+    @staticmethod
+    def time_steps(run) -> np.ndarray:
+        """The recorded steps of the store's ``time`` dimension."""
+        return record_steps(run.steps, run.record, run.num_records)
+
     def case_params(self, fixed: dict, flat: dict[str, np.ndarray], ncase: int) -> dict:
         """Full per-case parameter arrays: grid values where given, else fixed or defaults."""
         out = {}
@@ -118,10 +153,15 @@ class RnnFamily(Family):
         "amplitude": Param(float, 1.0, help="input amplitude a (negative allowed)"),
         "seed": Param(int, 0, minimum=0, help="seed of the weights, direction and noise"),
         "remove_dominant": Param(bool, False, help="remove u's dominant-eigenvector part"),
+        "layers": Param(int, 1, minimum=1, help="stacked layers (orthogonal W_ih between)"),
+        "loss_step": Param(int, None, minimum=0, help="T of the loss for the input-weight grad"),
     }
 
     def validate(self, fixed, grid, run, problems):
         super().validate(fixed, grid, run, problems)
+        self.check_run(fixed, grid, run, problems)
+        if _rnn_layered(fixed, grid) and run is not None and run.gradient == "estimate":
+            problems.append("run.gradient: stacked layers and loss_step need 'exact' or 'none'")
         given = [k for k in _SCALINGS if k in fixed or k in grid]
         if len(given) > 1:
             problems.append(
@@ -145,11 +185,20 @@ class RnnFamily(Family):
         like a grid dimension (``spectral_radius``, ``max_singular_value``) is left out, the
         coordinate carrying the value.
         """
+        if _rnn_layered(fixed, grid):
+            ls = grid.get("loss_step", fixed.get("loss_step"))
+            per_step, summary = network_variables("rnn", ls is not None)
+            return per_step, [v for v in summary if v not in grid]
         ns = np.atleast_1d(grid.get("n", fixed.get("n", 1)))
         scalar_only = bool(np.all(ns == 1))
         per_step = [v for v in PER_STEP_VARIABLES if scalar_only or v != "state"]
+        vector_only = ("second_eigenvalue_modulus",)
         summary = [
-            v for v in SUMMARY_VARIABLES if (scalar_only or v != "fixed_point") and v not in grid
+            v
+            for v in SUMMARY_VARIABLES
+            if (scalar_only or v != "fixed_point")
+            and not (scalar_only and v in vector_only)
+            and v not in grid
         ]
         return per_step, summary
 
@@ -166,31 +215,83 @@ class RnnFamily(Family):
         per_step = np.where(
             n == 1, 6.5e-9, 2e-7 + (4 * n**2 + grad * (2 * n**2 * probes + 4 * n**2)) / 30e9
         )
+        if params["_layered"][0]:
+            L = params["layers"].astype(float)
+            per_step = 1e-6 + (8 * L * n**2 + grad * (2 * L - 1) * 2 * n**2 * L * n) / 20e9
         return per_step * run.steps
+
+    def case_params(self, fixed, flat, ncase):
+        out = super().case_params(fixed, flat, ncase)
+        out["_layered"] = np.full(ncase, _rnn_layered(fixed, flat))
+        return out
 
     def run_cases(self, params: dict, run) -> dict[str, np.ndarray]:
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
-        ncase = len(params["n"])
-        acts = np.array([("identity" if a == "linear" else a) for a in params["activation"]])
-        ns = params["n"].astype(np.int64)
-        out: dict[str, np.ndarray] = {}
-        for act in np.unique(acts):
-            for n in np.unique(ns):
-                idx = np.flatnonzero((acts == act) & (ns == n))
-                if idx.size == 0:
-                    continue
-                res = self._run_group(act, int(n), {k: v[idx] for k, v in params.items()}, run)
-                for name, arr in res.data.items():
-                    if name not in out:
-                        shape = (ncase, *arr.shape[1:])
-                        fill = (
-                            -1
-                            if arr.dtype.kind == "i"
-                            else (False if arr.dtype == bool else np.nan)
-                        )
-                        out[name] = np.full(shape, fill, dtype=arr.dtype)
-                    out[name][idx] = arr
-        return out
+        params = dict(params)
+        params["activation"] = np.array(
+            [("identity" if a == "linear" else a) for a in params["activation"]], dtype=object
+        )
+        if params["_layered"][0]:
+            keys = ("activation", "n", "layers")
+            return run_grouped(params, keys, lambda p: self._run_layered(p, run))
+        return run_grouped(
+            params,
+            ("activation", "n"),
+            lambda p: self._run_group(str(p["activation"][0]), int(p["n"][0]), p, run),
+        )
+
+    def _recurrent(self, p: dict, i: int, n: int, layer: int = 0) -> np.ndarray:
+        """The scaled recurrent matrix of case i (n x n), from its weights kind and scaling."""
+        base, rho, smax = _base(int(p["seed"][i]), n, str(p["weights"][i]), layer)
+        factor = 1.0
+        for key, current in (("spectral_radius", rho), ("max_singular_value", smax), ("gain", 1.0)):
+            value = p[key][i]
+            if _given(value):
+                factor = float(value) / current if current else np.nan
+        return base * factor
+
+    def _run_layered(self, p: dict, run):
+        """Stacked rnn layers (or a loss step) through :func:`simulate_network`."""
+        m = len(p["seed"])
+        n = int(p["n"][0])
+        L = int(p["layers"][0])
+        layers = []
+        for layer in range(L):
+            Whh = np.empty((m, n, n))
+            Wih = np.empty((m, n, 1 if layer == 0 else n))
+            for i in range(m):
+                seed = int(p["seed"][i])
+                if layer == 0 and n == 1 and _given(p["w"][i]):
+                    Whh[i] = float(p["w"][i])
+                else:
+                    Whh[i] = self._recurrent(p, i, n, layer)
+                if layer == 0:
+                    u = impulse_direction(n, seed) * float(p["input_weight"][i])
+                    if n > 1 and bool(p["remove_dominant"][i]):
+                        u = remove_dominant_component(Whh[i], u)
+                    Wih[i, :, 0] = u
+                else:
+                    Wih[i] = _base(seed, n, "orthogonal", -layer)[0]
+            bias = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
+            layers.append({"weight_ih": Wih, "weight_hh": Whh, "bias_hh": bias})
+        return simulate_network(
+            "rnn",
+            layers,
+            activation=str(p["activation"][0]),
+            steps=run.steps,
+            input=run.input,
+            amplitude=p["amplitude"].astype(np.float64),
+            noise_seed=p["seed"].astype(np.int64),
+            loss_step=_loss_step(p),
+            record=run.record,
+            num_records=run.num_records,
+            dtype=run.dtype,
+            gradient="none" if run.gradient == "none" else "exact",
+            memory_rtol=run.memory_rtol,
+            saturation_tol=run.saturation_tol,
+            bound=run.bound,
+            parallel=False,
+        )
 
     def _run_group(self, act: str, n: int, p: dict, run):
         m = len(p["seed"])
@@ -200,20 +301,8 @@ class RnnFamily(Family):
         else:
             W = np.empty((m, n, n)) if n > 1 else np.empty(m)
             for i in range(m):
-                base, rho, smax = _base(int(seeds[i]), n, str(p["weights"][i]))
-                factor = 1.0
-                for key, current in (
-                    ("spectral_radius", rho),
-                    ("max_singular_value", smax),
-                    ("gain", 1.0),
-                ):
-                    value = p[key][i]
-                    if _given(value):
-                        factor = float(value) / current if current else np.nan
-                if n == 1:
-                    W[i] = base[0, 0] * factor
-                else:
-                    W[i] = base * factor
+                Wi = self._recurrent(p, i, n)
+                W[i] = Wi[0, 0] if n == 1 else Wi
         c = p["input_weight"].astype(np.float64)
         if n == 1:
             C = c
@@ -245,10 +334,6 @@ class RnnFamily(Family):
             parallel=False,
         )
 
-    @staticmethod
-    def time_steps(run) -> np.ndarray:
-        return record_steps(run.steps, run.record, run.num_records)
-
 
 def _given(v) -> bool:
     """A parameter value that was set (not None, not a NaN placeholder)."""
@@ -260,13 +345,282 @@ def _is_set(a: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _base(seed: int, n: int, kind: str) -> tuple[np.ndarray, float, float]:
-    """The base matrix of (seed, n, kind) with its spectral radius and largest singular value."""
-    B = base_matrix(n, kind, seed)
+def _base(seed: int, n: int, kind: str, layer: int = 0) -> tuple[np.ndarray, float, float]:
+    """The base matrix of (seed, n, kind, layer) with its spectral radius and largest singular
+    value. A negative ``layer`` -l is the orthogonal input matrix of stacked layer l."""
+    if layer < 0:
+        q, r = np.linalg.qr(case_rng(seed, n, f"interlayer/{-layer}").standard_normal((n, n)))
+        B = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    else:
+        B = base_matrix(n, kind, seed, layer)
     return B, float(np.abs(np.linalg.eigvals(B)).max()), float(np.linalg.norm(B, 2))
 
 
-FAMILIES: dict[str, Family] = {"rnn": RnnFamily()}
+def _rnn_layered(fixed: dict, grid: dict) -> bool:
+    """Whether an rnn spec runs through the layered kernel (stacked layers or a loss step)."""
+    return (
+        "layers" in grid
+        or fixed.get("layers", 1) != 1
+        or "loss_step" in grid
+        or fixed.get("loss_step") is not None
+    )
+
+
+def _loss_step(p: dict) -> int | None:
+    v = p["loss_step"][0]
+    return int(v) if _given(v) else None
+
+
+def run_grouped(params: dict, keys: tuple[str, ...], run_group) -> dict[str, np.ndarray]:
+    """Run the cases in groups of equal ``keys`` values and scatter the results back.
+
+    ``run_group(sub_params)`` returns an engine result for the cases of one group; the
+    per-variable outputs are filled with -1 (int), False (bool) or NaN where a group did not
+    write (never, when every group writes the same variables).
+    """
+    ncase = len(next(iter(params.values())))
+    labels = np.array(
+        ["\x1f".join(str(params[k][i]) for k in keys) for i in range(ncase)], dtype=object
+    )
+    out: dict[str, np.ndarray] = {}
+    for label in dict.fromkeys(labels):
+        idx = np.flatnonzero(labels == label)
+        res = run_group({k: v[idx] for k, v in params.items()})
+        for name, arr in res.data.items():
+            if name not in out:
+                fill = -1 if arr.dtype.kind == "i" else (False if arr.dtype == bool else np.nan)
+                out[name] = np.full((ncase, *arr.shape[1:]), fill, dtype=arr.dtype)
+            out[name][idx] = arr
+    return out
+
+
+_COMMON_LAYERED = {
+    "n": Param(int, 16, minimum=1, help="hidden units per layer"),
+    "layers": Param(int, 1, minimum=1, help="number of stacked layers"),
+    "init": Param(str, "pytorch", INITS, help="weight initialisation"),
+    "init_scale": Param(float, None, minimum=0.0, help="s of N(0,s^2), a of U(-a,a), gain"),
+    "amplitude": Param(float, 1.0, help="input amplitude a (negative allowed)"),
+    "seed": Param(int, 0, minimum=0, help="seed of the weights and noise"),
+    "loss_step": Param(int, None, minimum=0, help="T of the loss for the input-weight gradient"),
+}
+
+
+class LayeredFamily(Family):
+    """A cell of :func:`rnnlab.engine.simulate_network` over a grid, weights from
+    :func:`rnnlab.engine.init_layers` (PyTorch's layout)."""
+
+    cell = ""
+    #: parameters that change the kernel or the array shapes: cases are grouped by them
+    structural: ClassVar[tuple[str, ...]] = ("n", "layers")
+
+    def validate(self, fixed, grid, run, problems):
+        super().validate(fixed, grid, run, problems)
+        self.check_run(fixed, grid, run, problems)
+        inits = np.atleast_1d(grid.get("init", fixed.get("init", "pytorch")))
+        scales = np.atleast_1d(grid.get("init_scale", fixed.get("init_scale")))
+        if "pytorch" in inits and scales[0] is not None:
+            problems.append(
+                "model.init_scale: init 'pytorch' has no scale: drop init_scale or choose init "
+                "normal, uniform or orthogonal"
+            )
+        if run is not None and run.gradient == "estimate":
+            problems.append(f"run.gradient: family {self.name!r} computes 'exact' or 'none'")
+
+    def variables(self, fixed: dict, grid: dict) -> tuple[list[str], list[str]]:
+        """(per-step, summary) variable names this spec writes."""
+        ls = grid.get("loss_step", fixed.get("loss_step"))
+        return network_variables(self.cell, ls is not None)
+
+    def case_seconds(self, params: dict, run) -> np.ndarray:
+        """Single-core seconds per case: the forward pass of two runs and, with the gradient,
+        the Jacobian product of k = L H (LSTM: 2 L H) columns, at about 20 GFLOP/s."""
+        n = params["n"].astype(float)
+        L = params["layers"].astype(float)
+        G = {"lstm": 4, "gru": 3}.get(self.cell, 1)
+        k = (2.0 if self.cell == "lstm" else 1.0) * L * n
+        grad = 0.0 if run.gradient == "none" else 1.0
+        fwd = 2 * L * 4 * G * n * n
+        tan = grad * (2 * L - 1) * 2 * G * n * n * k + grad * 30 * G * n * k * L
+        return (1e-6 + (fwd + tan) / 20e9) * run.steps
+
+    def weights(self, p: dict, i: int) -> list[dict]:
+        """The layers of case i."""
+        scale = p["init_scale"][i]
+        return init_layers(
+            self.cell,
+            int(p["n"][i]),
+            int(p["layers"][i]),
+            init=str(p["init"][i]),
+            scale=float(scale) if _given(scale) else None,
+            seed=int(p["seed"][i]),
+            **self.weight_options(p, i),
+        )
+
+    def weight_options(self, p: dict, i: int) -> dict:
+        return {}
+
+    def run_cases(self, params: dict, run) -> dict[str, np.ndarray]:
+        """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
+        return run_grouped(params, self.structural, lambda p: self._run_group(p, run))
+
+    def _run_group(self, p: dict, run):
+        m = len(p["seed"])
+        per_case = [self.weights(p, i) for i in range(m)]
+        layers = [
+            {key: np.stack([w[layer][key] for w in per_case]) for key in per_case[0][layer]}
+            for layer in range(len(per_case[0]))
+        ]
+        self.adjust(layers, p)
+        return simulate_network(
+            self.cell,
+            layers,
+            steps=run.steps,
+            input=run.input,
+            amplitude=p["amplitude"].astype(np.float64),
+            noise_seed=p["seed"].astype(np.int64),
+            loss_step=_loss_step(p),
+            record=run.record,
+            num_records=run.num_records,
+            dtype=run.dtype,
+            gradient="none" if run.gradient == "none" else "exact",
+            memory_rtol=run.memory_rtol,
+            saturation_tol=run.saturation_tol,
+            bound=run.bound,
+            parallel=False,
+            **self.options(p),
+        )
+
+    def adjust(self, layers: list[dict], p: dict) -> None:
+        """Per-case changes to the stacked weights (e.g. a bias)."""
+
+    def options(self, p: dict) -> dict:
+        """Keyword arguments of :func:`simulate_network` shared by a group."""
+        return {}
+
+
+class LstmFamily(LayeredFamily):
+    """``torch.nn.LSTM`` (optionally with peepholes) and the variants of Greff et al. 2017."""
+
+    name = "lstm"
+    cell = "lstm"
+    structural = ("n", "layers", "variant", "peepholes")
+    params: ClassVar[dict[str, Param]] = {
+        **_COMMON_LAYERED,
+        "variant": Param(str, "vanilla", tuple(LSTM_VARIANTS), help="Greff et al.'s variant"),
+        "peepholes": Param(bool, False, help="peephole weights p_i, p_f, p_o"),
+        "forget_bias": Param(float, 0.0, help="added to the forget-gate bias"),
+    }
+
+    def weight_options(self, p, i):
+        return dict(
+            forget_bias=float(p["forget_bias"][i]),
+            peepholes=bool(p["peepholes"][i]),
+            gate_recurrence=str(p["variant"][i]) == "FGR",
+        )
+
+    def options(self, p):
+        return {"variant": str(p["variant"][0])}
+
+
+class GruFamily(LayeredFamily):
+    """``torch.nn.GRU``."""
+
+    name = "gru"
+    cell = "gru"
+    params: ClassVar[dict[str, Param]] = dict(_COMMON_LAYERED)
+
+
+class CecFamily(LayeredFamily):
+    """The constant error carousel h(t) = h(t-1) + f(W_ih x(t) + b)."""
+
+    name = "cec"
+    cell = "cec"
+    structural = ("n", "layers", "activation")
+    params: ClassVar[dict[str, Param]] = {
+        "activation": Param(str, "tanh", (*ACTIVATIONS, "linear")),
+        **_COMMON_LAYERED,
+        "bias": Param(float, 0.0, help="added to every unit's bias"),
+    }
+
+    def adjust(self, layers, p):
+        for w in layers:
+            w["bias_ih"] = w["bias_ih"] + p["bias"].astype(np.float64)[:, None]
+
+    def options(self, p):
+        act = str(p["activation"][0])
+        return {"activation": "identity" if act == "linear" else act}
+
+
+class MlpFamily(Family):
+    """Deep feed-forward nets h(t) = f(s W_t h(t-1) + b), the layer index t as time
+    (``run.steps`` is the depth)."""
+
+    name = "mlp"
+    params: ClassVar[dict[str, Param]] = {
+        "activation": Param(str, "tanh", (*ACTIVATIONS, "linear")),
+        "n": Param(int, 64, minimum=1, help="width"),
+        "init": Param(str, "normal", INITS, help="distribution of the weights"),
+        "gain": Param(float, 1.0, minimum=0.0, help="weights scaled to variance gain^2 / n"),
+        "bias": Param(float, 0.0, help="bias of every unit"),
+        "amplitude": Param(float, 1.0, help="input norm a"),
+        "seed": Param(int, 0, minimum=0, help="seed of the weights and input direction"),
+    }
+
+    def variables(self, fixed, grid):
+        """(per-step, summary) variable names."""
+        return ["state_norm", "response", "log10_gradient_norm"], list(MLP_SUMMARIES)
+
+    def validate(self, fixed, grid, run, problems):
+        super().validate(fixed, grid, run, problems)
+        if run is not None and run.gradient == "estimate":
+            problems.append("run.gradient: family 'mlp' computes 'exact' or 'none'")
+
+    def case_seconds(self, params, run):
+        """Per layer: two matrix-vector products and an n^3 Jacobian product at 20 GFLOP/s."""
+        n = params["n"].astype(float)
+        grad = 0.0 if run.gradient == "none" else 1.0
+        return (1e-6 + (4 * n * n + grad * 2 * n**3) / 20e9) * run.steps
+
+    def run_cases(self, params, run):
+        """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
+        params = dict(params)
+        params["activation"] = np.array(
+            [("identity" if a == "linear" else a) for a in params["activation"]], dtype=object
+        )
+        keys = ("activation", "n", "init", "seed")
+        return run_grouped(params, keys, lambda p: self._run_group(p, run))
+
+    def _run_group(self, p, run):
+        n = int(p["n"][0])
+        init = str(p["init"][0])
+        seed = int(p["seed"][0])
+        W = mlp_weights(n, run.steps, init, seed)
+        # the scale that gives entries of variance gain^2 / n: N(0, 1) entries, U(-1, 1)
+        # entries (variance 1/3), nn.Linear's U(-1/sqrt(n), 1/sqrt(n)) (variance 1/(3n)),
+        # orthogonal rows of unit norm (variance 1/n)
+        unit = {"normal": 1 / np.sqrt(n), "uniform": np.sqrt(3 / n), "pytorch": np.sqrt(3.0)}
+        scale = p["gain"].astype(np.float64) * unit.get(init, 1.0)
+        return simulate_mlp(
+            W,
+            scale,
+            p["bias"].astype(np.float64)[:, None],
+            activation=str(p["activation"][0]),
+            amplitude=p["amplitude"].astype(np.float64),
+            input_direction=impulse_direction(n, seed),
+            record=run.record,
+            num_records=run.num_records,
+            dtype=run.dtype,
+            gradient="none" if run.gradient == "none" else "exact",
+            memory_rtol=run.memory_rtol,
+            saturation_tol=run.saturation_tol,
+            bound=run.bound,
+            parallel=False,
+        )
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f for f in (RnnFamily(), LstmFamily(), GruFamily(), CecFamily(), MlpFamily())
+}
 
 
 def get_family(name: str, problems: list[str] | None = None) -> Family | None:

@@ -86,6 +86,44 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "1",
         "||h|| at the end of the run when it saturated (converged), else NaN.",
     ),
+    "second_eigenvalue_modulus": (
+        "second eigenvalue modulus of W",
+        "1",
+        "Largest |lambda| of W below the dominant modulus |lambda_1| (n > 1): the growth of a "
+        "response whose input has no component along the dominant eigenvector(s).",
+    ),
+    "cell_norm": ("norm of the LSTM cell state", "1", "Euclidean norm ||c(t)|| (all layers)."),
+    "log10_cell_gradient_norm": (
+        "log10 of the cell gradient norm",
+        "1",
+        "log10 of the spectral norm of dc(t)/dc(0) through all paths (the constant error "
+        "carousel and the gates), computed with renormalisation.",
+    ),
+    "cell_growth_rate": (
+        "cell gradient growth rate",
+        "1/step",
+        "ln ||dc(t)/dc(0)|| per step between t = (steps - 1) // 2 and the last step.",
+    ),
+    "input_gate_mean": ("mean input gate", "1", "Mean of the LSTM input gate i(t) over units."),
+    "forget_gate_mean": (
+        "mean forget gate",
+        "1",
+        "Mean of the LSTM forget gate f(t) over units: the cell gradient is multiplied by f.",
+    ),
+    "output_gate_mean": ("mean output gate", "1", "Mean of the LSTM output gate o(t) over units."),
+    "reset_gate_mean": ("mean reset gate", "1", "Mean of the GRU reset gate r(t) over units."),
+    "update_gate_mean": (
+        "mean update gate",
+        "1",
+        "Mean of the GRU update gate z(t) over units (the weight of the old state).",
+    ),
+    "log10_input_weight_grad": (
+        "log10 of a step's input-weight gradient",
+        "1",
+        "log10 of the Frobenius norm of step t's contribution delta_t x(t)^T to dL/dW_ih (first "
+        "layer), for the loss L = sum(h_top(T)) / sqrt(H) at step T = loss_step only, "
+        "backpropagated through time; NaN after T.",
+    ),
     "spectral_radius": (
         "spectral radius of W",
         "1",

@@ -138,10 +138,12 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     per_step, summary = family.variables(fixed, grid.coords)
     time = family.time_steps(spec.run)
     # one tiny run gives every variable's dtype
-    probe = family.run_cases(
-        family.case_params(fixed, _flat_coords(grid, tuple(slice(0, 1) for _ in grid.shape)), 1),
-        spec.run.model_copy(update={"steps": 2, "record": "all"}),
+    params = family.case_params(
+        fixed, _flat_coords(grid, tuple(slice(0, 1) for _ in grid.shape)), 1
     )
+    if "loss_step" in params and params["loss_step"][0] is not None:
+        params["loss_step"] = np.zeros(1, dtype=np.int64)  # a step of the 2-step probe
+    probe = family.run_cases(params, spec.run.model_copy(update={"steps": 2, "record": "all"}))
     shape, chunks = grid.shape, plan.chunks
     data_vars = {}
     for name in per_step + summary:

@@ -1,0 +1,204 @@
+"""The layered families (lstm, gru, cec, stacked rnn) and mlp run from specs through the sweep
+runner into Zarr, equal to the engine called directly; bad settings are refused."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from rnnlab.engine import (
+    impulse_direction,
+    init_layers,
+    mlp_weights,
+    simulate_mlp,
+    simulate_network,
+    simulate_rnn,
+)
+from rnnlab.jobs.runner import run_sweep
+
+from .sweeps import rnnlab, write_spec
+
+LSTM_SPEC = """
+[model]
+family = "lstm"
+n = 6
+init = "normal"
+init_scale = 0.4
+peepholes = true
+loss_step = 30
+
+[grid]
+variant = ["vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"]
+forget_bias = [0.0, 3.0]
+layers = [1, 2]
+seed = {range = 2}
+
+[run]
+steps = 40
+record = "all"
+input = "noise"
+
+[store]
+path = "lstm.zarr"
+block_seconds = 0.001
+"""
+
+
+def _stacked(cell, n, layers, seed, **kw):
+    w = init_layers(cell, n, layers, seed=seed, **kw)
+    return [{k: v[None] for k, v in d.items()} for d in w]
+
+
+def test_lstm_sweep_equals_the_engine(tmp_path):
+    spec = write_spec(tmp_path, LSTM_SPEC)
+    res = run_sweep(spec, store=tmp_path / "l.zarr", sync=True)
+    assert res.nblocks > 1
+    ds = xr.open_zarr(res.path)
+    assert ds.log10_input_weight_grad.dims == ("variant", "forget_bias", "layers", "seed", "time")
+    for variant, fb, L, seed in (("FGR", 3.0, 2, 1), ("CIFG", 0.0, 1, 0), ("vanilla", 3.0, 1, 1)):
+        layers = _stacked(
+            "lstm", 6, L, seed, init="normal", scale=0.4, forget_bias=fb, peepholes=True,
+            gate_recurrence=variant == "FGR",
+        )  # fmt: skip
+        direct = simulate_network(
+            "lstm", layers, variant=variant, steps=40, input="noise", noise_seed=seed,
+            loss_step=30, record="all",
+        )  # fmt: skip
+        sub = ds.sel(variant=variant, forget_bias=fb, layers=L, seed=seed)
+        for name in direct.keys():
+            np.testing.assert_array_equal(sub[name].values, direct[name][0], err_msg=name)
+    # the variants differ as they should: no forget gate means f = 1
+    np.testing.assert_array_equal(ds.forget_gate_mean.sel(variant="NFG").values, 1.0)
+    for name, var in ds.data_vars.items():
+        assert {"long_name", "units", "description"} <= set(var.attrs), name
+
+
+def test_gru_cec_and_stacked_rnn_sweeps(tmp_path):
+    gru = """
+[model]
+family = "gru"
+n = 5
+[grid]
+layers = [1, 3]
+init = ["pytorch", "orthogonal"]
+[run]
+steps = 60
+[store]
+path = "gru.zarr"
+"""
+    ds = xr.open_zarr(
+        run_sweep(write_spec(tmp_path, gru), store=tmp_path / "gru.zarr", sync=True).path
+    )
+    direct = simulate_network("gru", _stacked("gru", 5, 3, 0, init="orthogonal"), steps=60)
+    sub = ds.sel(layers=3, init="orthogonal")
+    np.testing.assert_array_equal(sub.log10_gradient_norm.values, direct["log10_gradient_norm"][0])
+    np.testing.assert_array_equal(sub.update_gate_mean.values, direct["update_gate_mean"][0])
+
+    cec = """
+[model]
+family = "cec"
+n = 4
+init = "normal"
+init_scale = 1.0
+[grid]
+activation = ["tanh", "relu", "linear"]
+[run]
+steps = 500
+[store]
+path = "cec.zarr"
+"""
+    ds = xr.open_zarr(
+        run_sweep(write_spec(tmp_path, cec), store=tmp_path / "cec.zarr", sync=True).path
+    )
+    np.testing.assert_allclose(ds.log10_gradient_norm.values, 0.0, atol=1e-12)
+    assert (ds.memory_horizon.values == -1).all()  # the carousel never forgets
+
+    rnn = """
+[model]
+family = "rnn"
+n = 6
+loss_step = 20
+[grid]
+layers = [1, 2]
+spectral_radius = [0.8, 1.2]
+[run]
+steps = 30
+record = "all"
+input = "noise"
+[store]
+path = "rnn.zarr"
+"""
+    ds = xr.open_zarr(
+        run_sweep(write_spec(tmp_path, rnn), store=tmp_path / "rnn.zarr", sync=True).path
+    )
+    assert "log10_input_weight_grad" in ds and "state" not in ds
+    # one layer through the layered kernel equals the rnn kernel
+    from rnnlab.engine import recurrent_matrix
+
+    W = recurrent_matrix(6, "gaussian", 0, spectral_radius=1.2)
+    direct = simulate_rnn(W, impulse_direction(6, 0), steps=30, input="noise", record="all")
+    sub = ds.sel(layers=1, spectral_radius=1.2)
+    for name in ("state_norm", "response", "log10_gradient_norm"):
+        np.testing.assert_allclose(sub[name].values, direct[name][0], rtol=1e-10, err_msg=name)
+    assert np.isfinite(ds.log10_input_weight_grad.sel(time=slice(0, 20))).all()
+
+
+def test_mlp_sweep_equals_the_engine(tmp_path):
+    mlp = """
+[model]
+family = "mlp"
+n = 16
+[grid]
+activation = ["tanh", "relu"]
+gain = [0.5, 1.0, 2.0]
+init = ["normal", "orthogonal"]
+[run]
+steps = 40
+record = "all"
+[store]
+path = "mlp.zarr"
+"""
+    ds = xr.open_zarr(
+        run_sweep(write_spec(tmp_path, mlp), store=tmp_path / "mlp.zarr", sync=True).path
+    )
+    W = mlp_weights(16, 40, "normal", 0)
+    direct = simulate_mlp(
+        W, np.array([0.5, 1.0, 2.0]) / 4.0, activation="relu",
+        input_direction=impulse_direction(16, 0),
+    )  # fmt: skip
+    sub = ds.sel(activation="relu", init="normal")
+    np.testing.assert_array_equal(sub.log10_gradient_norm.values, direct["log10_gradient_norm"])
+    # orthogonal weights with gain 1 keep a linear-regime relu/tanh gradient near 1 longer than
+    # gain 0.5 (vanishing) and below gain 2 (exploding for relu)
+    g = ds.log10_gradient_norm.sel(activation="relu", init="orthogonal").isel(time=-1).values
+    assert g[0] < g[1] < g[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('family = "lstm"\nloss_step = 50', "model.loss_step: 50 is not a simulated step"),
+        ('family = "lstm"\ninit_scale = 0.5', "model.init_scale: init 'pytorch' has no scale"),
+        ('family = "lstm"\nvariant = "XYZ"', "model.variant: 'XYZ' is not allowed"),
+        ('family = "gru"\nvariant = "NFG"', "model.variant: unknown parameter"),
+        ('family = "mlp"\ngain = -1.0', "model.gain: must be >= 0.0"),
+        ('family = "rnn"\nlayers = 0', "model.layers: must be >= 1"),
+    ],
+)
+def test_bad_family_settings_exit_2_naming_the_field(tmp_path, text, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(f"[model]\n{text}\n[run]\nsteps = 20\n[store]\npath = 'x.zarr'\n")
+    out = rnnlab("run", str(spec), "--sync", cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in out.stderr, out.stderr
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_estimate_gradient_is_refused_for_layered_families(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(
+        '[model]\nfamily = "lstm"\n[run]\nsteps = 20\ngradient = "estimate"\n'
+        "[store]\npath = 'x.zarr'\n"
+    )
+    out = rnnlab("validate", str(spec), cwd=tmp_path)
+    assert out.returncode == 2
+    assert "run.gradient" in out.stderr
