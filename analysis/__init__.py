@@ -1,4 +1,40 @@
-"""rnnlab.analysis: open stored sweeps lazily with xarray, derive metrics, draw figures.
+"""rnnlab.analysis: query stored sweeps with xarray, derive metrics, draw the summary figures.
 
-Not built yet (issue #5). It will import nothing from ``rnnlab.jobs`` except the schema names.
+- :func:`open_results`: a store as a lazy (Dask-backed) ``xarray.Dataset``; refuses what is
+  not an rnnlab store or is incomplete (``allow_incomplete=True`` opens it anyway).
+- Derived quantities: :func:`memory_horizon`, :func:`gradient_crossing_step`,
+  :func:`growth_rate_theory`, :func:`classify`, :func:`phase_boundary`.
+- Figures (``rnnlab.analysis.figures``): one function per figure, ``(ds, ax=None) -> Figure``.
+- :func:`write_report`: every applicable figure as PNG and SVG with an ``index.html``
+  (``rnnlab figures STORE... --out DIR`` on the command line).
 """
+
+from .figures import FIGURES, MissingData
+from .metrics import (
+    CLASSES,
+    classify,
+    gradient_crossing_step,
+    growth_rate_theory,
+    memory_horizon,
+    phase_boundary,
+)
+from .report import Report, ReportError, write_report
+from .results import IncompleteStoreError, NotAStoreError, missing_blocks, open_results
+
+__all__ = [
+    "CLASSES",
+    "FIGURES",
+    "IncompleteStoreError",
+    "MissingData",
+    "NotAStoreError",
+    "Report",
+    "ReportError",
+    "classify",
+    "gradient_crossing_step",
+    "growth_rate_theory",
+    "memory_horizon",
+    "missing_blocks",
+    "open_results",
+    "phase_boundary",
+    "write_report",
+]

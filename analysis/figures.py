@@ -1,0 +1,604 @@
+"""The summary figures of the lecture, drawn from stored sweeps.
+
+Every figure is a function ``(ds, ax=None, ...) -> matplotlib.figure.Figure``: it draws into
+``ax`` (one Axes, or a sequence of Axes for multi-panel figures) or into a new figure, labels
+its axes with units, uses log scales where growth is exponential and a colour-blind-safe
+palette (Okabe & Ito), and draws the theory beside the simulation where there is one. A store
+that lacks what a figure needs raises :class:`MissingData` with the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .metrics import CLASSES, classify, phase_boundary
+
+__all__ = [
+    "FIGURES",
+    "MissingData",
+    "gradient_by_depth",
+    "gradient_vs_lag",
+    "input_weight_gradients",
+    "lstm_memory",
+    "memory_phase",
+    "phase_diagram",
+    "scalar_linear",
+    "scalar_nonlinear",
+    "vector_linear",
+    "vector_nonlinear",
+]
+
+#: Okabe & Ito (2008), distinguishable with every common colour-vision deficiency.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+_THEORY = dict(color="0.25", linestyle=":", linewidth=1.2)
+
+
+class MissingData(ValueError):
+    """The store lacks what the figure needs (the message says what)."""
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _ramp(n: int):
+    """n colours of a perceptually uniform, colour-blind-safe sequential map (viridis)."""
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["viridis"]
+    return [cmap(v) for v in (np.linspace(0.0, 0.9, n) if n > 1 else [0.0])]
+
+
+def _axes(ax, n: int, ncols: int | None = None, size=(4.2, 3.4)):
+    """(figure, list of n Axes): the given ones, or a new figure with a row/grid of panels."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        ncols = ncols or n
+        nrows = -(-n // ncols)
+        fig, axs = plt.subplots(
+            nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False,
+            layout="constrained",
+        )  # fmt: skip
+        axs = list(axs.ravel())
+        for extra in axs[n:]:
+            extra.remove()
+        return fig, axs[:n]
+    axs = list(np.atleast_1d(ax).ravel())
+    if len(axs) != n:
+        raise ValueError(f"this figure has {n} panels: pass {n} Axes (got {len(axs)})")
+    return axs[0].figure, axs
+
+
+def _family(ds) -> str:
+    return str(ds.attrs.get("family", "rnn"))
+
+
+def _need(ds, *names, family=None, what=""):
+    if family is not None and _family(ds) not in np.atleast_1d(family):
+        raise MissingData(f"needs a {' or '.join(np.atleast_1d(family))} store{what}")
+    missing = [n for n in names if n not in ds.variables]
+    if missing:
+        raise MissingData(f"the store has no {', '.join(missing)}{what}")
+
+
+def _values(ds, dim):
+    """Coordinate values of a dimension, or the fixed model value as a one-element list."""
+    if dim in ds.dims:
+        return list(ds[dim].values)
+    v = ds.attrs.get(f"model_{dim}")
+    return [] if v is None or v == "none" else [v]
+
+
+def _pick(ds, prefer: dict, reduce: tuple[str, ...] = ("seed",)):
+    """Select each preferred coordinate value if the dimension exists (nearest for numbers);
+    take the first seed."""
+    sel = {}
+    for dim, want in prefer.items():
+        if dim not in ds.dims:
+            continue
+        vals = ds[dim].values
+        if want in list(vals):
+            sel[dim] = want
+        elif vals.dtype.kind in "fiu" and isinstance(want, int | float):
+            sel[dim] = vals[np.argmin(np.abs(vals - want))]
+        else:
+            sel[dim] = vals[0]
+    ds = ds.sel(sel)
+    for dim in reduce:
+        if dim in ds.dims:
+            ds = ds.isel({dim: 0})
+    return ds
+
+
+def _has_activation(ds, name):
+    vals = [str(v) for v in _values(ds, "activation")] or ["tanh"]
+    return name in vals or (name == "identity" and "linear" in vals)
+
+
+def _sel_activation(ds, name):
+    if "activation" not in ds.dims:
+        return ds
+    vals = [str(v) for v in ds.activation.values]
+    return ds.sel(activation=name if name in vals else "linear")
+
+
+def _logy(ax, label):
+    ax.set_yscale("log")
+    ax.set_ylabel(label)
+
+
+def _time_axis(ax, symlog=False):
+    ax.set_xlabel("time step t")
+    if symlog:
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)
+
+
+def _positive(a, lo=1e-250, hi=1e250):
+    """Values for a log axis: NaN outside [lo, hi] (matplotlib's margins overflow near 1e308)."""
+    a = np.asarray(a, dtype=float)
+    return np.where((a >= lo) & (a <= hi), a, np.nan)
+
+
+def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-12, 1e12)):
+    """Figure 1: the scalar linear recursion h(t) = w h(t-1) + c x(t), impulse input.
+
+    The response |h(t)| = |w|^t |c x(0)| for each w: below, at and above 1, and negative
+    (dashed: the sign alternates), with the closed form drawn dotted; the first ``tmax``
+    steps, within ``ylim``.
+    """
+    _need(ds, "response", family="rnn", what=" with n = 1 and a w dimension")
+    if "w" not in ds.dims or not _has_activation(ds, "identity"):
+        raise MissingData("needs a w dimension and the identity (linear) activation")
+    sub = _pick(_sel_activation(ds, "identity"), {"bias": bias, "amplitude": amplitude})
+    fig, (ax,) = _axes(ax, 1, size=(6.5, 4.0))
+    t = sub.time.values
+    c = float(ds.attrs.get("model_input_weight", 1.0))
+    a = (
+        float(sub.amplitude)
+        if "amplitude" in sub.coords
+        else float(ds.attrs.get("model_amplitude", 1.0))
+    )
+    ws = sub.w.values
+    colors = _ramp(len(ws))
+    keep = t <= tmax
+    t = t[keep]
+    lo, hi = ylim[0] / 10, ylim[1] * 10
+    for i, w in enumerate(ws):
+        r = sub.response.sel(w=w).values[keep]
+        ax.plot(t, _positive(r, lo, hi), color=colors[i], linestyle="--" if w < 0 else "-",
+                label=f"w = {w:g}")  # fmt: skip
+        with np.errstate(over="ignore"):
+            theory = np.abs(c * a) * np.abs(w) ** t.astype(float)
+        ax.plot(t, _positive(theory, lo, hi), **_THEORY)
+    ax.plot([], [], **_THEORY, label="|w|^t |c x(0)|")
+    _logy(ax, "response |h(t)|")
+    ax.set_ylim(*ylim)
+    ax.set_xlim(0, t[-1])
+    _time_axis(ax)
+    ax.set_title("Scalar linear recursion: memory of x(0)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def vector_linear(ds, ax=None, *, seed=None, tmax=300, ylim=(1e-30, 1e30)):
+    """Figure 2: the vector linear recursion h(t) = W h(t-1) + C x(t), impulse input.
+
+    ||h(t)|| for several spectral radii (solid), and with the input's component along the
+    dominant eigenvector removed (dashed); dotted: slopes |lambda_1|^t and |lambda_2|^t,
+    anchored at the last finite point.
+    """
+    _need(ds, "state_norm", family="rnn")
+    if "spectral_radius" not in ds.dims or not _has_activation(ds, "identity"):
+        raise MissingData("needs a spectral_radius dimension and the identity activation")
+    sub = _sel_activation(ds, "identity")
+    sub = _pick(sub, {"seed": seed} if seed is not None else {})
+    fig, (ax,) = _axes(ax, 1, size=(6.5, 4.0))
+    keep = sub.time.values <= tmax
+    t = sub.time.values[keep].astype(float)
+    lo, hi = ylim[0] / 10, ylim[1] * 10
+    radii = sub.spectral_radius.values
+    colors = _ramp(len(radii))
+    removed = [False, True] if "remove_dominant" in sub.dims else [None]
+    for i, rho in enumerate(radii):
+        for rm in removed:
+            one = sub.sel(spectral_radius=rho)
+            if rm is not None:
+                one = one.sel(remove_dominant=rm)
+            y = _positive(one.state_norm.values[keep], lo, hi)
+            style = "--" if rm else "-"
+            label = f"rho = {rho:g}" if not rm else None
+            ax.plot(t, y, color=colors[i], linestyle=style, label=label)
+            rate = rho
+            if rm:
+                if "second_eigenvalue_modulus" not in one:
+                    continue
+                rate = float(one.second_eigenvalue_modulus)
+            ok = np.flatnonzero(np.isfinite(y))
+            if ok.size > 1:
+                k = ok[-1]
+                with np.errstate(over="ignore", under="ignore"):
+                    ax.plot(t, _positive(y[k] * rate ** (t - t[k]), lo, hi), **_THEORY)
+    ax.plot([], [], color="0.4", linestyle="-", label="input u")
+    if removed[-1]:
+        ax.plot([], [], color="0.4", linestyle="--", label="u without dominant part")
+    ax.plot([], [], **_THEORY, label="slopes |lambda_1|^t, |lambda_2|^t")
+    _logy(ax, "||h(t)||")
+    ax.set_ylim(*ylim)
+    ax.set_xlim(0, t[-1])
+    _time_axis(ax)
+    ax.set_title(f"Vector linear recursion (n = {ds.attrs.get('model_n', '?')})")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def scalar_nonlinear(
+    ds, ax=None, *, bias=0.0, activations=("sigmoid", "tanh", "relu"), relu_max=1e12
+):
+    """Figure 3: scalar nonlinear recursions h(t) = f(w h(t-1) + c x(t) + b), side by side.
+
+    One panel per activation; colour: w (the positive ones: a negative w alternates the
+    sign every step, which log-spaced records cannot show); solid: positive input, dashed:
+    negative input. Sigmoid saturates in a few steps to a value set by w and b, tanh depends
+    on w and forgets, relu vanishes or blows up (shown up to ``relu_max``).
+    """
+    _need(ds, "state", family="rnn", what=" with n = 1")
+    acts = [a for a in activations if _has_activation(ds, a)]
+    if "w" not in ds.dims or not acts:
+        raise MissingData(f"needs a w dimension and one of {', '.join(activations)}")
+    fig, axs = _axes(ax, len(acts))
+    for ax, act in zip(axs, acts, strict=True):
+        sub = _pick(_sel_activation(ds, act), {"bias": bias})
+        t = sub.time.values
+        ws = sub.w.values[sub.w.values > 0]
+        colors = _ramp(len(ws))
+        amps = sub.amplitude.values if "amplitude" in sub.dims else [None]
+        for i, w in enumerate(ws):
+            for a in amps:
+                one = sub.sel(w=w) if a is None else sub.sel(w=w, amplitude=a)
+                style = "--" if (a is not None and a < 0) else "-"
+                label = f"w = {w:g}" if (a is None or a > 0) else None
+                h = one.state.values.astype(float)
+                if act == "relu":
+                    h = np.where(np.abs(h) <= relu_max, h, np.nan)
+                ax.plot(t, h, color=colors[i], linestyle=style, label=label)
+        _time_axis(ax, symlog=True)
+        ax.set_ylabel("h(t)")
+        if act == "relu":
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_ylim(-0.5, relu_max)
+        b = float(sub.bias) if "bias" in sub.coords else 0.0
+        ax.set_title(f"{act}, b = {b:g}")
+    axs[-1].plot([], [], color="0.4", linestyle="--", label="negative input")
+    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def vector_nonlinear(ds, ax=None, *, seed=None):
+    """Figure 4: vector nonlinear recursions: ||h(t)|| (top) and the response to the input
+    at t = 0 (bottom) for each activation, one line per spectral radius."""
+    _need(ds, "state_norm", "response", family="rnn")
+    if "spectral_radius" not in ds.dims or "activation" not in ds.dims:
+        raise MissingData("needs spectral_radius and activation dimensions")
+    acts = [str(a) for a in ds.activation.values]
+    fig, axs = _axes(ax, 2 * len(acts), ncols=len(acts), size=(3.6, 3.0))
+    sub = _pick(ds, {"remove_dominant": False, **({"seed": seed} if seed is not None else {})})
+    radii = sub.spectral_radius.values
+    colors = _ramp(len(radii))
+    t = sub.time.values
+    for j, act in enumerate(acts):
+        one = sub.sel(activation=act)
+        for row, var in enumerate(("state_norm", "response")):
+            ax = axs[row * len(acts) + j]
+            for i, rho in enumerate(radii):
+                y = _positive(one[var].sel(spectral_radius=rho).values, 1e-30, 1e30)
+                ax.plot(t, y, color=colors[i], label=f"rho = {rho:g}")
+            _logy(ax, "||h(t)||" if var == "state_norm" else "response ||h - hbar||")
+            _time_axis(ax, symlog=True)
+            ax.set_title(f"{act}: {'state' if row == 0 else 'memory of x(0)'}")
+    axs[len(acts) - 1].legend(fontsize="x-small")
+    return fig
+
+
+def memory_phase(ds, ax=None, *, x=None, select=None):
+    """Figure 5: the memory horizon over (w or spectral radius) x activation.
+
+    Each cell shows the first step after which the response to x(0) stays below
+    ``memory_rtol`` of its initial value; "inf": never forgets within the run; "x": blew up.
+    """
+    _need(ds, "memory_horizon", "blowup_step")
+    x = x or next((d for d in ("w", "spectral_radius", "gain") if d in ds.dims), None)
+    if x is None or "activation" not in ds.dims:
+        raise MissingData("needs an activation dimension and a w or spectral_radius one")
+    sub = _pick(ds, {"bias": 0.0, "amplitude": 1.0, "remove_dominant": False, **(select or {})})
+    hor = np.asarray(sub.memory_horizon.transpose("activation", x).values, dtype=float)
+    blow = np.asarray(sub.blowup_step.transpose("activation", x).values) >= 0
+    steps = int(ds.attrs.get("run_steps", ds.time.values[-1] + 1))
+    shown = np.where(hor < 0, steps, hor)
+    fig, (ax,) = _axes(ax, 1, size=(6.5, 3.4))
+    import matplotlib as mpl
+
+    norm = mpl.colors.LogNorm(vmin=1, vmax=steps)
+    mesh = ax.imshow(np.maximum(shown, 1), aspect="auto", cmap="cividis", norm=norm,
+                     origin="lower")  # fmt: skip
+    for (r, c), v in np.ndenumerate(hor):
+        text = "x" if blow[r, c] else ("inf" if v < 0 else f"{int(v)}")
+        light = np.log(max(shown[r, c], 1)) < 0.5 * np.log(steps)
+        ax.text(c, r, text, ha="center", va="center", fontsize=7,
+                color="white" if light else "black")  # fmt: skip
+    xs = sub[x].values
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+    ax.set_yticks(range(sub.sizes["activation"]), [str(a) for a in sub.activation.values])
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel("activation")
+    fig.colorbar(mesh, ax=ax, label="memory horizon (steps)")
+    ax.set_title("Memory of the input at t = 0")
+    return fig
+
+
+def gradient_vs_lag(ds, ax=None, *, seed=None):
+    """Figure 6: log10 ||dh(t)/dh(0)|| against the lag t for each activation and weight scale,
+    with the bound (gamma sigma_max)^t dotted (gamma = sup|f'|)."""
+    _need(ds, "log10_gradient_norm", family="rnn")
+    scale = next((d for d in ("spectral_radius", "w", "max_singular_value", "gain")
+                  if d in ds.dims), None)  # fmt: skip
+    if scale is None or "activation" not in ds.dims:
+        raise MissingData("needs an activation dimension and a weight-scale dimension")
+    from .metrics import _GAMMA
+
+    sub = _pick(ds, {"bias": 0.0, "amplitude": 1.0, "remove_dominant": False,
+                     **({"seed": seed} if seed is not None else {})})  # fmt: skip
+    acts = [str(a) for a in sub.activation.values]
+    fig, axs = _axes(ax, len(acts), ncols=min(len(acts), 4), size=(3.8, 3.2))
+    t = sub.time.values.astype(float)
+    vals = sub[scale].values
+    if scale == "w":
+        vals = vals[vals > 0]
+    colors = _ramp(len(vals))
+    for ax, act in zip(axs, acts, strict=True):
+        one = sub.sel(activation=act)
+        for i, v in enumerate(vals):
+            c = one.sel({scale: v})
+            ax.plot(t, c.log10_gradient_norm.values, color=colors[i], label=f"{scale} = {v:g}")
+            if "max_singular_value" in c.variables:
+                smax = float(c.max_singular_value)
+            elif scale == "w":
+                smax = abs(float(v))
+            else:
+                continue
+            ax.plot(t, t * np.log10(_GAMMA[act] * smax), color=colors[i], linestyle=":")
+        ax.set_ylabel("log10 ||dh(t)/dh(0)||")
+        _time_axis(ax)
+        ax.set_title(f"{act} (gamma = {_GAMMA[act]:g})")
+        lo = np.nanmin(one.log10_gradient_norm.values)
+        hi = np.nanmax(one.log10_gradient_norm.values)
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.set_ylim(lo - 0.1 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
+    axs[-1].plot([], [], color="0.4", linestyle=":", label="bound (gamma sigma_max)^t")
+    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def gradient_by_depth(ds, ax=None):
+    """Figure 7: the gradient norm by depth in deep feed-forward nets, one panel per
+    activation, one line per weight gain (median over seeds, band: min to max); dotted: the
+    estimate (gamma 2 gain)^l (sigma_max of an n x n Gaussian matrix with entries of variance
+    gain^2 / n is about 2 gain)."""
+    _need(ds, "log10_gradient_norm", family="mlp")
+    if "gain" not in ds.dims:
+        raise MissingData("needs a gain dimension")
+    from .metrics import _GAMMA
+
+    acts = [str(a) for a in _values(ds, "activation")] or ["tanh"]
+    fig, axs = _axes(ax, len(acts), ncols=min(len(acts), 4), size=(3.8, 3.2))
+    t = ds.time.values.astype(float)
+    gains = ds.gain.values
+    colors = _ramp(len(gains))
+    init = str(ds.attrs.get("model_init", "normal"))
+    sig = 1.0 if init == "orthogonal" else 2.0
+    for ax, act in zip(axs, acts, strict=True):
+        one = ds.sel(activation=act) if "activation" in ds.dims else ds
+        for i, g in enumerate(gains):
+            v = one.log10_gradient_norm.sel(gain=g)
+            other = [d for d in v.dims if d != "time"]
+            med = v.median(other).values if other else v.values
+            ax.plot(t, med, color=colors[i], label=f"gain = {g:g}")
+            if other:
+                ax.fill_between(t, v.min(other).values, v.max(other).values,
+                                color=colors[i], alpha=0.2, linewidth=0)  # fmt: skip
+            ax.plot(t, t * np.log10(_GAMMA[act] * sig * g), color=colors[i], linestyle=":")
+        ax.plot([], [], color="0.4", linestyle=":", label=f"(gamma {sig:g} gain)^l")
+        ax.set_xlabel("layer l")
+        ax.set_ylabel("log10 ||dh(l)/dh(0)||")
+        ax.set_title(f"{act}, width {ds.attrs.get('model_n', '?')}")
+    axs[-1].legend(fontsize="x-small")
+    return fig
+
+
+def input_weight_gradients(datasets, ax=None):
+    """Figure 8: RNN vs LSTM (and GRU): the norm of each step's contribution to the gradient
+    of the input weight matrix, for a loss at step T only (median over seeds, band: the
+    interquartile range).
+
+    ``datasets``: one Dataset or a sequence of them (one per family).
+    """
+    if isinstance(datasets, xr.Dataset):
+        datasets = [datasets]
+    have = [d for d in datasets if "log10_input_weight_grad" in d]
+    if not have:
+        raise MissingData("needs log10_input_weight_grad (a spec with model.loss_step)")
+    fig, (ax,) = _axes(ax, 1, size=(7.5, 4.2))
+    order = {"rnn": 0, "lstm": 1, "gru": 2}
+    styles = {"rnn": "-", "lstm": "--", "gru": "-."}
+    n = 0
+    for d in sorted(have, key=lambda d: order.get(_family(d), 9)):
+        v = d.log10_input_weight_grad.dropna("time", how="all")  # NaN after the loss step
+        fam = _family(d)
+        groups = [x for x in v.dims if x not in ("time", "seed")]
+        combos = [{}]
+        for g in groups:
+            combos = [{**c, g: val} for c in combos for val in v[g].values]
+        for combo in combos[:8]:
+            one = v.sel(combo)
+            k = one.time.values
+            other = [x for x in one.dims if x != "time"]
+            med = 10 ** (one.median(other).values if other else one.values)
+            what = ", ".join(f"{g.replace('_', ' ')} {val:g}" for g, val in combo.items())
+            label = (
+                f"{fam.upper()} (H = {d.attrs.get('model_n', '?')}{', ' + what if what else ''})"
+            )
+            ax.plot(k, med, color=_color(n), linestyle=styles.get(fam, ":"), label=label)
+            if other:
+                lo = 10 ** one.quantile(0.25, other).values
+                hi = 10 ** one.quantile(0.75, other).values
+                ax.fill_between(k, lo, hi, color=_color(n), alpha=0.15, linewidth=0)
+            n += 1
+    ax.set_yscale("log")
+    ax.set_xlabel("step k (the loss is at the last step)")
+    ax.set_ylabel("||dL/dW_ih contribution of step k||")
+    ax.set_title("Gradient on the input weights, error at the last step only")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def lstm_memory(ds, ax=None, *, lag=100):
+    """Figure 9: the LSTM cell's gradient retention. Left: log10 ||dc(t)/dc(0)|| against t for
+    each forget-gate bias (vanilla LSTM). Right: its value at ``lag`` against the forget-gate
+    bias for each of Greff et al.'s variants (median over seeds)."""
+    _need(ds, "log10_cell_gradient_norm", family="lstm")
+    if "forget_bias" not in ds.dims:
+        raise MissingData("needs a forget_bias dimension")
+    fig, axs = _axes(ax, 2, size=(4.6, 3.6))
+    v = ds.log10_cell_gradient_norm
+    seeds = [d for d in ("seed",) if d in v.dims]
+    if seeds:
+        v = v.median(seeds)
+    base = v.sel(variant="vanilla") if "variant" in v.dims else v
+    extra = [d for d in base.dims if d not in ("time", "forget_bias")]
+    base = base.isel({d: 0 for d in extra})
+    fbs = ds.forget_bias.values
+    colors = _ramp(len(fbs))
+    t = ds.time.values
+    for i, fb in enumerate(fbs):
+        axs[0].plot(t, base.sel(forget_bias=fb).values, color=colors[i],
+                    label=f"forget bias {fb:g}")  # fmt: skip
+    axs[0].set_ylabel("log10 ||dc(t)/dc(0)||")
+    _time_axis(axs[0])
+    axs[0].set_title("Cell gradient, vanilla LSTM")
+    axs[0].legend(fontsize="x-small")
+    k = int(t[np.argmin(np.abs(t - lag))])
+    at = v.sel(time=k)
+    variants = [str(x) for x in ds.variant.values] if "variant" in ds.dims else [None]
+    for i, var in enumerate(variants):
+        one = at.sel(variant=var) if var is not None else at
+        extra = [d for d in one.dims if d != "forget_bias"]
+        one = one.isel({d: 0 for d in extra})
+        style = "-" if i < len(PALETTE) else "--"
+        axs[1].plot(fbs, one.values, marker="o", color=_color(i), linestyle=style,
+                    label=var or "lstm")  # fmt: skip
+    axs[1].set_xlabel("forget-gate bias")
+    axs[1].set_ylabel(f"log10 ||dc(t)/dc(0)|| at t = {k}")
+    axs[1].set_title("Retention across variants (Greff et al. 2017)")
+    axs[1].legend(fontsize="x-small", ncols=2)
+    return fig
+
+
+_CLASS_COLORS = {
+    -1: "#FFFFFF",
+    0: PALETTE[0],
+    1: PALETTE[2],
+    2: PALETTE[5],
+    3: PALETTE[1],
+    4: PALETTE[3],
+}
+
+
+def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
+    """Figure 10: the dynamical class (vanishing / stable memory / saturating / chaotic /
+    exploding, see :func:`rnnlab.analysis.classify`) over two grid dimensions of any store,
+    the most common class over seeds; the line marks where the growth rate crosses 0.
+
+    ``x``, ``y``: grid dimensions (default: the first two with more than one value, seeds
+    aside); other dimensions are taken at ``select`` or their first value.
+    """
+    _need(ds, "growth_rate", "blowup_step", "saturation_step", "fixed_point_norm", "memory_horizon")
+    dims = [d for d in ds.dims if d not in ("time", "block", "seed") and ds.sizes[d] > 1]
+    x = x or (dims[1] if len(dims) > 1 else None)
+    y = y or (dims[0] if dims else None)
+    if x is None or y is None or x == y:
+        raise MissingData("needs two grid dimensions with more than one value")
+    rest = {d: (select or {}).get(d, ds[d].values[0]) for d in dims if d not in (x, y)}
+    sub = ds.sel(rest)
+    codes = classify(sub, tol=tol)
+    if "seed" in codes.dims:
+        c = np.asarray(codes.transpose(..., "seed").values)
+        counts = np.stack([(c == k).sum(-1) for k in CLASSES], axis=-1)
+        mode = np.array(list(CLASSES))[counts.argmax(-1)]
+        codes = xr.DataArray(mode, dims=[d for d in codes.dims if d != "seed"],
+                             coords={d: codes[d] for d in codes.dims if d != "seed"})  # fmt: skip
+    codes = codes.transpose(y, x)
+    import matplotlib as mpl
+
+    present = sorted(set(np.unique(codes.values).tolist()))
+    cmap = mpl.colors.ListedColormap([_CLASS_COLORS[k] for k in CLASSES])
+    norm = mpl.colors.BoundaryNorm(np.arange(-1.5, 5.5, 1.0), cmap.N)
+    fig, (ax,) = _axes(ax, 1, size=(6.5, 3.8))
+    ax.imshow(codes.values, aspect="auto", origin="lower", cmap=cmap, norm=norm,
+              interpolation="nearest")  # fmt: skip
+    xs, ys = sub[x].values, sub[y].values
+    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " "))
+    if sub[x].dtype.kind in "fiu":
+        try:
+            b = phase_boundary(sub, x, y)
+        except ValueError:
+            b = None
+        if b is not None and np.isfinite(b.values).any():
+            pos = np.interp(b.values, xs.astype(float), np.arange(len(xs)))
+            ax.plot(np.where(np.isfinite(b.values), pos, np.nan), np.arange(len(ys)),
+                    color="black", marker="|", markersize=14, markeredgewidth=2, linewidth=1.5,
+                    label="growth rate = 0")  # fmt: skip
+    import matplotlib.patches as mpatches
+
+    handles = [mpatches.Patch(color=_CLASS_COLORS[k], label=CLASSES[k]) for k in present]
+    handles += ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    what = ", ".join(f"{k} = {v}" for k, v in rest.items())
+    ax.set_title(f"Dynamical phases ({_family(ds)}{'; ' + what if what else ''})", fontsize=9)
+    return fig
+
+
+#: (name, function, caption) of every figure, in the report's order.
+FIGURES = [
+    ("scalar_linear", scalar_linear, "Scalar linear recursion: the response to x(0) is "
+     "w^t c x(0): it vanishes for |w| < 1, stays for |w| = 1 and explodes for |w| > 1; a "
+     "negative w alternates its sign. Dotted: the closed form."),
+    ("vector_linear", vector_linear, "Vector linear recursion: ||h(t)|| grows or shrinks like "
+     "|lambda_1|^t; without a component along the dominant eigenvector, like |lambda_2|^t."),
+    ("scalar_nonlinear", scalar_nonlinear, "Scalar nonlinear recursions: sigmoid saturates in a "
+     "few steps to a value set by w and b; tanh depends on w, prefers w near 1 and still "
+     "forgets; relu vanishes or blows up."),
+    ("vector_nonlinear", vector_nonlinear, "Vector nonlinear recursions: the state norm and the "
+     "memory of the input at t = 0, for each activation across spectral radii."),
+    ("memory_phase", memory_phase, "Memory horizon: steps until the response to x(0) falls "
+     "below the tolerance for good, per activation and weight scale."),
+    ("gradient_vs_lag", gradient_vs_lag, "Gradient norm against the lag with the bound "
+     "(gamma sigma_max)^t: it vanishes when gamma sigma_max < 1 and can only explode when "
+     "it is above 1."),
+    ("gradient_by_depth", gradient_by_depth, "The same through depth: gradient norms of deep "
+     "feed-forward nets by layer, per activation and weight gain."),
+    ("input_weight_gradients", input_weight_gradients, "RNN vs LSTM (and GRU): each step's "
+     "contribution to the gradient on the input weights, for an error at the last step only "
+     "(median over seeds, band: quartiles). How far back the error reaches: the LSTM's "
+     "carousel carries it when the forget gate is open (a positive forget-gate bias); with "
+     "f near 1/2 the LSTM forgets as fast as the RNN, or faster."),
+    ("lstm_memory", lstm_memory, "LSTM cell-gradient retention: the carousel multiplies the "
+     "gradient by the forget gate only, so a larger forget-gate bias keeps it longer; across "
+     "Greff et al.'s variants, removing the forget gate (NFG) keeps it at 1."),
+    ("phase_diagram", phase_diagram, "Dynamical phases over two grid dimensions: vanishing, "
+     "stable memory, saturating, chaotic and exploding, with the growth-rate-zero boundary."),
+]  # fmt: skip

@@ -1,0 +1,231 @@
+"""The report: every applicable figure of a set of stores, as PNG and SVG, and an index.html
+with captions, key numbers, and each store's spec and provenance."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .figures import FIGURES, MissingData
+from .metrics import CLASSES, classify, growth_rate_theory
+from .results import IncompleteStoreError, NotAStoreError, open_results
+
+__all__ = ["Report", "ReportError", "write_report"]
+
+_MARKER = "<!-- rnnlab report -->"
+_PROVENANCE = (
+    "family", "spec_sha256", "rnnlab_version", "git_commit", "numpy_version", "numba_version",
+    "xarray_version", "zarr_version", "dask_version", "python_version", "host", "start_time",
+    "end_time",
+)  # fmt: skip
+
+
+class ReportError(ValueError):
+    """Bad input to the report (a path that is not a store, an output folder in the way)."""
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote."""
+
+    out: Path
+    figures: list[dict] = field(default_factory=list)  # name, store, files, caption
+    skipped: list[dict] = field(default_factory=list)  # name, store, reason
+    numbers: dict[str, list[str]] = field(default_factory=dict)  # store -> lines
+
+
+def _key_numbers(name: str, ds) -> list[str]:
+    lines = []
+    dims = [d for d in ds.dims if d not in ("time", "block")]
+    lines.append(
+        f"{ds.attrs.get('family', '?')} family, {int(np.prod([ds.sizes[d] for d in dims]))} "
+        f"cases over {', '.join(f'{d} ({ds.sizes[d]})' for d in dims) or 'no grid'}, "
+        f"{ds.attrs.get('run_steps', '?')} steps"
+    )
+    try:
+        th = growth_rate_theory(ds).load()
+    except ValueError:
+        th = None
+    if th is not None:
+        exact = th.is_exact.broadcast_like(th.measured).values
+        m = th.measured.values
+        t = th.theory.broadcast_like(th.measured).values
+        ok = exact & np.isfinite(m) & np.isfinite(t)
+        if ok.any():
+            err = np.abs(m[ok] - t[ok])
+            lines.append(
+                f"linear cases: measured growth rate vs ln|lambda_max|: median |difference| "
+                f"{np.median(err):.2e}, max {err.max():.2e} per step over {ok.sum()} cases"
+            )
+        nl = ~exact & np.isfinite(m) & np.isfinite(t)
+        if nl.any():
+            below = (m[nl] <= t[nl] + 1e-9).sum()
+            lines.append(
+                f"nonlinear cases: growth rate <= ln(gamma sigma_max) in {below} of {nl.sum()}"
+            )
+    try:
+        codes = classify(ds).values
+        counts = {CLASSES[k]: int((codes == k).sum()) for k in CLASSES if (codes == k).any()}
+        lines.append("classes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    except ValueError:
+        pass
+    if "log10_input_weight_grad" in ds:
+        v = ds.log10_input_weight_grad.dropna("time", how="all")
+        other = [d for d in v.dims if d != "time"]
+        med = v.median(other) if other else v
+        first, last = float(med.isel(time=0)), float(med.isel(time=-1))
+        lines.append(
+            f"input-weight gradient: median log10 at step 0 is {first:.2f}, at the loss step "
+            f"{int(v.time[-1])} {last:.2f} (a factor 10^{last - first:.1f} over the horizon)"
+        )
+    return lines
+
+
+def _prepare_out(out: Path) -> Path:
+    out = Path(out)
+    if out.exists():
+        index = out / "index.html"
+        is_report = index.exists() and _MARKER in index.read_text(errors="replace")
+        if not out.is_dir() or (any(out.iterdir()) and not is_report):
+            raise ReportError(
+                f"--out {out}: exists and is not an rnnlab report: choose a new or empty folder"
+            )
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise ReportError(f"--out {out}: cannot write there ({err.strerror})") from None
+    return tmp
+
+
+def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Report:
+    """Write every applicable figure of ``stores`` into ``out`` with an ``index.html``.
+
+    Parameters
+    ----------
+    stores : sequence of path
+        rnnlab stores (complete ones: an incomplete store is refused with the blocks it
+        misses).
+    out : path
+        The report folder. Written whole into a temporary folder beside it and moved into
+        place at the end, so a failed report leaves nothing half-written; an existing report
+        there is replaced, any other existing non-empty folder is refused.
+    formats : tuple of str
+        Image formats of every figure (PNG for the page, SVG for papers).
+    dpi : int
+        Resolution of the PNGs.
+
+    Returns
+    -------
+    Report
+        The figures written (with their files and captions), the figures skipped with the
+        reason, and the key numbers per store.
+
+    Raises
+    ------
+    ReportError
+        For a path that is not a complete rnnlab store, or an output folder in the way.
+    """
+    import matplotlib.pyplot as plt  # headless, matplotlib picks the Agg backend itself
+
+    if not stores:
+        raise ReportError("STORE: give at least one store")
+    opened = {}
+    for path in stores:
+        try:
+            opened[Path(path).name] = (Path(path), open_results(path))
+        except (NotAStoreError, IncompleteStoreError) as err:
+            raise ReportError(str(err)) from None
+    out = Path(out)
+    tmp = _prepare_out(out)
+    report = Report(out=out)
+    try:
+        for fname, func, caption in FIGURES:
+            if fname == "input_weight_gradients":
+                targets = [("all stores", [ds for _, ds in opened.values()])]
+            else:
+                targets = [(name, ds) for name, (_, ds) in opened.items()]
+            for store_name, ds in targets:
+                try:
+                    fig = func(ds)
+                except MissingData as err:
+                    report.skipped.append({"name": fname, "store": store_name, "reason": str(err)})
+                    continue
+                stem = fname if store_name == "all stores" else f"{fname}__{Path(store_name).stem}"
+                files = []
+                for fmt in formats:
+                    fig.savefig(tmp / f"{stem}.{fmt}", dpi=dpi)
+                    files.append(f"{stem}.{fmt}")
+                plt.close(fig)
+                report.figures.append(
+                    {"name": fname, "store": store_name, "files": files, "caption": caption}
+                )
+        for name, (_, ds) in opened.items():
+            report.numbers[name] = _key_numbers(name, ds)
+        (tmp / "index.html").write_text(_html(report, opened))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _html(report: Report, opened: dict) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html>",
+        _MARKER,
+        '<html lang="en"><head><meta charset="utf-8"><title>rnnlab report</title>',
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "figure{margin:2em 0}img{max-width:100%;border:1px solid #ddd}"
+        "figcaption{color:#333}pre{background:#f6f6f6;padding:.8em;overflow-x:auto}"
+        "td,th{padding:.2em .8em;text-align:left;vertical-align:top}</style></head><body>",
+        "<h1>rnnlab report</h1>",
+        f"<p>{len(report.figures)} figures from {len(opened)} stores: "
+        + ", ".join(f"<code>{e(str(p))}</code>" for p, _ in opened.values())
+        + ". Each figure links its SVG (for papers).</p>",
+        "<h2>Key numbers</h2><ul>",
+    ]
+    for name, lines in report.numbers.items():
+        parts.append(f"<li><b>{e(name)}</b><ul>")
+        parts += [f"<li>{e(line)}</li>" for line in lines]
+        parts.append("</ul></li>")
+    parts.append("</ul><h2>Figures</h2>")
+    for i, f in enumerate(report.figures, 1):
+        png = next((x for x in f["files"] if x.endswith(".png")), f["files"][0])
+        links = " ".join(
+            f'<a href="{e(x)}">{e(x.rsplit(".", 1)[1].upper())}</a>' for x in f["files"]
+        )
+        parts.append(
+            f'<figure id="{e(png)}"><img src="{e(png)}" alt="{e(f["name"])}">'
+            f"<figcaption><b>Figure {i}.</b> {e(f['caption'])} "
+            f"<i>Store: {e(f['store'])}.</i> {links}</figcaption></figure>"
+        )
+    if report.skipped:
+        parts.append("<h2>Skipped</h2><ul>")
+        parts += [
+            f"<li>{e(s['name'])} for {e(s['store'])}: {e(s['reason'])}</li>" for s in report.skipped
+        ]
+        parts.append("</ul>")
+    parts.append("<h2>Stores: spec and provenance</h2>")
+    for name, (path, ds) in opened.items():
+        rows = "".join(
+            f"<tr><th>{e(k)}</th><td>{e(str(ds.attrs[k]))}</td></tr>"
+            for k in _PROVENANCE
+            if k in ds.attrs
+        )
+        parts.append(
+            f"<h3>{e(name)}</h3><p><code>{e(str(path.absolute()))}</code></p>"
+            f"<pre>{e(str(ds.attrs.get('spec', '')))}</pre><table>{rows}</table>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)

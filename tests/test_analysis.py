@@ -1,0 +1,334 @@
+"""Analysis: stores opened lazily, derived quantities against closed forms on linear systems,
+figures from small real stores made by the sweep runner, and the report."""
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from rnnlab.analysis import (
+    CLASSES,
+    FIGURES,
+    IncompleteStoreError,
+    MissingData,
+    NotAStoreError,
+    classify,
+    gradient_crossing_step,
+    growth_rate_theory,
+    memory_horizon,
+    open_results,
+    phase_boundary,
+    write_report,
+)
+from rnnlab.analysis import figures as F
+from rnnlab.jobs.runner import run_sweep
+
+from .sweeps import rnnlab
+
+matplotlib.use("Agg")
+
+SPECS = {
+    "scalar": """
+[model]
+family = "rnn"
+n = 1
+[grid]
+activation = ["identity", "sigmoid", "tanh", "relu"]
+w = [-0.5, 0.5, 0.9, 1.0, 1.5, 3.0]
+bias = [0.0, 0.5]
+amplitude = [-1.0, 1.0]
+[run]
+steps = 120
+record = "all"
+""",
+    "vector": """
+[model]
+family = "rnn"
+n = 8
+weights = "symmetric"
+[grid]
+activation = ["identity", "sigmoid", "tanh", "relu"]
+spectral_radius = [0.5, 0.8, 1.0, 1.2, 1.5]
+remove_dominant = [false, true]
+seed = {range = 2}
+[run]
+steps = 120
+""",
+    "deep": """
+[model]
+family = "mlp"
+n = 16
+[grid]
+activation = ["tanh", "relu"]
+gain = [0.5, 1.0, 2.0]
+seed = {range = 2}
+[run]
+steps = 30
+record = "all"
+""",
+    "lstm_memory": """
+[model]
+family = "lstm"
+n = 6
+init = "normal"
+init_scale = 0.1
+peepholes = true
+[grid]
+variant = ["vanilla", "NFG", "CIFG"]
+forget_bias = [0.0, 2.0, 4.0]
+seed = {range = 2}
+[run]
+steps = 150
+input = "noise"
+""",
+}
+for fam, extra in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"'),
+                   ("lstm", 'init = "normal"\ninit_scale = 0.1'),
+                   ("gru", 'init = "normal"\ninit_scale = 0.1')):  # fmt: skip
+    SPECS[f"{fam}_gradients"] = f"""
+[model]
+family = "{fam}"
+n = 8
+loss_step = 30
+{extra}
+[grid]
+seed = {{range = 3}}
+[run]
+steps = 31
+record = "all"
+input = "noise"
+"""
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """Small real stores, made by the sweep runner (in process, no Dask)."""
+    root = tmp_path_factory.mktemp("stores")
+    out = {}
+    for name, text in SPECS.items():
+        spec = root / f"{name}.toml"
+        spec.write_text(text + f'[store]\npath = "{name}.zarr"\nblock_seconds = 0.0002\n')
+        out[name] = run_sweep(spec, store=root / f"{name}.zarr", sync=True).path
+    return out
+
+
+def _lines(ax):
+    return [ln for ln in ax.lines if len(ln.get_xdata())]
+
+
+def test_open_results_is_lazy_and_keeps_coordinates_and_attributes(stores):
+    ds = open_results(stores["scalar"])
+    assert ds.response.chunks is not None  # dask-backed
+    assert list(ds.w.values) == [-0.5, 0.5, 0.9, 1.0, 1.5, 3.0]
+    assert ds.attrs["family"] == "rnn" and "spec" in ds.attrs and ds.attrs["spec_sha256"]
+    assert ds.response.attrs["units"] == "1"
+
+
+def test_open_results_refuses_what_is_not_a_complete_store(stores, tmp_path):
+    with pytest.raises(NotAStoreError, match="no such store"):
+        open_results(tmp_path / "nothing.zarr")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(NotAStoreError):
+        open_results(tmp_path / "folder")
+    xr.Dataset({"a": ("x", np.arange(3))}).to_zarr(
+        tmp_path / "other.zarr", zarr_format=3, consolidated=False
+    )
+    with pytest.raises(NotAStoreError, match="not one written by rnnlab"):
+        open_results(tmp_path / "other.zarr")
+    # an unfinished block: its block_done flag is still 0 (the writer sets it last)
+    import shutil
+
+    path = tmp_path / "partial.zarr"
+    shutil.copytree(stores["vector"], path)
+    done = zarr.open_group(str(path), mode="r+", use_consolidated=False)["block_done"]
+    done[2] = 0
+    with pytest.raises(IncompleteStoreError, match=r"1 of \d+ blocks missing \(block 2: ") as err:
+        open_results(path)
+    assert "allow_incomplete=True" in str(err.value)
+    assert err.value.missing[0]["block"] == 2
+    ds = open_results(path, allow_incomplete=True)
+    assert json.loads(ds.attrs["missing_blocks"]) == [2]
+
+
+def test_memory_horizon_and_gradient_crossing_match_closed_forms(stores):
+    ds = open_results(stores["scalar"]).sel(activation="identity", bias=0.0, amplitude=1.0)
+    for w in (-0.5, 0.5, 0.9):
+        sub = ds.sel(w=w)
+        # response |w|^t: the first t with |w|^t <= rtol
+        for rtol in (1e-2, 1e-3):
+            want = int(np.ceil(np.log(rtol) / np.log(abs(w)) - 1e-12))
+            assert int(memory_horizon(sub, rtol)) == want
+        assert int(memory_horizon(sub, 1e-3)) == int(sub.memory_horizon)
+        # log10 gradient t log10|w| goes below -6 at the first t > 6 / -log10|w|
+        want = int(np.floor(6 / -np.log10(abs(w)))) + 1
+        want = want if want < 120 else -1  # beyond the run (w = 0.9: 132)
+        assert int(gradient_crossing_step(sub, 1e-6)) == want
+    assert int(memory_horizon(ds.sel(w=1.0))) == -1
+    assert int(gradient_crossing_step(ds.sel(w=0.5), 1e6, kind="above")) == -1
+    want = int(np.floor(6 / np.log10(1.5))) + 1
+    assert int(gradient_crossing_step(ds.sel(w=1.5), 1e6, kind="above")) == want
+    # the result keeps the grid and stays lazy
+    full = memory_horizon(open_results(stores["scalar"]))
+    assert full.dims == ("activation", "w", "bias", "amplitude")
+
+
+def test_growth_rates_against_theory(stores):
+    th = growth_rate_theory(open_results(stores["vector"])).load()
+    lin = th.sel(activation="identity")
+    assert lin.is_exact.all()
+    # symmetric W is normal: ||W^t|| = rho^t exactly, the rate is ln rho
+    np.testing.assert_allclose(
+        lin.measured, np.log(lin.spectral_radius).broadcast_like(lin.measured), atol=1e-9
+    )
+    np.testing.assert_allclose(
+        lin.theory, np.log(lin.spectral_radius).broadcast_like(lin.theory), atol=1e-12
+    )
+    non = th.sel(activation=["sigmoid", "tanh", "relu"])
+    m, t = non.measured.values, non.theory.broadcast_like(non.measured).values
+    ok = np.isfinite(m)
+    assert (m[ok] <= t[ok] + 1e-9).all()
+    smax = open_results(stores["vector"]).max_singular_value.sel(activation="sigmoid")
+    np.testing.assert_allclose(th.theory.sel(activation="sigmoid"), np.log(0.25 * smax))
+    scal = growth_rate_theory(open_results(stores["scalar"]).sel(bias=0.0, amplitude=1.0))
+    lin = scal.sel(activation="identity").load()
+    np.testing.assert_allclose(lin.measured, np.log(np.abs(lin.w)), atol=1e-12)
+
+
+def test_classify_the_lecture_cases(stores):
+    ds = open_results(stores["scalar"]).sel(bias=0.0, amplitude=1.0)
+    c = classify(ds).load()
+    name = {k: v for k, v in CLASSES.items()}
+    assert name[int(c.sel(activation="identity", w=0.5))] == "vanishing"
+    assert name[int(c.sel(activation="identity", w=1.0))] == "stable memory"
+    assert name[int(c.sel(activation="identity", w=1.5))] == "exploding"
+    assert name[int(c.sel(activation="identity", w=3.0))] == "exploding"
+    assert name[int(c.sel(activation="sigmoid", w=1.5))] == "saturating"
+    assert name[int(c.sel(activation="sigmoid", w=-0.5))] == "saturating"
+    # bistable: tanh(3 h) keeps the sign of x(0) for ever (the input-free run stays at 0)
+    assert name[int(c.sel(activation="tanh", w=3.0))] == "stable memory"
+    assert name[int(c.sel(activation="relu", w=0.5))] == "vanishing"
+    assert name[int(c.sel(activation="tanh", w=0.5))] == "vanishing"
+    assert name[int(c.sel(activation="relu", w=3.0))] == "exploding"
+    assert c.attrs["flag_meanings"].split()[1] == "vanishing"
+
+
+def test_phase_boundary_of_linear_recursions(stores):
+    ds = open_results(stores["vector"]).sel(remove_dominant=False)
+    b = phase_boundary(ds, "spectral_radius", "activation").load()
+    assert float(b.sel(activation="identity")) == pytest.approx(1.0, abs=1e-9)
+    # without the grid point at 1: linear interpolation of ln(rho) between 0.8 and 1.2
+    b = phase_boundary(ds.drop_sel(spectral_radius=1.0), "spectral_radius", "activation")
+    lo, hi = np.log(0.8), np.log(1.2)
+    assert float(b.sel(activation="identity")) == pytest.approx(0.8 + 0.4 * lo / (lo - hi))
+    with pytest.raises(ValueError, match="select the dimensions"):
+        phase_boundary(open_results(stores["vector"]), "spectral_radius", "activation")
+
+
+@pytest.mark.parametrize(
+    ("func", "store", "panels", "lines"),
+    [
+        (F.scalar_linear, "scalar", 1, 12),  # 6 w x (simulation + closed form)
+        (F.vector_linear, "vector", 1, 20),  # 5 rho x 2 inputs x (simulation + slope)
+        (F.scalar_nonlinear, "scalar", 3, 10),  # per panel: 5 positive w x 2 input signs
+        (F.vector_nonlinear, "vector", 8, 5),  # 2 rows x 4 activations, 5 rho each
+        (F.memory_phase, "scalar", 1, 0),
+        (F.gradient_vs_lag, "vector", 4, 10),  # 5 rho x (simulation + bound)
+        (F.gradient_by_depth, "deep", 2, 6),  # 3 gains x (median + estimate)
+        (F.lstm_memory, "lstm_memory", 2, None),
+        (F.phase_diagram, "vector", 1, None),
+    ],
+)
+def test_figures_render_from_real_stores(stores, func, store, panels, lines):
+    fig = func(open_results(stores[store]))
+    axes = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    assert len(axes) == panels
+    for ax in axes:
+        assert ax.get_xlabel() and ax.get_ylabel()
+        assert _lines(ax) or ax.images
+        if lines is not None and lines:
+            assert len(_lines(ax)) == lines, ax.get_title()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_lstm_and_input_weight_figures_have_a_line_per_group(stores):
+    import matplotlib.pyplot as plt
+
+    fig = F.lstm_memory(open_results(stores["lstm_memory"]))
+    left, right = fig.axes
+    assert len(_lines(left)) == 3  # one per forget bias
+    assert len(_lines(right)) == 3  # one per variant
+    plt.close(fig)
+    dss = [open_results(stores[f"{f}_gradients"]) for f in ("rnn", "lstm", "gru")]
+    fig = F.input_weight_gradients(dss)
+    (ax,) = fig.axes
+    assert [ln.get_label() for ln in _lines(ax)] == ["RNN (H = 8)", "LSTM (H = 8)", "GRU (H = 8)"]
+    assert all(len(ln.get_xdata()) == 31 for ln in _lines(ax))
+    plt.close(fig)
+
+
+def test_a_figure_without_its_data_says_why(stores):
+    scalar = open_results(stores["scalar"])
+    with pytest.raises(MissingData, match="lstm store"):
+        F.lstm_memory(scalar)
+    with pytest.raises(MissingData, match="loss_step"):
+        F.input_weight_gradients(scalar)
+    with pytest.raises(MissingData, match="mlp store"):
+        F.gradient_by_depth(scalar)
+
+
+def test_report_links_every_figure_and_every_link_exists(stores, tmp_path):
+    out = tmp_path / "report"
+    rep = write_report(list(stores.values()), out)
+    names = {f["name"] for f in rep.figures}
+    assert names == {name for name, _, _ in FIGURES}  # every figure applies to some store
+    html = (out / "index.html").read_text()
+    links = set(re.findall(r'(?:src|href)="([^"]+)"', html))
+    for f in rep.figures:
+        assert set(f["files"]) <= links
+    for link in links:
+        assert (out / link).is_file(), link
+    assert {p.suffix for p in out.iterdir()} == {".png", ".svg", ".html"}
+    assert all(s["reason"] for s in rep.skipped)
+    assert "measured growth rate vs ln|lambda_max|" in html
+    assert html.count("<pre>") == len(stores)  # every store's spec
+    # a second report replaces the first
+    rep2 = write_report([stores["scalar"]], out)
+    assert len(list(out.glob("*.png"))) == len(rep2.figures)
+
+
+def test_figures_command_line(stores, tmp_path):
+    out = rnnlab("figures", str(stores["deep"]), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "r" / "index.html").exists()
+    bad = rnnlab("figures", str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "b"), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("rnnlab: error: ") and "no such store" in bad.stderr
+    assert not (tmp_path / "b").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("x")
+    busy = rnnlab("figures", str(stores["deep"]), "--out", str(tmp_path / "mine"), cwd=tmp_path)
+    assert busy.returncode == 2 and "not an rnnlab report" in busy.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
+
+
+def test_report_command_runs_specs_then_draws(tmp_path):
+    spec = tmp_path / "deep.toml"
+    spec.write_text(SPECS["deep"] + '[store]\npath = "deep.zarr"\n')
+    out = rnnlab("report", str(spec), "--sync", "--no-progress", "--out", "rep", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "deep.zarr").exists()
+    assert Path(tmp_path / "rep" / "gradient_by_depth__deep.png").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[model]\nfamily = "lstm"\nvariant = "X"\n[run]\nsteps = 5\n[store]\npath = "b.zarr"\n'
+    )
+    out = rnnlab("report", str(spec), str(bad), "--sync", "--out", "rep2", cwd=tmp_path)
+    assert out.returncode == 2 and "model.variant" in out.stderr
+    assert not (tmp_path / "rep2").exists() and not (tmp_path / "b.zarr").exists()
