@@ -72,6 +72,7 @@ def _net_step(
     ``gsum`` (3,) receives the sums over units of the gates (lstm: i, f, o; gru: r, z).
     """
     L = S_prev.shape[0]
+    GHl = ah.shape[0]
     fgr = flags[GATE_RECURRENCE] != 0
     peep = flags[PEEPHOLES] != 0
     gsum[:] = 0.0
@@ -133,6 +134,16 @@ def _net_step(
                     dn = dn_ * (dxn + dr * an + r * dAh[2 * H + u, q])
                     Tn[u, q] = (hpu - n) * dz + (1.0 - z) * dn + z * Tp[u, q]
         else:  # CELL_LSTM
+            if kk > 0 and has_dx:
+                for j in range(GHl):
+                    for q in range(kk):
+                        dAh[j, q] += dAx[j, q]
+            if kk > 0 and fgr:
+                for j in range(H):
+                    for q in range(kk):
+                        dAh[j, q] += dG[j, q]
+                        dAh[H + j, q] += dG[H + j, q]
+                        dAh[3 * H + j, q] += dG[2 * H + j, q]
             no_i = flags[NO_INPUT_GATE] != 0
             no_f = flags[NO_FORGET_GATE] != 0
             no_o = flags[NO_OUTPUT_GATE] != 0
@@ -180,57 +191,66 @@ def _net_step(
                 gsum[0] += ig
                 gsum[1] += fg
                 gsum[2] += og
+                # branch-free tangent loop (it vectorises across the kk columns): disabled
+                # parts have zero coefficients, the input and gate terms are already in dAh
+                pi = P[l, 0, u] if peep else 0.0
+                pf = P[l, 1, u] if peep else 0.0
+                po = P[l, 2, u] if peep else 0.0
+                kc = -1.0 if cifg else 0.0
+                kg = ig * dg_
+                koc = og * dac
                 for q in range(kk):
                     dcp = np.float64(Tp[H + u, q])
-                    dzi = dAh[u, q]
-                    dzf = dAh[H + u, q]
-                    dzg = dAh[2 * H + u, q]
-                    dzo = dAh[3 * H + u, q]
-                    if has_dx:
-                        dzi += dAx[u, q]
-                        dzf += dAx[H + u, q]
-                        dzg += dAx[2 * H + u, q]
-                        dzo += dAx[3 * H + u, q]
-                    if peep:
-                        dzi += P[l, 0, u] * dcp
-                        dzf += P[l, 1, u] * dcp
-                    if fgr:
-                        dzi += dG[u, q]
-                        dzf += dG[H + u, q]
-                        dzo += dG[2 * H + u, q]
-                    di = di_ * dzi
-                    df = -di if cifg else df_ * dzf
-                    dc = df * cp + fg * dcp + di * gg + ig * dg_ * dzg
-                    if peep:
-                        dzo += P[l, 2, u] * dc
-                    do = do_ * dzo
-                    Tn[u, q] = do * ac + og * dac * dc
+                    di = di_ * (dAh[u, q] + pi * dcp)
+                    df = df_ * (dAh[H + u, q] + pf * dcp) + kc * di
+                    dc = df * cp + fg * dcp + di * gg + kg * dAh[2 * H + u, q]
+                    do = do_ * (dAh[3 * H + u, q] + po * dc)
+                    Tn[u, q] = do * ac + koc * dc
                     Tn[H + u, q] = dc
-                    if fgr:
+                if fgr:
+                    for q in range(kk):  # the same again, to store the gates' tangents
+                        dcp = np.float64(Tp[H + u, q])
+                        di = di_ * (dAh[u, q] + pi * dcp)
+                        df = df_ * (dAh[H + u, q] + pf * dcp) + kc * di
+                        dc = Tn[H + u, q]
                         Tn[2 * H + u, q] = di
                         Tn[3 * H + u, q] = df
-                        Tn[4 * H + u, q] = do
+                        Tn[4 * H + u, q] = do_ * (dAh[3 * H + u, q] + po * dc)
+
+
+@jit(fastmath={"contract", "reassoc"})
+def _sum_squares(T, c0, c1):
+    """Sum of squares of columns c0:c1 of T (L, R, k). Reassociation lets LLVM vectorise the
+    reduction (the order of a sum of positive terms changes its rounding only)."""
+    L, R, _ = T.shape
+    s = 0.0
+    for l in range(L):
+        for r in range(R):
+            for q in range(c0, c1):
+                v = np.float64(T[l, r, q])
+                s += v * v
+    return s
 
 
 @jit
 def _renormalise(T, c0, c1):
     """Divide columns c0:c1 of T (L, R, k) by their joint Frobenius norm; return its log."""
     L, R, _ = T.shape
-    s = 0.0
-    big = 0.0
-    for l in range(L):
-        for r in range(R):
-            for q in range(c0, c1):
-                v = abs(np.float64(T[l, r, q]))
-                s += v * v
-                big = max(big, v)
-    if not (big < np.inf) or big != big:
-        return np.nan
-    if big == 0.0:
-        return -np.inf
+    s = _sum_squares(T, c0, c1)
     if s < 1e300 and s > 1e-300:
         fro = np.sqrt(s)
-    else:
+    else:  # out of the safe range, zero, inf or NaN: find the largest entry first
+        big = 0.0
+        for l in range(L):
+            for r in range(R):
+                for q in range(c0, c1):
+                    v = abs(np.float64(T[l, r, q]))
+                    if v > big or v != v:
+                        big = v
+        if not (big < np.inf):
+            return np.nan
+        if big == 0.0:
+            return -np.inf
         s = 0.0
         for l in range(L):
             for r in range(R):

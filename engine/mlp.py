@@ -140,11 +140,11 @@ def simulate_mlp(
             (depth - 1) // 2, float(bound), float(memory_rtol), float(saturation_tol),
             gradient != "none")  # fmt: skip
     nthreads = numba.get_num_threads() if parallel else 1
-    if nthreads > 1 and ncase > 1:
-        with threadpool_limits(1, user_api="blas"):
+    with threadpool_limits(1, user_api="blas"):  # small products: one BLAS thread each
+        if nthreads > 1 and ncase > 1:
             K.mlp_parallel(*args, *outs, min(ncase, 4 * nthreads))
-    else:
-        K.mlp_block(*args, *outs)
+        else:
+            K.mlp_block(*args, *outs)
     o_state, o_resp, o_grad, blow, mem, sat, growth, rgrowth, bounded, final, maxn = outs
     data = {
         "state_norm": o_state.astype(fdt),
