@@ -346,7 +346,7 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
                   if d in ds.dims), None)  # fmt: skip
     if scale is None or "activation" not in ds.dims:
         raise MissingData("needs an activation dimension and a weight-scale dimension")
-    from .metrics import _GAMMA
+    from .metrics import gamma
 
     sub = _pick(ds, {"bias": 0.0, "amplitude": 1.0, "remove_dominant": False,
                      **({"seed": seed} if seed is not None else {})})  # fmt: skip
@@ -368,10 +368,10 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
                 smax = abs(float(v))
             else:
                 continue
-            ax.plot(t, t * np.log10(_GAMMA[act] * smax), color=colors[i], linestyle=":")
+            ax.plot(t, t * np.log10(gamma(act) * smax), color=colors[i], linestyle=":")
         ax.set_ylabel("log10 ||dh(t)/dh(0)||")
         _time_axis(ax)
-        ax.set_title(f"{act} (gamma = {_GAMMA[act]:g})")
+        ax.set_title(f"{act} (gamma = {gamma(act):g})")
         lo = np.nanmin(one.log10_gradient_norm.values)
         hi = np.nanmax(one.log10_gradient_norm.values)
         if np.isfinite(lo) and np.isfinite(hi):
@@ -389,7 +389,7 @@ def gradient_by_depth(ds, ax=None):
     _need(ds, "log10_gradient_norm", family="mlp")
     if "gain" not in ds.dims:
         raise MissingData("needs a gain dimension")
-    from .metrics import _GAMMA
+    from .metrics import gamma
 
     acts = [str(a) for a in _values(ds, "activation")] or ["tanh"]
     fig, axs = _axes(ax, len(acts), ncols=min(len(acts), 4), size=(3.8, 3.2))
@@ -408,7 +408,7 @@ def gradient_by_depth(ds, ax=None):
             if other:
                 ax.fill_between(t, v.min(other).values, v.max(other).values,
                                 color=colors[i], alpha=0.2, linewidth=0)  # fmt: skip
-            ax.plot(t, t * np.log10(_GAMMA[act] * sig * g), color=colors[i], linestyle=":")
+            ax.plot(t, t * np.log10(gamma(act) * sig * g), color=colors[i], linestyle=":")
         ax.plot([], [], color="0.4", linestyle=":", label=f"(gamma {sig:g} gain)^l")
         ax.set_xlabel("layer l")
         ax.set_ylabel("log10 ||dh(l)/dh(0)||")

@@ -13,6 +13,7 @@ import xarray as xr
 __all__ = [
     "CLASSES",
     "classify",
+    "gamma",
     "gradient_crossing_step",
     "growth_rate_theory",
     "memory_horizon",
@@ -29,10 +30,18 @@ CLASSES = {
     4: "exploding",
 }
 
-# sup |f'| and boundedness of each activation (the engine's table, repeated here so that the
-# analysis does not import Numba); gated cells have bounded states.
-_GAMMA = {"identity": 1.0, "linear": 1.0, "sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
-_BOUNDED = {"identity": False, "linear": False, "sigmoid": True, "tanh": True, "relu": False}
+
+def gamma(activation: str) -> float:
+    """sup |f'| of an activation, from the engine's activation table (one place to add one)."""
+    from rnnlab.engine.activations import get_activation
+
+    return get_activation(str(activation)).gamma
+
+
+def _bounded_activation(activation: str) -> bool:
+    from rnnlab.engine.activations import get_activation
+
+    return get_activation(str(activation)).bounded
 
 
 def _first_index(mask: np.ndarray) -> np.ndarray:
@@ -184,10 +193,10 @@ def growth_rate_theory(ds: xr.Dataset) -> xr.Dataset:
         rho = smax = abs(w)
     if rho is None or smax is None:
         raise ValueError("growth_rate_theory needs spectral_radius and max_singular_value (or w)")
-    gamma = xr.apply_ufunc(np.vectorize(lambda a: _GAMMA[str(a)], otypes=[float]), act)
+    gam = xr.apply_ufunc(np.vectorize(gamma, otypes=[float]), act)
     linear = xr.apply_ufunc(np.vectorize(lambda a: str(a) in ("identity", "linear")), act)
     with np.errstate(divide="ignore"):
-        theory = xr.where(linear, np.log(rho), np.log(gamma * smax))
+        theory = xr.where(linear, np.log(rho), np.log(gam * smax))
     theory.attrs = {
         "long_name": "theoretical growth rate",
         "units": "1/step",
@@ -203,7 +212,7 @@ def _bounded_state(ds: xr.Dataset) -> xr.DataArray:
     if family in ("lstm", "gru"):
         return xr.DataArray(True)
     act = _activation(ds)
-    return xr.apply_ufunc(np.vectorize(lambda a: _BOUNDED.get(str(a), False)), act)
+    return xr.apply_ufunc(np.vectorize(_bounded_activation, otypes=[bool]), act)
 
 
 def classify(ds: xr.Dataset, tol: float = 1e-3, fixed_point_tol: float = 1e-8) -> xr.DataArray:

@@ -7,7 +7,9 @@ the lane loops vectorise are set once:
   model inserts a branch before every division, which stops LLVM from vectorising the loop
   (measured: the lane loop of the tanh kernel went from scalar ``xmm`` code to ``zmm`` code).
 - ``fastmath={"contract"}``: allow fused multiply-add only. No reassociation, no
-  reciprocal approximation: results stay within a few ulp of the NumPy references.
+  reciprocal approximation: results stay within a few ulp of the NumPy references. (One
+  exception, stated where it is: the sum of squares that renormalises the layered networks'
+  Jacobian product is reassociated so that it vectorises; it only sets a scale factor.)
 - ``nogil=True``: kernels run in threaded Dask workers.
 - ``cache=True``: a worker's first call loads machine code from ``__pycache__`` in milliseconds.
 """

@@ -226,9 +226,18 @@ def simulate_network(
         raise ValueError("layers[0] needs weight_ih (G H, I) and weight_hh (G H, H) arrays")
     H = whh0.shape[-1]
     I = wih0.shape[-1]
-    sizes = [np.shape(layers[l].get("weight_hh", ()))[:-2] for l in range(L)]
-    sizes += [np.shape(layers[l].get("weight_ih", ()))[:-2] for l in range(L)]
-    ncase = max([s[0] for s in sizes if len(s) == 1] + [1])
+    # the number of cases: the leading axis of any array that has one
+    ndims = {"weight_ih": 2, "weight_hh": 2, "bias_ih": 1, "bias_hh": 1}
+    ndims.update(weight_peephole=2, weight_gate=2)
+    ncase = max(
+        [
+            np.shape(v)[0]
+            for w in layers
+            for k, v in w.items()
+            if k in ndims and v is not None and np.ndim(v) == ndims[k] + 1
+        ]
+        + [1]
+    )
 
     Whh = np.empty((ncase, L, G * H, H), fdt)
     Wih = np.empty((ncase, L - 1, G * H, H), fdt)
