@@ -89,9 +89,9 @@ def test_a_killed_run_resumes_and_ends_equal(tmp_path, reference, sig):
         os.killpg(run.pid, signal.SIGKILL)  # the run and its embedded cluster, at once
     else:
         run.send_signal(signal.SIGINT)
-    run.communicate(timeout=120)
+    stdout, stderr = run.communicate(timeout=120)
     if sig == signal.SIGINT:
-        assert run.returncode == 130
+        assert run.returncode == 130, f"{done} blocks done at the signal\n{stdout}\n{stderr}"
     before = int((store_arrays_one(tmp_path / "run.zarr", "block_done") == 1).sum())
     assert done <= before < len(store_arrays_one(tmp_path / "run.zarr", "block_done"))
     again = rnnlab(*args, cwd=tmp_path)
