@@ -76,13 +76,19 @@ def _key_numbers(name: str, ds) -> list[str]:
         pass
     if "log10_input_weight_grad" in ds:
         v = ds.log10_input_weight_grad.dropna("time", how="all")
-        other = [d for d in v.dims if d != "time"]
-        med = v.median(other) if other else v
-        first, last = float(med.isel(time=0)), float(med.isel(time=-1))
-        lines.append(
-            f"input-weight gradient: median log10 at step 0 is {first:.2f}, at the loss step "
-            f"{int(v.time[-1])} {last:.2f} (a factor 10^{last - first:.1f} over the horizon)"
-        )
+        groups = [d for d in v.dims if d not in ("time", "seed")]
+        med = v.median("seed") if "seed" in v.dims else v
+        combos = [{}]
+        for g in groups:
+            combos = [{**c, g: x} for c in combos for x in v[g].values]
+        for combo in combos[:8]:
+            one = med.sel(combo)
+            first, last = float(one.isel(time=0)), float(one.isel(time=-1))
+            what = "".join(f", {g} {x}" for g, x in combo.items())
+            lines.append(
+                f"input-weight gradient{what}: median log10 at step 0 is {first:.2f}, at the "
+                f"loss step {int(v.time[-1])} {last:.2f} (10^{last - first:.1f} over the horizon)"
+            )
     return lines
 
 
