@@ -71,6 +71,54 @@ def noise_uniform(key, t):
 
 
 @jit(inline="always")
+def input_at(i, t, input_kind, amp, keys, xs):
+    """x(t) of case i (the per-case kernels; the scalar lanes inline their own copy)."""
+    if input_kind == INPUT_NOISE:
+        return amp[i] * (2.0 * noise_uniform(keys[i], t) - 1.0)
+    if input_kind == INPUT_ARRAY:
+        return xs[i, t]
+    return amp[i] if (t == 0 or input_kind == INPUT_STEP) else 0.0
+
+
+@jit(inline="always")
+def track(t, resp, change, hn, r0, last_mem, last_change, maxn, blow, mem_rtol, sat_tol):
+    """One step of a case's trackers: (r0, last_mem, last_change, maxn, blow) updated."""
+    if t == 0:
+        r0 = resp
+    if resp > mem_rtol * r0:
+        last_mem = t
+    if change > sat_tol * max(1.0, hn):
+        last_change = t
+    if hn > maxn:
+        maxn = hn
+    if not (hn < np.inf) and blow < 0:
+        blow = t
+    return r0, last_mem, last_change, maxn, blow
+
+
+@jit(inline="always")
+def rescale(M):
+    """Divide M (2-D) by its Frobenius norm; return the log of the factor (-inf for a zero
+    product, NaN for a non-finite one: the case has blown up)."""
+    n, k = M.shape
+    fro = _norm(M.reshape(n * k))
+    if fro > 0.0 and fro < np.inf:
+        inv = 1.0 / fro
+        if inv < np.inf:
+            for u in range(n):
+                for q in range(k):
+                    M[u, q] *= inv
+        else:  # a subnormal norm: 1 / fro overflows, divide instead
+            for u in range(n):
+                for q in range(k):
+                    M[u, q] /= fro
+        return np.log(fro)
+    if fro == 0.0:
+        return -np.inf
+    return np.nan
+
+
+@jit(inline="always")
 def scalar_block(
     act_code, w, c, b, amp, keys, xs, input_kind, steps, rec, t_half, bound, mem_rtol, sat_tol,
     out_state, out_resp, out_grad,
@@ -277,12 +325,7 @@ def vector_block(
         hn = 0.0
         kk = 0
         for t in range(steps):
-            if input_kind == INPUT_NOISE:
-                x = amp[i] * (2.0 * noise_uniform(keys[i], t) - 1.0)
-            elif input_kind == INPUT_ARRAY:
-                x = xs[i, t]
-            else:
-                x = amp[i] if (t == 0 or input_kind == INPUT_STEP) else 0.0
+            x = input_at(i, t, input_kind, amp, keys, xs)
             xb = 0.0 if t == 0 else x
             np.dot(Wi, h, z)
             np.dot(Wi, hb, zb)
@@ -304,27 +347,10 @@ def vector_block(
                     du = d[u]
                     for q in range(k):
                         M[u, q] = du * WM[u, q]
-                fro = _norm(M.reshape(n * k))
-                if fro > 0.0 and fro < np.inf:
-                    inv = 1.0 / fro
-                    for u in range(n):
-                        for q in range(k):
-                            M[u, q] *= inv
-                    lscale += np.log(fro)
-                elif fro == 0.0:
-                    lscale = -np.inf
-                else:  # a NaN/inf Jacobian: the case has blown up
-                    lscale = np.nan
-            if t == 0:
-                r0 = resp
-            if resp > mem_rtol * r0:
-                last_mem = t
-            if change > sat_tol * max(1.0, hn):
-                last_change = t
-            if hn > maxn:
-                maxn = hn
-            if not (hn < np.inf) and blow < 0:
-                blow = t
+                lscale += rescale(M)
+            r0, last_mem, last_change, maxn, blow = track(
+                t, resp, change, hn, r0, last_mem, last_change, maxn, blow, mem_rtol, sat_tol
+            )
             need_lg = grad_on and (t == t_half or t == steps - 1 or (kk < nrec and rec[kk] == t))
             if need_lg:
                 lg = lscale + np.log(_spectral_norm(M)) if lscale > -np.inf else -np.inf

@@ -13,7 +13,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit
-from ._kernels import _finish_case, _norm, _spectral_norm
+from ._kernels import _finish_case, _norm, _spectral_norm, rescale, track
 from .activations import activate
 
 _LN10 = 2.302585092994046
@@ -81,26 +81,10 @@ def mlp_block(
                 for u in range(n):
                     for q in range(k):
                         M[u, q] = d[u] * WM[u, q]
-                fro = _norm(M.reshape(n * k))
-                if fro > 0.0 and fro < np.inf:
-                    for u in range(n):
-                        for q in range(k):
-                            M[u, q] /= fro
-                    lscale += np.log(fro)
-                elif fro == 0.0:
-                    lscale = -np.inf
-                else:
-                    lscale = np.nan
-            if t == 0:
-                r0 = resp
-            if resp > mem_rtol * r0:
-                last_mem = t
-            if change > sat_tol * max(1.0, hn):
-                last_change = t
-            if hn > maxn:
-                maxn = hn
-            if not (hn < np.inf) and blow < 0:
-                blow = t
+                lscale += rescale(M)
+            r0, last_mem, last_change, maxn, blow = track(
+                t, resp, change, hn, r0, last_mem, last_change, maxn, blow, mem_rtol, sat_tol
+            )
             is_rec = kk < nrec and rec[kk] == t
             if grad_on and (t == t_half or t == steps - 1 or is_rec):
                 lg = lscale + np.log(_spectral_norm(M)) if lscale > -np.inf else -np.inf

@@ -35,8 +35,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit
-from ._kernels import INPUT_ARRAY, INPUT_NOISE, INPUT_STEP, _finish_case, _norm, _spectral_norm
-from ._kernels import noise_uniform as _noise_uniform
+from ._kernels import _finish_case, _norm, _spectral_norm, input_at, track
 from .activations import activate
 
 CELL_RNN = 0
@@ -385,12 +384,7 @@ def network_block(
         hn = 0.0
         kk = 0
         for t in range(steps):
-            if input_kind == INPUT_NOISE:
-                x = amp[i] * (2.0 * _noise_uniform(keys[i], t) - 1.0)
-            elif input_kind == INPUT_ARRAY:
-                x = xs[i, t]
-            else:
-                x = amp[i] if (t == 0 or input_kind == INPUT_STEP) else 0.0
+            x = input_at(i, t, input_kind, amp, keys, xs)
             xb = 0.0 if t == 0 else x
             tang = grad_on and t > 0
             _net_step(
@@ -423,16 +417,9 @@ def network_block(
                     for u in range(H):
                         dc[l * H + u] = np.float64(S[l, H + u]) - np.float64(S2[l, H + u])
                 change = max(change, _norm(dc))
-            if t == 0:
-                r0 = resp
-            if resp > mem_rtol * r0:
-                last_mem = t
-            if change > sat_tol * max(1.0, hn):
-                last_change = t
-            if hn > maxn:
-                maxn = hn
-            if not (hn < np.inf) and blow < 0:
-                blow = t
+            r0, last_mem, last_change, maxn, blow = track(
+                t, resp, change, hn, r0, last_mem, last_change, maxn, blow, mem_rtol, sat_tol
+            )
             is_rec = kk < nrec and rec[kk] == t
             if grad_on and (t == t_half or t == steps - 1 or is_rec):
                 lg = lsh + np.log(_block_norm(T, 0, 0, H, B)) if lsh > -np.inf else -np.inf

@@ -16,9 +16,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import _network as K
-from ._kernels import INPUT_ARRAY
 from .activations import get_activation
-from .rnn import INPUT_KINDS, RnnResult, _as_cases, noise_keys, record_steps
+from .rnn import RnnResult, _as_cases, input_arrays, record_steps
 from .weights import CELL_GATES, impulse_direction
 
 __all__ = [
@@ -282,23 +281,7 @@ def simulate_network(
     amp = _as_cases(amplitude, ncase, (), "amplitude", np.float64)
     rec = record_steps(steps, record, num_records)
     t_half = (steps - 1) // 2
-    if isinstance(input, str):
-        if input not in INPUT_KINDS:
-            raise ValueError(
-                f"input must be one of {', '.join(INPUT_KINDS)} or an array, got {input!r}"
-            )
-        kind = INPUT_KINDS[input]
-        xs = np.zeros((ncase, 0))
-        input_name = input
-    else:
-        kind = INPUT_ARRAY
-        xs = _as_cases(input, ncase, (steps,), "input", np.float64)
-        input_name = "array"
-    keys = (
-        noise_keys(np.broadcast_to(np.asarray(noise_seed), (ncase,)), H)
-        if input_name == "noise"
-        else np.zeros(ncase, dtype=np.uint64)
-    )
+    kind, xs, keys, input_name = input_arrays(input, ncase, steps, noise_seed, H)
     if loss_step is None:
         ls = -1
     else:

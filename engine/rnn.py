@@ -169,6 +169,32 @@ def _as_cases(x, ncase: int, trailing: tuple[int, ...], name: str, dtype) -> np.
     return np.ascontiguousarray(out)
 
 
+def input_arrays(input, ncase: int, steps: int, noise_seed, n: int):
+    """The kernels' input arguments: (kind code, xs, noise keys, input name).
+
+    ``input`` is a kind name (:data:`INPUT_KINDS`) or an array broadcastable to
+    (cases, steps); noise keys depend on ``(noise_seed, n)`` (see :func:`noise_keys`).
+    """
+    if isinstance(input, str):
+        if input not in INPUT_KINDS:
+            raise ValueError(
+                f"input must be one of {', '.join(INPUT_KINDS)} or an array, got {input!r}"
+            )
+        kind = INPUT_KINDS[input]
+        xs = np.zeros((ncase, 0), dtype=np.float64)
+        name = input
+    else:
+        kind = K.INPUT_ARRAY
+        xs = _as_cases(input, ncase, (steps,), "input", np.float64)
+        name = "array"
+    keys = (
+        noise_keys(np.broadcast_to(np.asarray(noise_seed), (ncase,)), n)
+        if kind == K.INPUT_NOISE
+        else np.zeros(ncase, dtype=np.uint64)
+    )
+    return kind, xs, keys, name
+
+
 def simulate_rnn(
     W,
     C=None,
@@ -325,23 +351,7 @@ def simulate_rnn(
     rec = record_steps(steps, record, num_records)
     t_half = (steps - 1) // 2
 
-    if isinstance(input, str):
-        if input not in INPUT_KINDS:
-            raise ValueError(
-                f"input must be one of {', '.join(INPUT_KINDS)} or an array, got {input!r}"
-            )
-        kind = INPUT_KINDS[input]
-        xs = np.zeros((ncase, 0), dtype=np.float64)
-        input_name = input
-    else:
-        kind = K.INPUT_ARRAY
-        xs = _as_cases(input, ncase, (steps,), "input", np.float64)
-        input_name = "array"
-    keys = (
-        noise_keys(np.broadcast_to(np.asarray(noise_seed), (ncase,)), n)
-        if kind == K.INPUT_NOISE
-        else np.zeros(ncase, dtype=np.uint64)
-    )
+    kind, xs, keys, input_name = input_arrays(input, ncase, steps, noise_seed, n)
 
     nrec = rec.shape[0]
     out_state = np.full((ncase, nrec), np.nan, dtype=fdt)

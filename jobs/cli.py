@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from importlib import metadata
 
@@ -139,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     from .spec import SpecError
     from .store import StoreError
 
+    if args.command in ("run", "report"):
+        # a shell starts background jobs with SIGINT ignored, and Python keeps an inherited
+        # "ignore": restore Ctrl-C / kill -INT, which stop a sweep cleanly (exit 130, resumable)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.command == "validate":
             return _validate(args)

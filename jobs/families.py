@@ -274,24 +274,7 @@ class RnnFamily(Family):
                     Wih[i] = _base(seed, n, "orthogonal", -layer)[0]
             bias = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
             layers.append({"weight_ih": Wih, "weight_hh": Whh, "bias_hh": bias})
-        return simulate_network(
-            "rnn",
-            layers,
-            activation=str(p["activation"][0]),
-            steps=run.steps,
-            input=run.input,
-            amplitude=p["amplitude"].astype(np.float64),
-            noise_seed=p["seed"].astype(np.int64),
-            loss_step=_loss_step(p),
-            record=run.record,
-            num_records=run.num_records,
-            dtype=run.dtype,
-            gradient="none" if run.gradient == "none" else "exact",
-            memory_rtol=run.memory_rtol,
-            saturation_tol=run.saturation_tol,
-            bound=run.bound,
-            parallel=False,
-        )
+        return _simulate_layered("rnn", layers, p, run, activation=str(p["activation"][0]))
 
     def _run_group(self, act: str, n: int, p: dict, run):
         m = len(p["seed"])
@@ -369,6 +352,28 @@ def _rnn_layered(fixed: dict, grid: dict) -> bool:
 def _loss_step(p: dict) -> int | None:
     v = p["loss_step"][0]
     return int(v) if _given(v) else None
+
+
+def _simulate_layered(cell: str, layers: list[dict], p: dict, run, **options):
+    """:func:`simulate_network` for one group of cases, with the run table's settings."""
+    return simulate_network(
+        cell,
+        layers,
+        steps=run.steps,
+        input=run.input,
+        amplitude=p["amplitude"].astype(np.float64),
+        noise_seed=p["seed"].astype(np.int64),
+        loss_step=_loss_step(p),
+        record=run.record,
+        num_records=run.num_records,
+        dtype=run.dtype,
+        gradient="none" if run.gradient == "none" else "exact",
+        memory_rtol=run.memory_rtol,
+        saturation_tol=run.saturation_tol,
+        bound=run.bound,
+        parallel=False,
+        **options,
+    )
 
 
 def run_grouped(params: dict, keys: tuple[str, ...], run_group) -> dict[str, np.ndarray]:
@@ -471,24 +476,7 @@ class LayeredFamily(Family):
             for layer in range(len(per_case[0]))
         ]
         self.adjust(layers, p)
-        return simulate_network(
-            self.cell,
-            layers,
-            steps=run.steps,
-            input=run.input,
-            amplitude=p["amplitude"].astype(np.float64),
-            noise_seed=p["seed"].astype(np.int64),
-            loss_step=_loss_step(p),
-            record=run.record,
-            num_records=run.num_records,
-            dtype=run.dtype,
-            gradient="none" if run.gradient == "none" else "exact",
-            memory_rtol=run.memory_rtol,
-            saturation_tol=run.saturation_tol,
-            bound=run.bound,
-            parallel=False,
-            **self.options(p),
-        )
+        return _simulate_layered(self.cell, layers, p, run, **self.options(p))
 
     def adjust(self, layers: list[dict], p: dict) -> None:
         """Per-case changes to the stacked weights (e.g. a bias)."""
