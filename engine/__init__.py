@@ -5,22 +5,25 @@ functions return plain NumPy arrays keyed by the store schema's names;
 :func:`rnnlab.jobs.schema.to_dataset` turns a result into an ``xarray.Dataset``.
 """
 
+from ._tracking import OUTPUTS, TRACKERS
 from .activations import ACTIVATIONS, Activation, get_activation
-from .mlp import mlp_weights, simulate_mlp
+from .cells import CELLS
+from .mlp import mlp_outputs, mlp_weights, simulate_mlp
 from .network import (
-    CELLS,
     LSTM_VARIANTS,
+    network_outputs,
     simulate_network,
     simulate_state_dict,
     state_dict_layers,
 )
+from .results import RnnResult
 from .rnn import (
     INPUT_KINDS,
     PER_STEP_VARIABLES,
     SUMMARY_VARIABLES,
-    RnnResult,
     noise_keys,
     record_steps,
+    rnn_outputs,
     simulate_rnn,
 )
 from .weights import (
@@ -43,8 +46,10 @@ __all__ = [
     "INITS",
     "INPUT_KINDS",
     "LSTM_VARIANTS",
+    "OUTPUTS",
     "PER_STEP_VARIABLES",
     "SUMMARY_VARIABLES",
+    "TRACKERS",
     "WEIGHT_KINDS",
     "Activation",
     "RnnResult",
@@ -53,11 +58,14 @@ __all__ = [
     "get_activation",
     "impulse_direction",
     "init_layers",
+    "mlp_outputs",
     "mlp_weights",
+    "network_outputs",
     "noise_keys",
     "record_steps",
     "recurrent_matrix",
     "remove_dominant_component",
+    "rnn_outputs",
     "scale_matrix",
     "simulate_mlp",
     "simulate_network",

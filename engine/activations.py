@@ -4,14 +4,17 @@ Each activation is a jitted function ``f(z) -> (f(z), f'(z))`` that uses only ve
 arithmetic (see :mod:`rnnlab.engine.fastexp`), plus the facts the analysis needs: the bound
 ``gamma = sup |f'|`` of the gradient theory and whether the activation is bounded (BIBO).
 
-Kernels call :func:`activate` with the activation's integer ``code`` as a compile-time
-literal, so each kernel is compiled once per activation with the other branches removed.
-(Passing the jitted function itself as an argument also inlines, but Numba's cache then
-misses in every new process, so every Dask worker would recompile for seconds.)
+The scalar kernel calls :func:`activate` with the activation's integer ``code`` frozen as a
+constant, so that it is compiled once per activation with the other branches removed (the
+lane loop must vectorise). The vector and layered kernels call :func:`activate_into` once
+per layer and step with the code as a run-time argument: the switch sits outside the loop
+over units, and those kernels are compiled once for every activation. (Passing the jitted
+function itself as an argument would inline too, but Numba's cache then misses in every new
+process, so every Dask worker would recompile for seconds.)
 
 To add an activation, in this file only: write its function, add its :class:`Activation` row
-to ``ACTIVATIONS`` with the next code, and its branch to :func:`activate`. Every kernel, the
-sweep specs and the analysis pick it up by name.
+to ``ACTIVATIONS`` with the next code, and its branch to :func:`activate` and
+:func:`activate_into`. Every kernel, the sweep specs and the analysis pick it up by name.
 
 Every function propagates NaN (a NaN input gives a NaN value), so that a blow-up is recorded
 and never hidden by a clamp.
@@ -28,7 +31,7 @@ from scipy.special import expit
 from ._jit import jit
 from .fastexp import exp, expm1
 
-__all__ = ["ACTIVATIONS", "Activation", "activate", "get_activation"]
+__all__ = ["ACTIVATIONS", "Activation", "activate", "activate_into", "get_activation"]
 
 # tanh(z) == copysign(1, z) in float64 for |z| > 19.1; the derivative 4 e^{-2|z|} stays a
 # normal float64 up to |z| ~ 354, beyond which it is held at its value at 354 (~1e-307).
@@ -36,13 +39,13 @@ _TANH_CLAMP = 354.0
 _SIGMOID_CLAMP = 709.0
 
 
-@jit(inline="always")
+@jit
 def identity(z):
     """Identity (the linear recursion): f(z) = z, f'(z) = 1."""
     return z, 1.0
 
 
-@jit(inline="always")
+@jit
 def relu(z):
     """Rectifier: f(z) = max(z, 0), f'(z) = 1 for z > 0 else 0 (PyTorch's convention at 0)."""
     value = 0.0 if z < 0.0 else z  # NaN is not < 0, so NaN passes through
@@ -50,7 +53,7 @@ def relu(z):
     return value, deriv
 
 
-@jit(inline="always")
+@jit
 def tanh(z):
     """Hyperbolic tangent with an accurate derivative.
 
@@ -71,7 +74,7 @@ def tanh(z):
     return value, deriv
 
 
-@jit(inline="always")
+@jit
 def sigmoid(z):
     """Logistic sigmoid 1 / (1 + e^-z), with an accurate derivative in both tails.
 
@@ -91,7 +94,7 @@ def sigmoid(z):
     return value, deriv
 
 
-@jit(inline="always")
+@jit
 def activate(code, z):
     """``(f(z), f'(z))`` of the activation with this code (a compile-time literal in kernels)."""
     if code == 0:
@@ -103,6 +106,29 @@ def activate(code, z):
     if code == 3:
         return relu(z)
     return z * np.nan, z * np.nan  # unreachable: the wrapper validates the name
+
+
+@jit
+def activate_into(code, z, value, deriv):
+    """``value[u], deriv[u] = f(z[u]), f'(z[u])`` for every u (1-D arrays), with the switch on
+    the activation's ``code`` outside the loop so that each loop vectorises."""
+    n = z.shape[0]
+    if code == 0:
+        for u in range(n):
+            value[u], deriv[u] = identity(z[u])
+    elif code == 1:
+        for u in range(n):
+            value[u], deriv[u] = sigmoid(z[u])
+    elif code == 2:
+        for u in range(n):
+            value[u], deriv[u] = tanh(z[u])
+    elif code == 3:
+        for u in range(n):
+            value[u], deriv[u] = relu(z[u])
+    else:  # unreachable: the wrapper validates the name
+        for u in range(n):
+            value[u] = np.nan
+            deriv[u] = np.nan
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ EXP_MAX_ARG = 709.0
 EXP_MIN_ARG = -708.0
 
 
-@jit(inline="always")
+@jit
 def exp_parts(x):
     """Return ``(s, p)`` with ``exp(x) = s * (1 + p)``, ``s = 2**n``, for x in [-708, 709].
 
@@ -56,7 +56,7 @@ def exp_parts(x):
     return s, p
 
 
-@jit(inline="always")
+@jit
 def expm1(x):
     """``exp(x) - 1`` with full relative accuracy, for x in [-708, 709] (clamped)."""
     x = min(max(x, EXP_MIN_ARG), EXP_MAX_ARG)
@@ -64,7 +64,7 @@ def expm1(x):
     return s * p + (s - 1.0)
 
 
-@jit(inline="always")
+@jit
 def exp(x):
     """``exp(x)`` for x in [-708, 709] (clamped), vectorisable."""
     x = min(max(x, EXP_MIN_ARG), EXP_MAX_ARG)

@@ -3,20 +3,28 @@
 The lecture's point: everything said of gradients through time holds through depth. With
 h(-1) = x and h(t) = f(s W_t h(t-1) + b), the gradient dh(t)/dh(0) is a product of
 diag(f'(z)) s W_t; it vanishes when gamma s sigma_max(W_t) < 1 at every layer.
+
+A deep net is the ``rnn`` cell with untied weights: :func:`simulate_mlp` runs the layered
+kernel with W_hh = W_t at step t (shared by the cases), the recurrent gain s, no input, and
+the state before t = 0 set to x (the run hbar, from which the response is measured, starts
+from 0).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from . import _mlp as K
+from . import _tracking as K
+from ._numerics import INPUT_IMPULSE
+from ._parallel import threads_for
+from ._validate import as_cases, check_choice, run_settings
 from .activations import get_activation
-from .rnn import RnnResult, _as_cases, record_steps
+from .cells import lstm
+from .network import OUTPUT_HINTS, Layers, run_layers
+from .results import RnnResult
 from .weights import INITS, case_rng, impulse_direction
 
-__all__ = ["MLP_SUMMARIES", "mlp_weights", "simulate_mlp"]
+__all__ = ["MLP_SUMMARIES", "mlp_outputs", "mlp_weights", "simulate_mlp"]
 
 #: Per-case summaries of :func:`simulate_mlp`.
 MLP_SUMMARIES = (
@@ -29,6 +37,13 @@ MLP_SUMMARIES = (
     "max_state_norm",
     "fixed_point_norm",
 )
+
+
+def mlp_outputs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(available, default) outputs of :func:`simulate_mlp` (by layer instead of step)."""
+    steps = ("state_norm", "hidden_state", "response", "log10_gradient_norm")
+    available = steps + MLP_SUMMARIES
+    return available, tuple(v for v in available if v != "hidden_state")
 
 
 def mlp_weights(n: int, depth: int, init: str = "normal", seed: int = 0) -> np.ndarray:
@@ -76,7 +91,8 @@ def simulate_mlp(
     memory_rtol: float = 1e-3,
     saturation_tol: float | None = None,
     bound: float = 1e6,
-    parallel: bool = True,
+    outputs=None,
+    parallel: bool | int = True,
 ) -> RnnResult:
     """Run deep feed-forward networks h(t) = f(s W_t h(t-1) + b), h(-1) = a u.
 
@@ -100,8 +116,11 @@ def simulate_mlp(
         ``log10_gradient_norm`` = log10 ||dh(t)/dh(0)||_2 (exact, renormalised) or not.
     memory_rtol, saturation_tol, bound :
         As in :func:`rnnlab.engine.simulate_rnn`, with layers for steps.
-    parallel : bool
-        Use Numba's threads.
+    outputs : None, "all", str or list of str
+        The variables to compute (see :func:`mlp_outputs`); default all but ``hidden_state``
+        (the state vector at the recorded layers, (cases, depth, n)).
+    parallel : bool or int
+        Run chunks of cases on all CPUs (True), one thread (False) or this many threads.
 
     Returns
     -------
@@ -110,65 +129,51 @@ def simulate_mlp(
         input 0), ``log10_gradient_norm`` (by depth), and :data:`MLP_SUMMARIES`.
     """
     act = get_activation(activation)
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if gradient not in ("auto", "exact", "none"):
-        raise ValueError(f"gradient must be 'auto', 'exact' or 'none', got {gradient!r}")
-    fdt = np.dtype(dtype)
+    check_choice("gradient", gradient, ("auto", "exact", "none"))
     Wa = np.asarray(W, dtype=np.float64)
-    if Wa.ndim != 3 or Wa.shape[1] != Wa.shape[2] or Wa.shape[0] < 1:
+    if Wa.ndim != 3 or Wa.shape[1] != Wa.shape[2] or Wa.shape[0] < 1 or Wa.shape[1] < 1:
         raise ValueError(f"W must have shape (depth, n, n), got {Wa.shape}")
     depth, n, _ = Wa.shape
+    settings = run_settings(depth, dtype, record, num_records, memory_rtol, saturation_tol, bound)
+    fdt = settings.dtype
+    plan = K.plan_outputs(outputs, *mlp_outputs(), hints=OUTPUT_HINTS)
+    if gradient == "none":
+        plan = plan.without("gradient")
     sc = np.atleast_1d(np.asarray(scale, dtype=np.float64))
     if sc.ndim != 1:
         raise ValueError(f"scale must be a number or (cases,), got shape {sc.shape}")
     ncase = sc.shape[0]
-    b = _as_cases(bias, ncase, (n,), "bias", fdt)
-    amp = _as_cases(amplitude, ncase, (), "amplitude", np.float64)
+    b = as_cases(bias, ncase, (n,), "bias", fdt)
+    amp = as_cases(amplitude, ncase, (), "amplitude", np.float64)
     u = impulse_direction(n, 0) if input_direction is None else input_direction
-    x0 = (_as_cases(u, ncase, (n,), "input_direction", np.float64) * amp[:, None]).astype(fdt)
-    rec = record_steps(depth, record, num_records)
-    if saturation_tol is None:
-        saturation_tol = 1e-12 if fdt == np.float64 else 1e-5
-    nrec = rec.shape[0]
-    outs = (np.full((ncase, nrec), np.nan), np.full((ncase, nrec), np.nan),
-            np.full((ncase, nrec), np.nan), np.empty(ncase, np.int64),
-            np.empty(ncase, np.int64), np.empty(ncase, np.int64), np.empty(ncase),
-            np.empty(ncase), np.empty(ncase, np.bool_), np.empty(ncase),
-            np.empty(ncase))  # fmt: skip
-    args = (act.code, np.ascontiguousarray(Wa, dtype=fdt), sc, b, x0, depth, rec,
-            (depth - 1) // 2, float(bound), float(memory_rtol), float(saturation_tol),
-            gradient != "none")  # fmt: skip
-    nthreads = numba.get_num_threads() if parallel else 1
-    with threadpool_limits(1, user_api="blas"):  # small products: one BLAS thread each
-        if nthreads > 1 and ncase > 1:
-            K.mlp_parallel(*args, *outs, min(ncase, 4 * nthreads))
-        else:
-            K.mlp_block(*args, *outs)
-    o_state, o_resp, o_grad, blow, mem, sat, growth, rgrowth, bounded, final, maxn = outs
-    data = {
-        "state_norm": o_state.astype(fdt),
-        "response": o_resp.astype(fdt),
-        "log10_gradient_norm": o_grad,
-        "blowup_step": blow,
-        "memory_horizon": mem,
-        "saturation_step": sat,
-        "growth_rate": growth,
-        "response_growth_rate": rgrowth,
-        "bounded": bounded,
-        "max_state_norm": maxn,
-        "fixed_point_norm": np.where(sat >= 0, final, np.nan),
-    }
+    x0 = (as_cases(u, ncase, (n,), "input_direction", np.float64) * amp[:, None]).astype(fdt)
+    zeros = np.zeros
+    net = Layers(
+        C=zeros((ncase, n), fdt),
+        Wih=zeros((ncase, 0, n, n), fdt),
+        Whh=np.ascontiguousarray(Wa, dtype=fdt)[:, None],
+        bih=np.ascontiguousarray(b[:, None, :]),
+        bhh=zeros((ncase, 1, n), fdt),
+        P=zeros((ncase, 1, 0, 0), fdt),
+        Rg=zeros((ncase, 1, 0, 0), fdt),
+        gain=sc,
+        S0=np.ascontiguousarray(x0[:, None, :]),
+        flags=zeros(lstm.NFLAGS, np.int64),
+        untied=True,
+    )
+    inputs = (INPUT_IMPULSE, zeros((ncase, 0)), zeros(ncase, np.uint64), zeros(ncase))
+    rec_out, vectors, sums = run_layers(
+        "rnn", net, settings, plan, activation=act.code, inputs=inputs,
+        threads=threads_for(parallel),
+    )  # fmt: skip
+    data = K.collect(plan, rec_out, sums, fdt, vectors=vectors)
     attrs = dict(
         family="mlp",
         activation=act.name,
         n=n,
         depth=depth,
-        steps=depth,
-        dtype=dtype,
-        gradient_method="none" if gradient == "none" else "exact",
-        memory_rtol=float(memory_rtol),
-        saturation_tol=float(saturation_tol),
-        bound=float(bound),
+        gradient_method="exact" if plan.needs("gradient") else "none",
+        outputs=list(plan.names),
+        **settings.attrs(),
     )
-    return RnnResult(time=rec, data=data, attrs=attrs)
+    return RnnResult(time=settings.rec, data=data, attrs=attrs)

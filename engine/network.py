@@ -2,88 +2,188 @@
 the ``lstm`` and its variants (Greff et al. 2017), the ``gru`` and the constant error
 carousel ``cec``.
 
-:func:`simulate_network` validates and allocates; the arithmetic is in
-:mod:`rnnlab.engine._network`. :func:`state_dict_layers` and :func:`simulate_state_dict`
+:func:`simulate_network` validates and allocates; :func:`run_layers` runs the layered kernel
+(:mod:`rnnlab.engine._driver`, one per cell of :mod:`rnnlab.engine.cells`) and is shared with
+the vector recursions of :func:`rnnlab.engine.simulate_rnn` and the deep nets of
+:func:`rnnlab.engine.simulate_mlp`. :func:`state_dict_layers` and :func:`simulate_state_dict`
 read the ``state_dict`` of a trained ``torch.nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from . import _network as K
+from . import _tracking as K
+from ._driver import make_kernel
+from ._parallel import run_chunks, threads_for
+from ._validate import RunSettings, as_cases, check_choice, check_memory, input_arrays, run_settings
 from .activations import get_activation
-from .rnn import RnnResult, _as_cases, input_arrays, record_steps
+from .cells import CELLS, get_cell, lstm
+from .results import RnnResult
 from .weights import CELL_GATES, impulse_direction
 
 __all__ = [
     "CELLS",
     "LSTM_VARIANTS",
-    "network_variables",
+    "Layers",
+    "network_outputs",
+    "run_layers",
     "simulate_network",
     "simulate_state_dict",
     "state_dict_layers",
 ]
 
-CELLS = {"rnn": K.CELL_RNN, "lstm": K.CELL_LSTM, "gru": K.CELL_GRU, "cec": K.CELL_CEC}
+#: The layered kernel of each cell, compiled on first call (then loaded from Numba's cache).
+KERNELS = {name: make_kernel(c.module) for name, c in CELLS.items()}
 
 #: The LSTM variants of Greff et al. (2017), "LSTM: A search space odyssey". ``vanilla`` is
 #: the LSTM with peepholes if the weights have them (PyTorch's LSTM has none); every other
 #: variant changes one thing of it.
-LSTM_VARIANTS = {
-    "vanilla": "the LSTM (peepholes if given)",
-    "NIG": "no input gate (i = 1)",
-    "NFG": "no forget gate (f = 1)",
-    "NOG": "no output gate (o = 1)",
-    "NIAF": "no input activation function (g(z) = z)",
-    "NOAF": "no output activation function (h = o c)",
-    "NP": "no peepholes",
-    "CIFG": "coupled input and forget gate (f = 1 - i)",
-    "FGR": "full gate recurrence (i, f, o also see the previous step's i, f, o)",
-}
+LSTM_VARIANTS = {name: doc for name, (doc, _) in lstm.VARIANTS.items()}
 
-_VARIANT_FLAG = {
-    "NIG": K.NO_INPUT_GATE,
-    "NFG": K.NO_FORGET_GATE,
-    "NOG": K.NO_OUTPUT_GATE,
-    "NIAF": K.LINEAR_INPUT_ACT,
-    "NOAF": K.LINEAR_OUTPUT_ACT,
-    "CIFG": K.COUPLED_GATES,
-    "FGR": K.GATE_RECURRENCE,
-}
-
-_GATE_NAMES = {
-    "lstm": ("input_gate_mean", "forget_gate_mean", "output_gate_mean"),
-    "gru": ("reset_gate_mean", "update_gate_mean"),
-}
+_SUMMARIES = (
+    "blowup_step",
+    "memory_horizon",
+    "saturation_step",
+    "growth_rate",
+    "response_growth_rate",
+    "bounded",
+    "max_state_norm",
+    "fixed_point_norm",
+)
 
 
-def network_variables(cell: str, loss_step: bool = False) -> tuple[list[str], list[str]]:
-    """(per-step, summary) variable names of :func:`simulate_network` for a cell."""
-    per_step = ["state_norm", "response", "log10_gradient_norm"]
-    summary = [
-        "blowup_step",
-        "memory_horizon",
-        "saturation_step",
-        "growth_rate",
-        "response_growth_rate",
-        "bounded",
-        "max_state_norm",
-        "fixed_point_norm",
-    ]
-    if cell == "lstm":
-        per_step += ["cell_norm", "log10_cell_gradient_norm"]
-        summary.append("cell_growth_rate")
-    per_step += list(_GATE_NAMES.get(cell, ()))
+def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(available, default) outputs of :func:`simulate_network` for a cell.
+
+    The default is every available variable except the per-step vectors ``hidden_state`` and
+    ``cell_state``.
+    """
+    c = get_cell(cell)
+    steps = ["state_norm", "hidden_state", "response", "log10_gradient_norm"]
+    if c.has_cell:
+        steps += ["cell_norm", "cell_state", "log10_cell_gradient_norm"]
+    steps += list(c.gate_means)
     if loss_step:
-        per_step.append("log10_input_weight_grad")
+        steps.append("log10_input_weight_grad")
+    summary = list(_SUMMARIES)
+    if c.has_cell:
+        summary.append("cell_growth_rate")
     if cell == "rnn":
         summary += ["spectral_radius", "max_singular_value"]
-    return per_step, summary
+    available = tuple(steps + summary)
+    return available, tuple(v for v in available if v not in ("hidden_state", "cell_state"))
+
+
+#: Why an output may be missing, for the error message.
+OUTPUT_HINTS = {
+    "log10_input_weight_grad": "it needs loss_step",
+    "state": "it is the signed state of n = 1 recursions: use state_norm",
+    "fixed_point": "it is the fixed point of n = 1 recursions: use fixed_point_norm",
+    "cell_norm": "LSTM only",
+    "cell_state": "LSTM only",
+    "log10_cell_gradient_norm": "LSTM only",
+    "cell_growth_rate": "LSTM only",
+}
+
+
+@dataclass
+class Layers:
+    """The layered kernel's weights for a batch of cases (see :mod:`rnnlab.engine._driver`).
+
+    ``C`` (cases, G H), ``Wih`` (cases, L-1, G H, H), ``Whh`` (cases, L, G H, H) or, when
+    ``untied``, (steps, 1, H, H) shared by every case, ``bih``/``bhh`` (cases, L, G H), ``P``
+    (cases, L, 3, H) or (cases, L, 0, 0), ``Rg`` (cases, L, 3H, 3H) or (cases, L, 0, 0),
+    ``gain`` (cases,), ``S0`` (cases, L, R); ``flags`` the LSTM variant flags.
+    """
+
+    C: np.ndarray
+    Wih: np.ndarray
+    Whh: np.ndarray
+    bih: np.ndarray
+    bhh: np.ndarray
+    P: np.ndarray
+    Rg: np.ndarray
+    gain: np.ndarray
+    S0: np.ndarray
+    flags: np.ndarray
+    untied: bool = False
+
+    @property
+    def ncase(self) -> int:
+        return self.C.shape[0]
+
+    def state_rows(self, cell: str) -> int:
+        H = self.Whh.shape[3]
+        return int(get_cell(cell).module.rows(H, self.flags))
+
+
+def _probe(plan, nh: int, probe) -> np.ndarray:
+    if not plan.needs("gradient"):
+        return np.zeros((nh, 0))
+    return np.eye(nh) if probe is None else probe
+
+
+def run_layers(
+    cell: str,
+    net: Layers,
+    settings: RunSettings,
+    plan: K.OutputPlan,
+    *,
+    activation: int,
+    inputs: tuple,
+    loss_step: int = -1,
+    probe: np.ndarray | None = None,
+    threads: int = 1,
+) -> tuple[np.ndarray, dict, np.ndarray]:
+    """Run the layered kernel of ``cell``; returns its outputs ``(rec_out, vectors, sums)``
+    for :func:`rnnlab.engine._tracking.collect`.
+
+    ``inputs`` is ``(kind, xs, keys, amp)`` (see :func:`rnnlab.engine._validate.input_arrays`);
+    ``probe`` (L H, k) the tangent columns (default: the identity, exact norms).
+    """
+    fdt = settings.dtype
+    ncase = net.ncase
+    L, GH, H = net.Whh.shape[1:]
+    nh, nrec = L * H, len(settings.rec)
+    R = net.state_rows(cell)
+    probe = np.ascontiguousarray(_probe(plan, nh, probe), dtype=fdt)
+    k = probe.shape[1] * (2 if get_cell(cell).has_cell else 1)
+    nvec = plan.wants("hidden_state") + plan.wants("cell_state")
+    isz = fdt.itemsize
+    per_case = 8 * (plan.nrows * nrec + K.N_SUMS) + isz * nvec * nrec * nh
+    nb = loss_step + 1 if plan.needs("input_grad") else 0
+    work = isz * (2 * L * R * k + 3 * GH * k + nb * L * R + 2 * L * R * (L * R + GH) * (nb > 0))
+    check_memory(
+        ncase * per_case + max(threads, 1) * work,
+        "ask for fewer outputs=, record fewer steps (record='log', num_records=...) or run "
+        "fewer cases per call",
+    )
+    rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
+    vec = {
+        name: np.full((ncase, nrec, nh), np.nan, fdt)
+        if plan.wants(name)
+        else np.zeros((ncase, 0, 0), fdt)
+        for name in ("hidden_state", "cell_state")
+    }
+    sums = np.empty((ncase, K.N_SUMS))
+    kind, xs, keys, amp = inputs
+    iopt, fopt = settings.options(
+        plan, kind, loss_step=loss_step, untied=net.untied, activation=activation
+    )
+    uloss = np.full(H, 1.0 / np.sqrt(H))
+    args = (
+        net.C, net.Wih, net.Whh, net.bih, net.bhh, net.P, net.Rg, net.gain, net.S0,
+        amp, keys, xs, rec_out, vec["hidden_state"], vec["cell_state"], sums,
+        net.flags, probe, uloss, settings.rec, plan.slots, iopt, fopt,
+    )  # fmt: skip
+    sliced = [True] * 16 + [False] * 7
+    sliced[2] = not net.untied
+    run_chunks(KERNELS[cell], args, sliced, ncase, threads)
+    return rec_out, vec, sums
 
 
 def _layer_array(layers, l, key, ncase, shape, name, dtype, required=True):
@@ -101,6 +201,82 @@ def _layer_array(layers, l, key, ncase, shape, name, dtype, required=True):
             f"(cases, *{shape}) ({name})"
         )
     return np.broadcast_to(arr, (ncase, *shape)).astype(dtype)
+
+
+def _case_count(layers) -> int:
+    """The number of cases: the leading axis of any weight array that has one."""
+    ndims = {"weight_ih": 2, "weight_hh": 2, "bias_ih": 1, "bias_hh": 1}
+    ndims.update(weight_peephole=2, weight_gate=2)
+    return max(
+        [
+            np.shape(v)[0]
+            for w in layers
+            for k, v in w.items()
+            if k in ndims and v is not None and np.ndim(v) == ndims[k] + 1
+        ]
+        + [1]
+    )
+
+
+def _variant_flags(cell: str, variant: str, peep: bool) -> np.ndarray:
+    flags = np.zeros(lstm.NFLAGS, np.int64)
+    if cell == "lstm":
+        flag = lstm.VARIANTS[variant][1]
+        if flag >= 0:
+            flags[flag] = 1
+        flags[lstm.PEEPHOLES] = int(peep and variant != "NP")
+    return flags
+
+
+def stack_layers(cell: str, layers, variant: str, fdt, input_direction=None) -> Layers:
+    """The kernel's arrays from per-layer weight mappings (PyTorch's layout)."""
+    if isinstance(layers, Mapping) or not isinstance(layers, Sequence) or len(layers) < 1:
+        raise ValueError("layers must be a non-empty list of per-layer weight mappings")
+    if not all(isinstance(w, Mapping) for w in layers):
+        raise ValueError("layers must be a list of mappings (one dict of arrays per layer)")
+    L = len(layers)
+    G = CELL_GATES[cell]
+    whh0 = np.asarray(layers[0].get("weight_hh", np.zeros(0)))
+    wih0 = np.asarray(layers[0].get("weight_ih", np.zeros(0)))
+    if whh0.ndim not in (2, 3) or wih0.ndim not in (2, 3):
+        raise ValueError("layers[0] needs weight_ih (G H, I) and weight_hh (G H, H) arrays")
+    H, I = whh0.shape[-1], wih0.shape[-1]
+    ncase = _case_count(layers)
+    check_memory(ncase * L * (2 * G * H * H + 20 * H) * fdt.itemsize, "give fewer cases")
+    Whh = np.zeros((ncase, L, G * H, H), fdt)
+    Wih = np.empty((ncase, L - 1, G * H, H), fdt)
+    bih = np.zeros((ncase, L, G * H), fdt)
+    bhh = np.zeros((ncase, L, G * H), fdt)
+    peep = cell == "lstm" and any(w.get("weight_peephole") is not None for w in layers)
+    fgr = variant == "FGR"
+    P = np.zeros((ncase, L, 3, H) if peep else (ncase, L, 0, 0), fdt)
+    Rg = np.zeros((ncase, L, 3 * H, 3 * H) if fgr else (ncase, L, 0, 0), fdt)
+    for l in range(L):
+        if cell != "cec":
+            Whh[:, l] = _layer_array(layers, l, "weight_hh", ncase, (G * H, H), "G H, H", fdt)
+        if l > 0:
+            Wih[:, l - 1] = _layer_array(layers, l, "weight_ih", ncase, (G * H, H), "G H, H", fdt)
+        for key, arr in (("bias_ih", bih), ("bias_hh", bhh)):
+            v = _layer_array(layers, l, key, ncase, (G * H,), "G H", fdt, required=False)
+            if v is not None and not (cell == "cec" and key == "bias_hh"):
+                arr[:, l] = v
+        if peep:
+            P[:, l] = _layer_array(layers, l, "weight_peephole", ncase, (3, H), "3, H", fdt)
+        if fgr:
+            Rg[:, l] = _layer_array(
+                layers, l, "weight_gate", ncase, (3 * H, 3 * H), "3H, 3H; needed by FGR", fdt
+            )
+    W0 = _layer_array(layers, 0, "weight_ih", ncase, (G * H, I), "G H, I", np.float64)
+    u = np.ones(1) if I == 1 else impulse_direction(I, seed=0)
+    if input_direction is not None:
+        u = np.asarray(input_direction, dtype=np.float64).ravel()
+        if u.shape != (I,) or not np.linalg.norm(u) > 0:
+            raise ValueError(f"input_direction must be a nonzero vector of length I = {I}")
+    u = u / np.linalg.norm(u)
+    C = np.ascontiguousarray((W0 @ u).astype(fdt))
+    flags = _variant_flags(cell, variant, peep)
+    R = int(get_cell(cell).module.rows(H, flags))
+    return Layers(C, Wih, Whh, bih, bhh, P, Rg, np.ones(ncase), np.zeros((ncase, L, R), fdt), flags)
 
 
 def simulate_network(
@@ -122,6 +298,7 @@ def simulate_network(
     memory_rtol: float = 1e-3,
     saturation_tol: float | None = None,
     bound: float = 1e6,
+    outputs=None,
     parallel: bool = True,
 ) -> RnnResult:
     """Run a batch of layered recurrent networks from explicit weights (PyTorch's layout).
@@ -172,8 +349,14 @@ def simulate_network(
         otherwise). ``"none"``: not computed (NaN).
     memory_rtol, saturation_tol, bound :
         As in :func:`rnnlab.engine.simulate_rnn` (saturation requires h and c to settle).
-    parallel : bool
-        Use all of Numba's threads (direct use); the sweep runner calls the serial kernel.
+    outputs : None, "all", str or list of str
+        The variables to compute and return (see :func:`network_outputs`; docs/engine.md
+        says what each costs). Default: every variable but the per-step vectors
+        ``hidden_state`` (cases, time, L H) and ``cell_state`` (LSTM), which are asked for
+        by name.
+    parallel : bool or int
+        Run chunks of cases on all CPUs (True), one thread (False) or this many threads;
+        the sweep runner calls it with False from its own workers.
 
     Returns
     -------
@@ -193,176 +376,52 @@ def simulate_network(
         For an unknown name, a missing weight or an array of the wrong shape; the message
         names the argument.
     """
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELLS)}")
-    if variant not in LSTM_VARIANTS:
+    get_cell(cell)
+    if not isinstance(variant, str) or variant not in LSTM_VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(LSTM_VARIANTS)}")
     if variant != "vanilla" and cell != "lstm":
         raise ValueError(f"variant {variant!r} is an LSTM variant; cell is {cell!r}")
     act = get_activation(activation)
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if gradient not in ("auto", "exact", "none"):
-        raise ValueError(
-            f"gradient must be 'auto', 'exact' or 'none' for layered networks, got {gradient!r}"
-        )
-    fdt = np.dtype(dtype)
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if memory_rtol <= 0:
-        raise ValueError(f"memory_rtol must be > 0, got {memory_rtol}")
-    if saturation_tol is None:
-        saturation_tol = 1e-12 if fdt == np.float64 else 1e-5
-    if isinstance(layers, Mapping) or len(layers) < 1:
-        raise ValueError("layers must be a non-empty list of per-layer weight mappings")
-    L = len(layers)
-    G = CELL_GATES[cell]
-
-    whh0 = np.asarray(layers[0].get("weight_hh", np.zeros(0)))
-    wih0 = np.asarray(layers[0].get("weight_ih", np.zeros(0)))
-    if whh0.ndim not in (2, 3) or wih0.ndim not in (2, 3):
-        raise ValueError("layers[0] needs weight_ih (G H, I) and weight_hh (G H, H) arrays")
-    H = whh0.shape[-1]
-    I = wih0.shape[-1]
-    # the number of cases: the leading axis of any array that has one
-    ndims = {"weight_ih": 2, "weight_hh": 2, "bias_ih": 1, "bias_hh": 1}
-    ndims.update(weight_peephole=2, weight_gate=2)
-    ncase = max(
-        [
-            np.shape(v)[0]
-            for w in layers
-            for k, v in w.items()
-            if k in ndims and v is not None and np.ndim(v) == ndims[k] + 1
-        ]
-        + [1]
-    )
-
-    Whh = np.empty((ncase, L, G * H, H), fdt)
-    Wih = np.empty((ncase, L - 1, G * H, H), fdt)
-    bih = np.zeros((ncase, L, G * H), fdt)
-    bhh = np.zeros((ncase, L, G * H), fdt)
-    peep = any(layers[l].get("weight_peephole") is not None for l in range(L))
-    fgr = variant == "FGR"
-    P = np.zeros((ncase, L, 3, H), fdt)
-    Rg = np.zeros((ncase, L, 3 * H, 3 * H) if fgr else (ncase, L, 0, 0), fdt)
-    for l in range(L):
-        if cell == "cec":
-            Whh[:, l] = 0.0
-        else:
-            Whh[:, l] = _layer_array(layers, l, "weight_hh", ncase, (G * H, H), "G H, H", fdt)
-        if l > 0:
-            Wih[:, l - 1] = _layer_array(layers, l, "weight_ih", ncase, (G * H, H), "G H, H", fdt)
-        for key, arr in (("bias_ih", bih), ("bias_hh", bhh)):
-            v = _layer_array(layers, l, key, ncase, (G * H,), "G H", fdt, required=False)
-            if v is not None and not (cell == "cec" and key == "bias_hh"):
-                arr[:, l] = v
-        if cell == "lstm" and peep:
-            P[:, l] = _layer_array(layers, l, "weight_peephole", ncase, (3, H), "3, H", fdt)
-        if fgr:
-            Rg[:, l] = _layer_array(
-                layers, l, "weight_gate", ncase, (3 * H, 3 * H), "3H, 3H; needed by FGR", fdt
-            )
-    W0 = _layer_array(layers, 0, "weight_ih", ncase, (G * H, I), "G H, I", np.float64)
-    u = np.ones(1) if I == 1 else impulse_direction(I, seed=0)
-    if input_direction is not None:
-        u = np.asarray(input_direction, dtype=np.float64).ravel()
-        if u.shape != (I,) or not np.linalg.norm(u) > 0:
-            raise ValueError(f"input_direction must be a nonzero vector of length I = {I}")
-    u = u / np.linalg.norm(u)
-    C = np.ascontiguousarray((W0 @ u).astype(fdt))
-
-    flags = np.zeros(K.NFLAGS, np.int64)
-    if cell == "lstm":
-        if variant in _VARIANT_FLAG:
-            flags[_VARIANT_FLAG[variant]] = 1
-        flags[K.PEEPHOLES] = int(peep and variant != "NP")
-
-    amp = _as_cases(amplitude, ncase, (), "amplitude", np.float64)
-    rec = record_steps(steps, record, num_records)
-    t_half = (steps - 1) // 2
-    kind, xs, keys, input_name = input_arrays(input, ncase, steps, noise_seed, H)
-    if loss_step is None:
-        ls = -1
-    else:
-        ls = int(loss_step)
-        if not 0 <= ls < steps:
-            raise ValueError(f"loss_step must be in [0, steps - 1 = {steps - 1}], got {ls}")
-    uloss = np.full(H, 1.0 / np.sqrt(H))
-    grad_on = gradient != "none"
-
-    nrec = rec.shape[0]
-
-    def nanarr(*shape):
-        return np.full(shape, np.nan)
-
-    outs = (nanarr(ncase, nrec), nanarr(ncase, nrec), nanarr(ncase, nrec), nanarr(ncase, nrec),
-            nanarr(ncase, nrec), nanarr(ncase, 3, nrec), nanarr(ncase, nrec),
-            np.empty(ncase, np.int64), np.empty(ncase, np.int64), np.empty(ncase, np.int64),
-            np.empty(ncase), np.empty(ncase), np.empty(ncase, np.bool_), np.empty(ncase),
-            np.empty(ncase), np.empty(ncase))  # fmt: skip
-    args = (CELLS[cell], act.code, flags, C, Wih, Whh, bih, bhh, P, Rg, amp, keys, xs, kind,
-            steps, rec, t_half, float(bound), float(memory_rtol), float(saturation_tol),
-            grad_on, ls, uloss)  # fmt: skip
-    nthreads = numba.get_num_threads() if parallel else 1
-    # the products are small (G H x H x k): one BLAS thread each is fastest (measured: a
-    # serial run with OpenBLAS's default threads took 1.6x longer)
-    with threadpool_limits(1, user_api="blas"):
-        if nthreads > 1 and ncase > 1:
-            K.network_parallel(*args, *outs, min(ncase, 4 * nthreads))
-        else:
-            K.network_serial(*args, *outs)
-    o_state, o_resp, o_grad, o_cell, o_cgrad, o_gates, o_iwg = outs[:7]
-    s_blow, s_mem, s_sat, s_growth, s_rgrowth, s_bounded, s_final, s_maxn, s_cgrowth = outs[7:]
-
-    data: dict[str, np.ndarray] = {
-        "state_norm": o_state.astype(fdt),
-        "response": o_resp.astype(fdt),
-        "log10_gradient_norm": o_grad,
-    }
-    if cell == "lstm":
-        data["cell_norm"] = o_cell.astype(fdt)
-        data["log10_cell_gradient_norm"] = o_cgrad
-    for g, name in enumerate(_GATE_NAMES.get(cell, ())):
-        data[name] = o_gates[:, g]
-    if ls >= 0:
-        data["log10_input_weight_grad"] = o_iwg
-    saturated = s_sat >= 0
-    data.update(
-        blowup_step=s_blow,
-        memory_horizon=s_mem,
-        saturation_step=s_sat,
-        growth_rate=s_growth,
-        response_growth_rate=s_rgrowth,
-        bounded=s_bounded,
-        max_state_norm=s_maxn,
-        fixed_point_norm=np.where(saturated, s_final, np.nan),
-    )
-    if cell == "lstm":
-        data["cell_growth_rate"] = s_cgrowth
-    if cell == "rnn":
-        W = Whh.astype(np.float64)
-        data["spectral_radius"] = np.abs(np.linalg.eigvals(W)).max(axis=(-2, -1))
-        data["max_singular_value"] = np.linalg.norm(W, ord=2, axis=(-2, -1)).max(axis=-1)
+    check_choice("gradient", gradient, ("auto", "exact", "none"))
+    settings = run_settings(steps, dtype, record, num_records, memory_rtol, saturation_tol, bound)
+    ls = -1 if loss_step is None else int(loss_step)
+    if loss_step is not None and not 0 <= ls < settings.steps:
+        raise ValueError(f"loss_step must be in [0, steps - 1 = {settings.steps - 1}], got {ls}")
+    available, default = network_outputs(cell, loss_step is not None)
+    plan = K.plan_outputs(outputs, available, default, hints=OUTPUT_HINTS)
+    if gradient == "none":
+        plan = plan.without("gradient")
+    net = stack_layers(cell, layers, variant, settings.dtype, input_direction)
+    L, H = net.Whh.shape[1], net.Whh.shape[3]
+    ncase = net.ncase
+    kind, xs, keys, input_name = input_arrays(input, ncase, settings.steps, noise_seed, H)
+    amp = as_cases(amplitude, ncase, (), "amplitude", np.float64)
+    rec_out, vectors, sums = run_layers(
+        cell, net, settings, plan, activation=act.code, inputs=(kind, xs, keys, amp),
+        loss_step=ls, threads=threads_for(parallel),
+    )  # fmt: skip
+    extra = {}
+    if plan.needs("weights"):  # the largest over the layers
+        W = net.Whh.astype(np.float64)
+        extra["spectral_radius"] = np.abs(np.linalg.eigvals(W)).max(axis=(-2, -1))
+        extra["max_singular_value"] = np.linalg.norm(W, ord=2, axis=(-2, -1)).max(axis=-1)
+    data = K.collect(plan, rec_out, sums, settings.dtype, vectors=vectors, extra=extra)
     attrs = dict(
         family=cell,
         cell=cell,
-        activation=act.name if cell in ("rnn", "cec") else "lstm/gru gates",
+        activation=act.name if get_cell(cell).uses_activation else "lstm/gru gates",
         variant=variant,
-        peepholes=bool(flags[K.PEEPHOLES]),
+        peepholes=bool(net.flags[lstm.PEEPHOLES]),
         layers=L,
         n=H,
-        input_size=I,
-        steps=steps,
-        dtype=dtype,
+        input_size=int(np.shape(layers[0]["weight_ih"])[-1]),
         input=input_name,
-        memory_rtol=float(memory_rtol),
-        saturation_tol=float(saturation_tol),
-        bound=float(bound),
-        gradient_method="exact" if grad_on else "none",
+        gradient_method="exact" if plan.needs("gradient") else "none",
         loss_step=ls,
+        outputs=list(plan.names),
+        **settings.attrs(),
     )
-    return RnnResult(time=rec, data=data, attrs=attrs)
+    return RnnResult(time=settings.rec, data=data, attrs=attrs)
 
 
 _MODULES = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}

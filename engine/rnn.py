@@ -2,20 +2,33 @@
 
 The public entry point is :func:`simulate_rnn`, which runs a batch of cases from explicit
 arrays and returns an :class:`RnnResult` of NumPy arrays keyed by the store schema's names.
-It validates and allocates; the arithmetic is in :mod:`rnnlab.engine._kernels`.
+It validates and allocates; the arithmetic is in :mod:`rnnlab.engine._scalar` (n = 1, one
+case per SIMD lane) and in the layered kernel (n > 1, :func:`rnnlab.engine.network.run_layers`
+with one ``rnn`` layer).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from . import _kernels as K
-from .activations import get_activation
+from . import _tracking as K
+from ._parallel import run_chunks, threads_for
+from ._scalar import LANES, make_kernel
+from ._validate import (
+    INPUT_KINDS,
+    as_cases,
+    check_choice,
+    check_int,
+    check_memory,
+    input_arrays,
+    noise_keys,
+    record_steps,
+    run_settings,
+)
+from .activations import ACTIVATIONS, get_activation
+from .cells import lstm
+from .network import OUTPUT_HINTS, Layers, run_layers
+from .results import RnnResult
 from .weights import case_rng, impulse_direction, remove_dominant_component
 
 __all__ = [
@@ -25,10 +38,9 @@ __all__ = [
     "RnnResult",
     "noise_keys",
     "record_steps",
+    "rnn_outputs",
     "simulate_rnn",
 ]
-
-INPUT_KINDS = {"impulse": K.INPUT_IMPULSE, "step": K.INPUT_STEP, "noise": K.INPUT_NOISE}
 
 #: Per-step variables, dims (case, time). ``state`` only for n = 1.
 PER_STEP_VARIABLES = ("state", "state_norm", "response", "log10_gradient_norm")
@@ -48,151 +60,43 @@ SUMMARY_VARIABLES = (
     "second_eigenvalue_modulus",
 )
 
+#: The scalar kernel of each activation code, compiled on first call (then loaded from cache).
+KERNELS = {a.code: make_kernel(a.code) for a in ACTIVATIONS.values()}
 
-@dataclass
-class RnnResult:
-    """The outputs of one batch of cases.
 
-    Attributes
-    ----------
-    time : numpy.ndarray
-        int64 (ntime,): the recorded steps (empty when only summaries were asked for).
-    data : dict of str to numpy.ndarray
-        Per-step variables of shape (cases, ntime) and per-case summaries of shape (cases,),
-        keyed by the names of the store schema (see ``PER_STEP_VARIABLES`` and
-        ``SUMMARY_VARIABLES``).
-    attrs : dict
-        The run's settings (activation, steps, n, dtype, input, tolerances, gradient method).
+def rnn_outputs(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(available, default) outputs of :func:`simulate_rnn` for n units.
 
-    Examples
-    --------
-    >>> res = simulate_rnn([0.5, 1.0], activation="identity", steps=10, record="all")
-    >>> res["state"].shape
-    (2, 10)
-    >>> float(res["state"][0, 3])  # w**t c x(0)
-    0.125
+    The default is today's full set: every available variable except the per-step vector
+    ``hidden_state`` (n > 1), which is asked for by name.
     """
-
-    time: np.ndarray
-    data: dict[str, np.ndarray]
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        try:
-            return self.data[name]
-        except KeyError:
-            raise KeyError(f"no variable {name!r}; have {', '.join(self.data)}") from None
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.data
-
-    def keys(self):
-        """Names of the variables."""
-        return self.data.keys()
-
-    @property
-    def ncases(self) -> int:
-        """Number of cases."""
-        return int(self.data["blowup_step"].shape[0])
-
-
-def record_steps(steps: int, record: str | np.ndarray = "log", num: int = 100) -> np.ndarray:
-    """The steps at which per-step variables are recorded.
-
-    Parameters
-    ----------
-    steps : int
-        Number of simulated steps (t = 0 ... steps - 1).
-    record : {"all", "log", "none"} or array of int
-        ``"all"``: every step. ``"log"``: about ``num`` log-spaced steps, always including 0 and
-        the last step. ``"none"``: nothing (summaries only). An array: those steps.
-    num : int
-        Number of log-spaced records (the result can be smaller: duplicates are dropped).
-
-    Returns
-    -------
-    numpy.ndarray
-        Strictly increasing int64 steps in [0, steps).
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if isinstance(record, str):
-        if record == "all":
-            return np.arange(steps, dtype=np.int64)
-        if record == "none":
-            return np.zeros(0, dtype=np.int64)
-        if record == "log":
-            if num < 2:
-                raise ValueError(f"num_records must be >= 2 for log-spaced recording, got {num}")
-            if steps == 1:
-                return np.zeros(1, dtype=np.int64)
-            pts = np.geomspace(1, steps - 1, num - 1)
-            return np.unique(np.concatenate([[0], np.rint(pts).astype(np.int64), [steps - 1]]))
-        raise ValueError(
-            f"record must be 'all', 'log', 'none' or an array of steps, got {record!r}"
-        )
-    rec = np.asarray(record, dtype=np.int64).ravel()
-    if rec.size and (rec.min() < 0 or rec.max() >= steps):
-        raise ValueError(f"record steps must lie in [0, {steps - 1}]")
-    return np.unique(rec)
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def noise_keys(seeds, n: int = 1) -> np.ndarray:
-    """The noise keys of cases with the given seeds (uint64).
-
-    Cases with the same ``(seed, n)`` get the same noise sequence (common random numbers).
-    """
-    seeds = np.asarray(seeds, dtype=np.int64)
-    if np.any(seeds < 0):
-        raise ValueError("noise seeds must be >= 0")
-    uniq, inv = np.unique(seeds, return_inverse=True)
-    keys = np.array(
-        [case_rng(int(s), n, "noise").integers(0, 2**63, dtype=np.int64) for s in uniq],
-        dtype=np.int64,
-    ).astype(np.uint64)
-    return keys[inv].reshape(seeds.shape)
-
-
-def _as_cases(x, ncase: int, trailing: tuple[int, ...], name: str, dtype) -> np.ndarray:
-    """Broadcast ``x`` to (ncase, *trailing), contiguous, with a clear error."""
-    arr = np.asarray(x, dtype=dtype)
-    try:
-        out = np.broadcast_to(arr, (ncase, *trailing))
-    except ValueError:
-        want = (ncase, *trailing)
-        raise ValueError(
-            f"{name} has shape {arr.shape}; it must broadcast to {want} (cases, ...)"
-        ) from None
-    return np.ascontiguousarray(out)
-
-
-def input_arrays(input, ncase: int, steps: int, noise_seed, n: int):
-    """The kernels' input arguments: (kind code, xs, noise keys, input name).
-
-    ``input`` is a kind name (:data:`INPUT_KINDS`) or an array broadcastable to
-    (cases, steps); noise keys depend on ``(noise_seed, n)`` (see :func:`noise_keys`).
-    """
-    if isinstance(input, str):
-        if input not in INPUT_KINDS:
-            raise ValueError(
-                f"input must be one of {', '.join(INPUT_KINDS)} or an array, got {input!r}"
-            )
-        kind = INPUT_KINDS[input]
-        xs = np.zeros((ncase, 0), dtype=np.float64)
-        name = input
+    if n == 1:
+        available = PER_STEP_VARIABLES + SUMMARY_VARIABLES
     else:
-        kind = K.INPUT_ARRAY
-        xs = _as_cases(input, ncase, (steps,), "input", np.float64)
-        name = "array"
-    keys = (
-        noise_keys(np.broadcast_to(np.asarray(noise_seed), (ncase,)), n)
-        if kind == K.INPUT_NOISE
-        else np.zeros(ncase, dtype=np.uint64)
-    )
-    return kind, xs, keys, name
+        steps = ("state_norm", "hidden_state", "response", "log10_gradient_norm")
+        available = steps + tuple(v for v in SUMMARY_VARIABLES if v != "fixed_point")
+    return available, tuple(v for v in available if v != "hidden_state")
+
+
+def _recurrent(W):
+    """W as (cases,) for scalar recursions or (cases, n, n); returns (W, ncase, n)."""
+    Wa = np.asarray(W, dtype=np.float64)
+    if Wa.ndim <= 1:
+        Wa = np.atleast_1d(Wa)
+        n = 1
+    elif Wa.ndim in (2, 3):
+        if Wa.ndim == 2:
+            Wa = Wa[None]
+        if Wa.shape[1] != Wa.shape[2]:
+            raise ValueError(f"W must be square, got shape {Wa.shape[1:]}")
+        n = Wa.shape[1]
+        if n == 1:
+            Wa = Wa[:, 0, 0]
+    else:
+        raise ValueError(f"W must have 0 to 3 dimensions, got shape {Wa.shape}")
+    if Wa.shape[0] < 1 or n < 1:
+        raise ValueError("W holds no case")
+    return Wa, Wa.shape[0], n
 
 
 def simulate_rnn(
@@ -216,7 +120,8 @@ def simulate_rnn(
     saturation_tol: float | None = None,
     bound: float = 1e6,
     weight_norms: bool = True,
-    parallel: bool = True,
+    outputs=None,
+    parallel: bool | int = True,
 ) -> RnnResult:
     """Run a batch of recursions h(t) = f(W h(t-1) + C x(t) + b) from explicit arrays.
 
@@ -278,10 +183,17 @@ def simulate_rnn(
         ``bounded`` is True when the state stayed finite and ``||h(t)|| <= bound`` over the run
         (an empirical, finite-horizon BIBO check; use ``input="noise"``).
     weight_norms : bool
-        Compute the ``spectral_radius`` and ``max_singular_value`` of every W (NaN if False).
-    parallel : bool
-        Use all of Numba's threads (direct use). The sweep runner calls the serial kernels from
-        its own worker threads instead.
+        Compute the ``spectral_radius``, ``max_singular_value`` and
+        ``second_eigenvalue_modulus`` of every W (NaN if False).
+    outputs : None, "all", str or list of str
+        The variables to compute and return (see :func:`rnn_outputs`; docs/engine.md says
+        which trackers each needs). Only what they need is computed: ``outputs=["state"]``
+        costs one activation per case and step. Default: every variable listed under
+        Returns (``hidden_state``, the state vector of n > 1 recursions at the recorded
+        steps, (cases, time, n), is asked for by name).
+    parallel : bool or int
+        Run chunks of cases on all CPUs (True), one thread (False) or this many threads.
+        The sweep runner calls the engine with False from its own worker threads.
 
     Returns
     -------
@@ -304,144 +216,107 @@ def simulate_rnn(
         For an unknown name or an array of the wrong shape; the message names the argument.
     """
     act = get_activation(activation)
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    fdt = np.dtype(dtype)
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if memory_rtol <= 0:
-        raise ValueError(f"memory_rtol must be > 0, got {memory_rtol}")
-    if saturation_tol is None:
-        saturation_tol = 1e-12 if fdt == np.float64 else 1e-5
-    if gradient not in ("auto", "exact", "estimate", "none"):
-        raise ValueError(
-            f"gradient must be 'auto', 'exact', 'estimate' or 'none', got {gradient!r}"
-        )
-
-    Wa = np.asarray(W, dtype=np.float64)
-    if Wa.ndim <= 1:
-        scalar = True
-        Wa = np.atleast_1d(Wa)
-        ncase, n = Wa.shape[0], 1
-    elif Wa.ndim in (2, 3):
-        if Wa.ndim == 2:
-            Wa = Wa[None]
-        if Wa.shape[1] != Wa.shape[2]:
-            raise ValueError(f"W must be square, got shape {Wa.shape[1:]}")
-        ncase, n = Wa.shape[0], Wa.shape[1]
-        scalar = n == 1
-        if scalar:
-            Wa = Wa[:, 0, 0]
-    else:
-        raise ValueError(f"W must have 0 to 3 dimensions, got shape {Wa.shape}")
-    if ncase < 1:
-        raise ValueError("W holds no case")
-
+    check_choice("gradient", gradient, ("auto", "exact", "estimate", "none"))
+    settings = run_settings(steps, dtype, record, num_records, memory_rtol, saturation_tol, bound)
+    fdt = settings.dtype
+    Wa, ncase, n = _recurrent(W)
+    scalar = n == 1
+    available, default = rnn_outputs(n)
+    plan = K.plan_outputs(outputs, available, default, hints=OUTPUT_HINTS)
+    if gradient == "none":
+        plan = plan.without("gradient")
+    if not weight_norms:
+        plan = plan.without("weights")
+    check_memory(
+        ncase * (n * n + 4 * n) * 8 + ncase * len(settings.rec) * 8 * (plan.nrows + 1),
+        "give fewer cases per call, or record fewer steps (record='log', num_records=...)",
+    )
     trailing = () if scalar else (n,)
     if C is None:
         C = 1.0 if scalar else impulse_direction(n, seed=0)
-    Ca = _as_cases(C, ncase, trailing, "C", fdt)
+    Ca = as_cases(C, ncase, trailing, "C", fdt)
     if remove_dominant and not scalar:
         Ca = np.stack(
             [remove_dominant_component(Wa[i], Ca[i].astype(np.float64)) for i in range(ncase)]
         ).astype(fdt)
-    Ba = _as_cases(0.0 if b is None else b, ncase, trailing, "b", fdt)
-    amp = _as_cases(amplitude, ncase, (), "amplitude", np.float64)
-    rec = record_steps(steps, record, num_records)
-    t_half = (steps - 1) // 2
-
-    kind, xs, keys, input_name = input_arrays(input, ncase, steps, noise_seed, n)
-
-    nrec = rec.shape[0]
-    out_state = np.full((ncase, nrec), np.nan, dtype=fdt)
-    out_resp = np.full((ncase, nrec), np.nan)
-    out_grad = np.full((ncase, nrec), np.nan)
-    s_blow = np.empty(ncase, np.int64)
-    s_mem = np.empty(ncase, np.int64)
-    s_sat = np.empty(ncase, np.int64)
-    s_growth = np.empty(ncase)
-    s_rgrowth = np.empty(ncase)
-    s_bounded = np.empty(ncase, np.bool_)
-    s_final = np.empty(ncase)
-    s_maxn = np.empty(ncase)
-    outs = (out_state, out_resp, out_grad, s_blow, s_mem, s_sat, s_growth, s_rgrowth,
-            s_bounded, s_final, s_maxn)  # fmt: skip
-    common = (amp, keys, xs, kind, steps, rec, t_half, float(bound), float(memory_rtol),
-              float(saturation_tol))  # fmt: skip
-
-    nthreads = numba.get_num_threads() if parallel else 1
+    Ba = as_cases(0.0 if b is None else b, ncase, trailing, "b", fdt)
+    kind, xs, keys, input_name = input_arrays(input, ncase, settings.steps, noise_seed, n)
+    amp = as_cases(amplitude, ncase, (), "amplitude", np.float64)
+    inputs = (kind, xs, keys, amp)
+    threads = threads_for(parallel)
     if scalar:
-        w = np.ascontiguousarray(Wa, dtype=fdt)
         method = "exact"
-        if nthreads > 1 and ncase > K.LANES:
-            nchunks = min(-(-ncase // K.LANES), 8 * nthreads)
-            K.KERNELS[act.code]["scalar_parallel"](w, Ca, Ba, *common, *outs, nchunks)
-        else:
-            K.KERNELS[act.code]["scalar_serial"](w, Ca, Ba, *common, *outs)
+        w = np.ascontiguousarray(Wa, dtype=fdt)
+        rec_out, sums = _run_scalar(act.code, w, Ca, Ba, inputs, settings, plan, threads)
+        vectors = {}
     else:
-        Wc = np.ascontiguousarray(Wa, dtype=fdt)
-        method = gradient
-        if gradient == "auto":
-            method = "exact" if n <= exact_gradient_max_n else "estimate"
-        if method == "estimate":
-            k = int(gradient_probes)
-            if not 1 <= k <= n:
-                raise ValueError(f"gradient_probes must be in [1, n={n}], got {k}")
-            q, _ = np.linalg.qr(case_rng(0, n, "probes").standard_normal((n, k)))
-            probe = np.ascontiguousarray(q, dtype=fdt)
-        else:
-            probe = np.eye(n, dtype=fdt)
-        grad_on = method != "none"
-        if nthreads > 1 and ncase > 1:
-            nchunks = min(ncase, 4 * nthreads)
-            with _single_threaded_blas():
-                K.KERNELS[act.code]["vector_parallel"](
-                    Wc, Ca, Ba, *common, probe, grad_on, *outs, nchunks
-                )
-        else:
-            K.KERNELS[act.code]["vector_serial"](Wc, Ca, Ba, *common, probe, grad_on, *outs)
-
-    data: dict[str, np.ndarray] = {}
-    if scalar:
-        data["state"] = out_state
-        data["state_norm"] = np.abs(out_state)
-    else:
-        data["state_norm"] = out_state
-    data["response"] = out_resp.astype(fdt, copy=False)
-    data["log10_gradient_norm"] = out_grad
-    saturated = s_sat >= 0
-    data.update(
-        blowup_step=s_blow,
-        memory_horizon=s_mem,
-        saturation_step=s_sat,
-        growth_rate=s_growth,
-        response_growth_rate=s_rgrowth,
-        bounded=s_bounded,
-        max_state_norm=s_maxn,
-    )
-    if scalar:
-        data["fixed_point"] = np.where(saturated, s_final, np.nan)
-    data["fixed_point_norm"] = np.where(saturated, np.abs(s_final), np.nan)
-    nan = np.full(ncase, np.nan)
-    rho, smax, second = _weight_norms(Wa, scalar) if weight_norms else (nan, nan, nan)
-    data["spectral_radius"] = rho
-    data["max_singular_value"] = smax
-    data["second_eigenvalue_modulus"] = second
+        method, probe = _gradient_method(gradient, n, gradient_probes, exact_gradient_max_n)
+        if method == "none":
+            plan = plan.without("gradient")
+        net = _single_layer(Wa, Ca, Ba, fdt)
+        rec_out, vectors, sums = run_layers(
+            "rnn", net, settings, plan, activation=act.code, inputs=inputs, probe=probe,
+            threads=threads,
+        )  # fmt: skip
+    extra = {}
+    if plan.needs("weights"):
+        names = ("spectral_radius", "max_singular_value", "second_eigenvalue_modulus")
+        extra = dict(zip(names, _weight_norms(Wa, scalar), strict=True))
+    data = K.collect(plan, rec_out, sums, fdt, signed=scalar, vectors=vectors, extra=extra)
     attrs = dict(
         family="rnn",
         activation=act.name,
         n=n,
-        steps=steps,
-        dtype=dtype,
         input=input_name,
         remove_dominant=bool(remove_dominant),
-        memory_rtol=float(memory_rtol),
-        saturation_tol=float(saturation_tol),
-        bound=float(bound),
-        gradient_method=method,
+        gradient_method=method if plan.needs("gradient") else "none",
+        outputs=list(plan.names),
+        **settings.attrs(),
     )
-    return RnnResult(time=rec, data=data, attrs=attrs)
+    return RnnResult(time=settings.rec, data=data, attrs=attrs)
+
+
+def _run_scalar(code, w, C, b, inputs, settings, plan, threads):
+    """The scalar kernel over every case; returns (rec_out, sums)."""
+    kind, xs, keys, amp = inputs
+    ncase, nrec = w.shape[0], len(settings.rec)
+    rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
+    sums = np.empty((ncase, K.N_SUMS))
+    iopt, fopt = settings.options(plan, kind)
+    args = (w, C, b, amp, keys, xs, rec_out, sums, settings.rec, plan.slots, iopt, fopt)
+    sliced = [True] * 8 + [False] * 4
+    run_chunks(KERNELS[code], args, sliced, ncase, threads, align=LANES)
+    return rec_out, sums
+
+
+def _gradient_method(gradient, n, probes, exact_max_n):
+    """("exact" | "estimate" | "none", probe columns or None for the identity)."""
+    method = gradient
+    if gradient == "auto":
+        method = "exact" if n <= exact_max_n else "estimate"
+    if method != "estimate":
+        return method, None
+    k = check_int("gradient_probes", probes, 1, n)
+    q, _ = np.linalg.qr(case_rng(0, n, "probes").standard_normal((n, k)))
+    return method, q
+
+
+def _single_layer(Wa, Ca, Ba, fdt) -> Layers:
+    """One ``rnn`` layer per case: W_hh = W, the input column C, the bias b."""
+    ncase, n = Ca.shape
+    zeros = np.zeros
+    return Layers(
+        C=Ca,
+        Wih=zeros((ncase, 0, n, n), fdt),
+        Whh=np.ascontiguousarray(Wa, dtype=fdt)[:, None],
+        bih=zeros((ncase, 1, n), fdt),
+        bhh=np.ascontiguousarray(Ba[:, None, :]),
+        P=zeros((ncase, 1, 0, 0), fdt),
+        Rg=zeros((ncase, 1, 0, 0), fdt),
+        gain=np.ones(ncase),
+        S0=zeros((ncase, 1, n), fdt),
+        flags=zeros(lstm.NFLAGS, np.int64),
+    )
 
 
 def _weight_norms(Wa: np.ndarray, scalar: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -455,8 +330,3 @@ def _weight_norms(Wa: np.ndarray, scalar: bool) -> tuple[np.ndarray, np.ndarray,
     second = np.where(np.isfinite(below), below, np.nan)
     smax = np.linalg.norm(Wa, ord=2, axis=(-2, -1))
     return rho, smax, second
-
-
-def _single_threaded_blas():
-    """Limit BLAS to one thread while Numba's threads each call it (no oversubscription)."""
-    return threadpool_limits(1, user_api="blas")

@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from .cells import CELLS
+
 __all__ = [
     "CELL_GATES",
     "INITS",
@@ -202,8 +204,8 @@ def remove_dominant_component(W: np.ndarray, u: np.ndarray, rtol: float = 1e-9) 
 
 
 #: Number of gate blocks in the weight rows of each cell (PyTorch's layout: i, f, g, o for
-#: the LSTM, r, z, n for the GRU).
-CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3, "cec": 1}
+#: the LSTM, r, z, n for the GRU), from the cell table.
+CELL_GATES = {name: cell.gates for name, cell in CELLS.items()}
 
 #: Initialisations of :func:`init_layers`.
 INITS = ("pytorch", "normal", "uniform", "orthogonal")

@@ -175,9 +175,12 @@ def _describe(spec, grid, plan, path) -> str:
 
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
-    per_step, summary = family.variables(fixed, grid.coords)
+    variables = family.variables(fixed, grid.coords, spec.run)
     ntime = len(family.time_steps(spec.run))
-    bytes_per_case = 8 * (len(per_step) * ntime + len(summary))
+    size = {"summary": 1, "step": ntime}
+    if "vector" in variables.values():
+        size["vector"] = ntime * family.units(fixed, grid.coords)
+    bytes_per_case = 8 * sum(size[kind] for kind in variables.values())
     dims = ", ".join(f"{d}: {n}" for d, n in zip(grid.dims, grid.shape, strict=True))
     return "\n".join(
         [

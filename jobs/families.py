@@ -1,9 +1,9 @@
 """Model families as the sweep runner sees them: parameters, validation, cost, and a run.
 
 The runner's core (grid, blocks, store, scheduling) knows nothing of any model: it asks the
-family for its parameters, the variables it writes, the cost of a case, and to run a batch of
-cases given as flat arrays of parameter values. A new family (``lstm``, ``gru``, ...) is a new
-:class:`Family` subclass registered in :data:`FAMILIES`.
+family for its parameters, the variables it writes (``run.outputs``, or the family's
+default), the cost of a case, and to run a batch of cases given as flat arrays of parameter
+values. A new family is a new :class:`Family` subclass registered in :data:`FAMILIES`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,22 @@ from rnnlab.engine import (
     ACTIVATIONS,
     INITS,
     LSTM_VARIANTS,
+    OUTPUTS,
     WEIGHT_KINDS,
     base_matrix,
     case_rng,
     impulse_direction,
     init_layers,
+    mlp_outputs,
     mlp_weights,
+    network_outputs,
+    record_steps,
     remove_dominant_component,
+    rnn_outputs,
     simulate_mlp,
     simulate_network,
+    simulate_rnn,
 )
-from rnnlab.engine.mlp import MLP_SUMMARIES
-from rnnlab.engine.network import network_variables
-from rnnlab.engine.rnn import PER_STEP_VARIABLES, SUMMARY_VARIABLES, record_steps, simulate_rnn
 
 __all__ = [
     "FAMILIES",
@@ -80,6 +83,7 @@ class Family:
                     self._check_value(f"grid.{key}[{i}]", v, p, problems)
             elif key in fixed:
                 self._check_value(f"model.{key}", fixed[key], p, problems)
+        self.check_run(fixed, grid, run, problems)
 
     def _unknown(self, key: str) -> str:
         return f"unknown parameter {key!r} for family {self.name!r}: use one of " + ", ".join(
@@ -106,7 +110,7 @@ class Family:
             problems.append(f"{where}: must be finite, got {v!r}")
 
     def check_run(self, fixed: dict, grid: dict, run, problems: list[str]) -> None:
-        """Problems of settings that depend on the run table (loss_step < steps, ...)."""
+        """Problems of settings that depend on the run table (loss_step < steps, outputs)."""
         if run is None:
             return
         ls = np.atleast_1d(grid.get("loss_step", fixed.get("loss_step")))
@@ -115,6 +119,49 @@ class Family:
                 f"model.loss_step: {int(np.max(ls))} is not a simulated step: "
                 f"make it < run.steps = {run.steps}"
             )
+        if run.outputs is None:
+            return
+        if not run.outputs:
+            problems.append("run.outputs: empty list: name the variables to store, or leave it out")
+        try:
+            available, _ = self.outputs(fixed, grid)
+        except (TypeError, ValueError):  # a bad model value, reported on its own line
+            return
+        for i, name in enumerate(run.outputs):
+            if name not in available:
+                why = OUTPUT_HINTS.get(name, "")
+                problems.append(
+                    f"run.outputs[{i}]: {name!r} is not an output of this sweep"
+                    + (f" ({why})" if why else "")
+                    + f": use names from {', '.join(available)}"
+                )
+            elif OUTPUTS[name].kind == "vector":
+                varying = [k for k in ("n", "layers") if k in grid]
+                if varying:
+                    problems.append(
+                        f"run.outputs[{i}]: {name} has one entry per unit: it needs a fixed "
+                        f"{' and '.join(varying)} (not a grid dimension)"
+                    )
+
+    def outputs(self, fixed: dict, grid: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(available, default) variables of a sweep of this family."""
+        raise NotImplementedError
+
+    def variables(self, fixed: dict, grid: dict, run) -> dict[str, str]:
+        """The variables this sweep writes, each with its kind ("step", "summary" or
+        "vector"): ``run.outputs`` or the family's default, in the engine's order. A summary
+        named like a grid dimension (``spectral_radius`` swept as a dimension) is left out:
+        the coordinate carries the value."""
+        available, default = self.outputs(fixed, grid)
+        asked = default if run.outputs is None else run.outputs
+        names = [v for v in available if v in asked]
+        return {
+            v: OUTPUTS[v].kind for v in names if not (OUTPUTS[v].kind == "summary" and v in grid)
+        }
+
+    def units(self, fixed: dict, grid: dict) -> int:
+        """Length of the ``unit`` dimension of vector variables (n times the layers)."""
+        return int(fixed.get("n", self.params["n"].default)) * int(fixed.get("layers", 1))
 
     @staticmethod
     def time_steps(run) -> np.ndarray:
@@ -134,6 +181,18 @@ class Family:
 
 
 _SCALINGS = ("spectral_radius", "max_singular_value", "gain")
+
+#: Why a variable may be missing from a sweep, for the error message.
+OUTPUT_HINTS = {
+    "state": "n = 1 sweeps only: use state_norm",
+    "fixed_point": "n = 1 sweeps only: use fixed_point_norm",
+    "hidden_state": "n > 1 sweeps only: use state for n = 1",
+    "log10_input_weight_grad": "it needs model.loss_step",
+    "cell_norm": "family lstm only",
+    "cell_state": "family lstm only",
+    "log10_cell_gradient_norm": "family lstm only",
+    "cell_growth_rate": "family lstm only",
+}
 
 
 class RnnFamily(Family):
@@ -159,7 +218,6 @@ class RnnFamily(Family):
 
     def validate(self, fixed, grid, run, problems):
         super().validate(fixed, grid, run, problems)
-        self.check_run(fixed, grid, run, problems)
         if _rnn_layered(fixed, grid) and run is not None and run.gradient == "estimate":
             problems.append("run.gradient: stacked layers and loss_step need 'exact' or 'none'")
         given = [k for k in _SCALINGS if k in fixed or k in grid]
@@ -178,29 +236,25 @@ class RnnFamily(Family):
                     "max_singular_value or gain"
                 )
 
-    def variables(self, fixed: dict, grid: dict) -> tuple[list[str], list[str]]:
-        """(per-step, summary) variable names this spec writes.
-
-        ``state`` and ``fixed_point`` exist only when every case has n = 1; a summary named
-        like a grid dimension (``spectral_radius``, ``max_singular_value``) is left out, the
-        coordinate carrying the value.
-        """
+    def outputs(self, fixed, grid):
+        """n = 1 sweeps have ``state`` and ``fixed_point``, n > 1 sweeps ``hidden_state``; a
+        sweep over n (1 and more) has what both have; stacked layers or a loss step run the
+        layered kernel (see :func:`rnnlab.engine.network_outputs`)."""
         if _rnn_layered(fixed, grid):
-            ls = grid.get("loss_step", fixed.get("loss_step"))
-            per_step, summary = network_variables("rnn", ls is not None)
-            return per_step, [v for v in summary if v not in grid]
+            return network_outputs("rnn", grid.get("loss_step", fixed.get("loss_step")) is not None)
         ns = np.atleast_1d(grid.get("n", fixed.get("n", 1)))
-        scalar_only = bool(np.all(ns == 1))
-        per_step = [v for v in PER_STEP_VARIABLES if scalar_only or v != "state"]
-        vector_only = ("second_eigenvalue_modulus",)
-        summary = [
-            v
-            for v in SUMMARY_VARIABLES
-            if (scalar_only or v != "fixed_point")
-            and not (scalar_only and v in vector_only)
-            and v not in grid
-        ]
-        return per_step, summary
+        if np.all(ns == 1):
+            available, default = rnn_outputs(1)
+            drop = ("second_eigenvalue_modulus",)  # NaN for scalar recursions
+            return tuple(v for v in available if v not in drop), tuple(
+                v for v in default if v not in drop
+            )
+        available, default = rnn_outputs(2)
+        if np.any(ns == 1):
+            common = set(rnn_outputs(1)[0])
+            available = tuple(v for v in available if v in common)
+            default = tuple(v for v in default if v in common)
+        return available, default
 
     def case_seconds(self, params: dict, run) -> np.ndarray:
         """Estimated single-core seconds per case (measured on the 2-core AVX-512 machine).
@@ -225,7 +279,7 @@ class RnnFamily(Family):
         out["_layered"] = np.full(ncase, _rnn_layered(fixed, flat))
         return out
 
-    def run_cases(self, params: dict, run) -> dict[str, np.ndarray]:
+    def run_cases(self, params: dict, run, outputs) -> dict[str, np.ndarray]:
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
         params = dict(params)
         params["activation"] = np.array(
@@ -233,11 +287,11 @@ class RnnFamily(Family):
         )
         if params["_layered"][0]:
             keys = ("activation", "n", "layers")
-            return run_grouped(params, keys, lambda p: self._run_layered(p, run))
+            return run_grouped(params, keys, lambda p: self._run_layered(p, run, outputs))
         return run_grouped(
             params,
             ("activation", "n"),
-            lambda p: self._run_group(str(p["activation"][0]), int(p["n"][0]), p, run),
+            lambda p: self._run_group(str(p["activation"][0]), int(p["n"][0]), p, run, outputs),
         )
 
     def _recurrent(self, p: dict, i: int, n: int, layer: int = 0) -> np.ndarray:
@@ -250,7 +304,7 @@ class RnnFamily(Family):
                 factor = float(value) / current if current else np.nan
         return base * factor
 
-    def _run_layered(self, p: dict, run):
+    def _run_layered(self, p: dict, run, outputs):
         """Stacked rnn layers (or a loss step) through :func:`simulate_network`."""
         m = len(p["seed"])
         n = int(p["n"][0])
@@ -274,9 +328,10 @@ class RnnFamily(Family):
                     Wih[i] = _base(seed, n, "orthogonal", -layer)[0]
             bias = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
             layers.append({"weight_ih": Wih, "weight_hh": Whh, "bias_hh": bias})
-        return _simulate_layered("rnn", layers, p, run, activation=str(p["activation"][0]))
+        act = str(p["activation"][0])
+        return _simulate_layered("rnn", layers, p, run, outputs, activation=act)
 
-    def _run_group(self, act: str, n: int, p: dict, run):
+    def _run_group(self, act: str, n: int, p: dict, run, outputs):
         m = len(p["seed"])
         seeds = p["seed"].astype(np.int64)
         if n == 1 and _is_set(p["w"]).all():
@@ -314,6 +369,7 @@ class RnnFamily(Family):
             memory_rtol=run.memory_rtol,
             saturation_tol=run.saturation_tol,
             bound=run.bound,
+            outputs=list(outputs),
             parallel=False,
         )
 
@@ -354,7 +410,7 @@ def _loss_step(p: dict) -> int | None:
     return int(v) if _given(v) else None
 
 
-def _simulate_layered(cell: str, layers: list[dict], p: dict, run, **options):
+def _simulate_layered(cell: str, layers: list[dict], p: dict, run, outputs, **options):
     """:func:`simulate_network` for one group of cases, with the run table's settings."""
     return simulate_network(
         cell,
@@ -371,6 +427,7 @@ def _simulate_layered(cell: str, layers: list[dict], p: dict, run, **options):
         memory_rtol=run.memory_rtol,
         saturation_tol=run.saturation_tol,
         bound=run.bound,
+        outputs=list(outputs),
         parallel=False,
         **options,
     )
@@ -420,7 +477,6 @@ class LayeredFamily(Family):
 
     def validate(self, fixed, grid, run, problems):
         super().validate(fixed, grid, run, problems)
-        self.check_run(fixed, grid, run, problems)
         inits = np.atleast_1d(grid.get("init", fixed.get("init", "pytorch")))
         scales = np.atleast_1d(grid.get("init_scale", fixed.get("init_scale")))
         if "pytorch" in inits and scales[0] is not None:
@@ -431,10 +487,9 @@ class LayeredFamily(Family):
         if run is not None and run.gradient == "estimate":
             problems.append(f"run.gradient: family {self.name!r} computes 'exact' or 'none'")
 
-    def variables(self, fixed: dict, grid: dict) -> tuple[list[str], list[str]]:
-        """(per-step, summary) variable names this spec writes."""
-        ls = grid.get("loss_step", fixed.get("loss_step"))
-        return network_variables(self.cell, ls is not None)
+    def outputs(self, fixed, grid):
+        """See :func:`rnnlab.engine.network_outputs`."""
+        return network_outputs(self.cell, grid.get("loss_step", fixed.get("loss_step")) is not None)
 
     def case_seconds(self, params: dict, run) -> np.ndarray:
         """Single-core seconds per case: the forward pass of two runs and, with the gradient,
@@ -464,11 +519,11 @@ class LayeredFamily(Family):
     def weight_options(self, p: dict, i: int) -> dict:
         return {}
 
-    def run_cases(self, params: dict, run) -> dict[str, np.ndarray]:
+    def run_cases(self, params: dict, run, outputs) -> dict[str, np.ndarray]:
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
-        return run_grouped(params, self.structural, lambda p: self._run_group(p, run))
+        return run_grouped(params, self.structural, lambda p: self._run_group(p, run, outputs))
 
-    def _run_group(self, p: dict, run):
+    def _run_group(self, p: dict, run, outputs):
         m = len(p["seed"])
         per_case = [self.weights(p, i) for i in range(m)]
         layers = [
@@ -476,7 +531,7 @@ class LayeredFamily(Family):
             for layer in range(len(per_case[0]))
         ]
         self.adjust(layers, p)
-        return _simulate_layered(self.cell, layers, p, run, **self.options(p))
+        return _simulate_layered(self.cell, layers, p, run, outputs, **self.options(p))
 
     def adjust(self, layers: list[dict], p: dict) -> None:
         """Per-case changes to the stacked weights (e.g. a bias)."""
@@ -554,9 +609,12 @@ class MlpFamily(Family):
         "seed": Param(int, 0, minimum=0, help="seed of the weights and input direction"),
     }
 
-    def variables(self, fixed, grid):
-        """(per-step, summary) variable names."""
-        return ["state_norm", "response", "log10_gradient_norm"], list(MLP_SUMMARIES)
+    def outputs(self, fixed, grid):
+        """See :func:`rnnlab.engine.mlp_outputs`."""
+        return mlp_outputs()
+
+    def units(self, fixed, grid):
+        return int(fixed.get("n", self.params["n"].default))
 
     def validate(self, fixed, grid, run, problems):
         super().validate(fixed, grid, run, problems)
@@ -569,16 +627,16 @@ class MlpFamily(Family):
         grad = 0.0 if run.gradient == "none" else 1.0
         return (1e-6 + (4 * n * n + grad * 2 * n**3) / 20e9) * run.steps
 
-    def run_cases(self, params, run):
+    def run_cases(self, params, run, outputs):
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
         params = dict(params)
         params["activation"] = np.array(
             [("identity" if a == "linear" else a) for a in params["activation"]], dtype=object
         )
         keys = ("activation", "n", "init", "seed")
-        return run_grouped(params, keys, lambda p: self._run_group(p, run))
+        return run_grouped(params, keys, lambda p: self._run_group(p, run, outputs))
 
-    def _run_group(self, p, run):
+    def _run_group(self, p, run, outputs):
         n = int(p["n"][0])
         init = str(p["init"][0])
         seed = int(p["seed"][0])
@@ -602,6 +660,7 @@ class MlpFamily(Family):
             memory_rtol=run.memory_rtol,
             saturation_tol=run.saturation_tol,
             bound=run.bound,
+            outputs=list(outputs),
             parallel=False,
         )
 

@@ -15,13 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TIME_DIM", "VARIABLES", "provenance", "to_dataset"]
+__all__ = ["TIME_DIM", "UNIT_DIM", "VARIABLES", "provenance", "to_dataset"]
 
 TIME_DIM = "time"
+#: The dimension of per-unit variables (``hidden_state``, ``cell_state``).
+UNIT_DIM = "unit"
 
 #: name -> (long_name, units, description)
 VARIABLES: dict[str, tuple[str, str, str]] = {
     "time": ("time step", "1", "Step index t of the recursion, starting at 0."),
+    "unit": (
+        "unit",
+        "1",
+        "Index of a hidden unit: layer l's unit u is l * n + u (layers stacked in order).",
+    ),
     "state": (
         "hidden state",
         "1",
@@ -91,6 +98,16 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "1",
         "Largest |lambda| of W below the dominant modulus |lambda_1| (n > 1): the growth of a "
         "response whose input has no component along the dominant eigenvector(s).",
+    ),
+    "hidden_state": (
+        "hidden state vector",
+        "1",
+        "h(t), every unit of every layer (dimension unit), at the recorded steps.",
+    ),
+    "cell_state": (
+        "LSTM cell state vector",
+        "1",
+        "c(t), every unit of every layer (dimension unit), at the recorded steps.",
     ),
     "cell_norm": ("norm of the LSTM cell state", "1", "Euclidean norm ||c(t)|| (all layers)."),
     "log10_cell_gradient_norm": (
@@ -214,7 +231,7 @@ def to_dataset(result, coords: dict | None = None, case_dim: str = "case"):
     n = result.ncases
     data_vars = {}
     for name, arr in result.data.items():
-        dims = (case_dim, TIME_DIM) if arr.ndim == 2 else (case_dim,)
+        dims = ((case_dim,), (case_dim, TIME_DIM), (case_dim, TIME_DIM, UNIT_DIM))[arr.ndim - 1]
         data_vars[name] = xr.Variable(dims, arr, attrs=_attrs(name))
     all_coords = {
         case_dim: (case_dim, np.arange(n)),

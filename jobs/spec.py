@@ -104,6 +104,7 @@ class RunSpec(_Strict):
     bound: Annotated[float, Field(gt=0)] = 1e6
     gradient: Literal["auto", "exact", "estimate", "none"] = "auto"
     gradient_probes: Annotated[int, Field(ge=1)] = 16
+    outputs: list[str] | None = None  # the variables to store (default: the family's)
 
 
 class StoreSpec(_Strict):

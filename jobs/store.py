@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.engine import OUTPUTS
+
 from .families import get_family
-from .schema import TIME_DIM, VARIABLES, provenance
+from .schema import TIME_DIM, UNIT_DIM, VARIABLES, provenance
 from .spec import Grid, Spec
 
 __all__ = ["BlockPlan", "StoreError", "create_store", "plan_blocks", "read_done", "write_block"]
@@ -135,24 +137,18 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
 
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
-    per_step, summary = family.variables(fixed, grid.coords)
+    variables = family.variables(fixed, grid.coords, spec.run)
     time = family.time_steps(spec.run)
-    # one tiny run gives every variable's dtype
-    params = family.case_params(
-        fixed, _flat_coords(grid, tuple(slice(0, 1) for _ in grid.shape)), 1
-    )
-    if "loss_step" in params and params["loss_step"][0] is not None:
-        params["loss_step"] = np.zeros(1, dtype=np.int64)  # a step of the 2-step probe
-    probe = family.run_cases(params, spec.run.model_copy(update={"steps": 2, "record": "all"}))
-    shape, chunks = grid.shape, plan.chunks
+    extra = {"step": (len(time),), "summary": (), "vector": (len(time), 0)}
+    if "vector" in variables.values():
+        extra["vector"] = (len(time), family.units(fixed, grid.coords))
+    trailing = {"step": (TIME_DIM,), "summary": (), "vector": (TIME_DIM, UNIT_DIM)}
     data_vars = {}
-    for name in per_step + summary:
-        dtype = probe[name].dtype
-        dims = (*grid.dims, TIME_DIM) if name in per_step else grid.dims
-        full = (*shape, len(time)) if name in per_step else shape
-        chk = (*chunks, len(time)) if name in per_step else chunks
+    for name, kind in variables.items():
+        dtype = variable_dtype(name, spec.run)
+        full, chk = (*grid.shape, *extra[kind]), (*plan.chunks, *extra[kind])
         arr = da.full(full, _fill(dtype), dtype=dtype, chunks=chk or -1)
-        data_vars[name] = xr.Variable(dims, arr, attrs=_var_attrs(name))
+        data_vars[name] = xr.Variable((*grid.dims, *trailing[kind]), arr, attrs=_var_attrs(name))
         data_vars[name].encoding = {"chunks": chk or None, "fill_value": _fill(dtype)}
     data_vars[DONE] = xr.Variable(
         ("block",),
@@ -167,6 +163,9 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0}
     coords = {d: (d, _coord_values(grid.coords[d])) for d in grid.dims}
     coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=_var_attrs("time"))
+    if "vector" in variables.values():
+        units = np.arange(extra["vector"][1])
+        coords[UNIT_DIM] = xr.Variable(UNIT_DIM, units, attrs=_var_attrs(UNIT_DIM))
     attrs = {
         "title": f"rnnlab sweep: family {spec.family}, {grid.size} cases",
         "family": spec.family,
@@ -209,6 +208,12 @@ def _coord_values(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def variable_dtype(name: str, run) -> np.dtype:
+    """The stored dtype of a variable: the run's precision for states, else the table's."""
+    kind = OUTPUTS[name].dtype
+    return np.dtype(run.dtype if kind == "state" else kind)
+
+
 def _var_attrs(name: str) -> dict:
     long_name, units, description = VARIABLES[name]
     return {"long_name": long_name, "units": units, "description": description}
@@ -228,15 +233,13 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     bshape = tuple(s.stop - s.start for s in slices)
     ncase = int(np.prod(bshape, dtype=np.int64))
     params = family.case_params(fixed, flat, ncase)
-    results = family.run_cases(params, spec.run)
+    variables = family.variables(fixed, grid.coords, spec.run)
+    results = family.run_cases(params, spec.run, list(variables))
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
-    per_step, summary = family.variables(fixed, grid.coords)
-    for name in per_step + summary:
+    for name in variables:
         arr = results[name]
-        if name in per_step:
-            group[name][(*slices, slice(None))] = arr.reshape(*bshape, arr.shape[-1])
-        else:
-            group[name][slices] = arr.reshape(bshape)
+        trailing = arr.shape[1:]  # (), (time,) or (time, unit)
+        group[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape(*bshape, *trailing)
     group[DONE][index] = 1
     return ncase
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnnlab.engine import noise_keys
-from rnnlab.engine._kernels import noise_uniform as kernel_noise
+from rnnlab.engine._numerics import noise_uniform as kernel_noise
 from rnnlab.engine.reference import noise_uniform as reference_noise
 
 from .conftest import random_cases, run_both

@@ -1,0 +1,343 @@
+"""The layered kernel: vector recursions, stacked cells (rnn, lstm and its variants, gru, cec)
+and deep feed-forward nets, one case after the other. Arithmetic only; the public wrappers
+(:mod:`.rnn`, :mod:`.network`, :mod:`.mlp`) validate and allocate.
+
+One kernel is compiled per cell (:func:`make_kernel`, around the cell's module in
+:mod:`.cells`) and per precision; the activation, the variant flags, the layers, the size and
+the requested outputs are run-time arguments, so no other specialisation exists. Per step,
+every layer runs its cell's ``forward`` and, when the gradient is asked for, its ``tangent``
+(the forward-mode derivative of the step for k columns at once). The same layer loop serves
+three purposes:
+
+- the run h itself, and with ``gradient`` the Jacobian product ``ds(t)/ds(0)``: tangents
+  seeded with the probe (the identity for exact norms) on the h rows (and again on the c
+  rows for the LSTM), renormalised per column group so that nothing overflows;
+- with ``response``, the run hbar without the input at t = 0 (forward only);
+- with a ``loss_step`` T, backpropagation through time for ``log10_input_weight_grad``: the
+  step is recomputed backwards from the stored states with the tangent seeded with the
+  identity on the whole state and on the layer-0 input term, which gives ``[J_k | B_k]``
+  (the step's Jacobian and its derivative with respect to the input term), and the adjoint
+  goes back ``lambda(k-1) = J_k^T lambda(k)``.
+
+Array arguments (``cases`` leading, except ``Whh`` of untied nets): ``C`` (cases, G H) the
+input column of layer 0; ``Wih`` (cases, L-1, G H, H); ``Whh`` (cases, L, G H, H), or
+(steps, 1, H, H) for untied weights (``iopt[O_UNTIED]``: deep nets, W_t at step t shared by
+every case); ``bih``, ``bhh`` (cases, L, G H); ``P`` (cases, L, 3, H) peepholes; ``Rg``
+(cases, L, 3H, 3H) or (cases, L, 0, 0) the FGR gate weights; ``gain`` (cases,) the rnn
+cell's recurrent gain; ``S0`` (cases, L, R) the state before t = 0 of the run (the run hbar
+starts from 0); ``amp``, ``keys``, ``xs`` the input; outputs ``rec_out`` (cases, rows, nrec),
+``hid_out`` and ``cell_out`` (cases, nrec, L H) or (cases, 0, 0), ``sums`` (cases, N_SUMS).
+Settings: ``flags`` (the LSTM's variant flags), ``probe`` (L H, kh), ``uloss`` (H,), ``rec``
+(nrec,), ``slots`` (N_ROWS,), ``iopt`` and ``fopt`` (see :mod:`._tracking`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _tracking as K
+from ._jit import jit
+from ._numerics import input_at, norm, renormalise, spectral_norm
+
+__all__ = ["make_kernel"]
+
+_LN10 = 2.302585092994046
+
+
+@jit
+def _seed(T, probe, H, has_cell):
+    """Tangents of step 0: the probe on the h rows (columns 0:kh) and, for a cell state, on
+    the c rows too (columns kh:2kh)."""
+    L = T.shape[0]
+    kh = probe.shape[1]
+    T[:, :, :] = 0.0
+    for l in range(L):
+        for u in range(H):
+            for q in range(kh):
+                T[l, u, q] = probe[l * H + u, q]
+                if has_cell:
+                    T[l, H + u, kh + q] = probe[l * H + u, q]
+
+
+@jit
+def _rows_into(S, r0, H, out):
+    """out[l H + u] = S[l, r0 + u]: rows r0:r0+H of every layer, as one vector."""
+    for l in range(S.shape[0]):
+        for u in range(H):
+            out[l * H + u] = S[l, r0 + u]
+
+
+@jit
+def _rows_diff(S, Sq, r0, H, out):
+    """out = the rows r0:r0+H of S - Sq, every layer, as one vector."""
+    for l in range(S.shape[0]):
+        for u in range(H):
+            out[l * H + u] = np.float64(S[l, r0 + u]) - np.float64(Sq[l, r0 + u])
+
+
+@jit
+def _block_log_norm(T, r0, c0, H, B, log_scale):
+    """ln of the spectral norm of the block (rows r0:r0+H of every layer, columns c0:c0+kh) of
+    the renormalised product, plus the log of the factors taken out of it."""
+    if not log_scale > -np.inf:
+        return log_scale  # the product became exactly 0 (or NaN after a blow-up)
+    L = T.shape[0]
+    kh = B.shape[1]
+    for l in range(L):
+        for u in range(H):
+            for q in range(kh):
+                B[l * H + u, q] = T[l, r0 + u, c0 + q]
+    return log_scale + np.log(spectral_norm(B))
+
+
+@jit
+def _copy_state(src, dst):
+    for l in range(src.shape[0]):
+        for r in range(src.shape[1]):
+            dst[l, r] = src[l, r]
+
+
+@jit
+def _input_term(l, x, C, Wih, Snew, H, ax):
+    """ax = W_ih x of layer l: x C for layer 0, W_ih of layer l times the new h of layer l-1."""
+    if l == 0:
+        for j in range(ax.shape[0]):
+            ax[j] = C[j] * x
+    else:
+        np.dot(Wih[l - 1], Snew[l - 1][0:H], ax)
+
+
+@jit
+def _input_tangent(l, Tnew, Wih, H, inj, use_inj, dax):
+    """The tangent of layer l's input term; returns whether there is one."""
+    if l > 0:
+        np.dot(Wih[l - 1], Tnew[l - 1][0:H], dax)
+        return True
+    if use_inj:
+        for j in range(dax.shape[0]):
+            for q in range(dax.shape[1]):
+                dax[j, q] = inj[j, q]
+        return True
+    return False
+
+
+@jit
+def _adjoint_step(Tb, lam, lam2, LR, GH):
+    """From the tangent ``Tb`` = [J_k | B_k] of one step (layers x rows x columns) and the
+    adjoint ``lam`` of its output: lam2 = J_k^T lam, and ||B_k^T lam||^2 (returned)."""
+    L, R, _ = Tb.shape
+    dn = 0.0
+    for j in range(GH):
+        v = 0.0
+        for l in range(L):
+            for r in range(R):
+                v += Tb[l, r, LR + j] * lam[l * R + r]
+        dn += v * v
+    for c in range(LR):
+        v = 0.0
+        for l in range(L):
+            for r in range(R):
+                v += Tb[l, r, c] * lam[l * R + r]
+        lam2[c] = v
+    return dn
+
+
+@jit
+def _record(i, kk, S, H, trk, resp, hn, gsum, nh, slots, rec_out, hid_out, cell_out, hbuf):
+    """Write case i's recorded quantities of this step (column kk)."""
+    if slots[K.R_STATE] >= 0:
+        rec_out[i, slots[K.R_STATE], kk] = hn
+    if slots[K.R_RESPONSE] >= 0:
+        rec_out[i, slots[K.R_RESPONSE], kk] = resp
+    if slots[K.R_GRADIENT] >= 0:
+        rec_out[i, slots[K.R_GRADIENT], kk] = trk[K.K_LOG_GRAD] / _LN10
+    if slots[K.R_CELL_GRADIENT] >= 0:
+        rec_out[i, slots[K.R_CELL_GRADIENT], kk] = trk[K.K_LOG_CELL] / _LN10
+    if slots[K.R_CELL] >= 0:
+        _rows_into(S, H, H, hbuf)
+        rec_out[i, slots[K.R_CELL], kk] = norm(hbuf)
+    for g in range(3):
+        if slots[K.R_GATE + g] >= 0:
+            rec_out[i, slots[K.R_GATE + g], kk] = gsum[g] / nh
+    if hid_out.shape[1] > 0:
+        for l in range(S.shape[0]):
+            for u in range(H):
+                hid_out[i, kk, l * H + u] = S[l, u]
+    if cell_out.shape[1] > 0:
+        for l in range(S.shape[0]):
+            for u in range(H):
+                cell_out[i, kk, l * H + u] = S[l, H + u]
+
+
+def make_kernel(cell):
+    """The kernel of one cell (its module in :mod:`.cells`), compiled on first call.
+
+    Only the module is captured: it pickles by name, so that Numba's cache finds the kernel
+    in every new process (a captured function would pickle with a fresh id each time).
+    """
+    has_cell = bool(cell.HAS_CELL)
+
+    @jit
+    def run_block(
+        C, Wih, Whh, bih, bhh, P, Rg, gain, S0, amp, keys, xs, rec_out, hid_out, cell_out, sums,
+        flags, probe, uloss, rec, slots, iopt, fopt,
+    ):  # fmt: skip
+        ncase = C.shape[0]
+        L, GH, H = Whh.shape[1], Whh.shape[2], Whh.shape[3]
+        dt = Whh.dtype
+        steps = iopt[K.O_STEPS]
+        t_half = iopt[K.O_T_HALF]
+        kind = iopt[K.O_INPUT]
+        resp_on = iopt[K.O_RESPONSE] != 0
+        grad_on = iopt[K.O_GRADIENT] != 0
+        sat_on = iopt[K.O_SATURATION] != 0
+        loss_step = iopt[K.O_LOSS_STEP]
+        untied = iopt[K.O_UNTIED] != 0
+        act = iopt[K.O_ACTIVATION]
+        R = cell.rows(H, flags)
+        nh = L * H
+        kh = probe.shape[1] if grad_on else 0
+        k = 2 * kh if has_cell else kh
+        nrec = rec.shape[0]
+        S, S2 = np.zeros((L, R), dt), np.zeros((L, R), dt)
+        Sb, Sb2 = np.zeros((L, R), dt), np.zeros((L, R), dt)
+        T, T2 = np.zeros((L, R, k), dt), np.zeros((L, R, k), dt)
+        cache = np.zeros((L, cell.CACHE, H))
+        ah, ax, gq = np.zeros(GH, dt), np.zeros(GH, dt), np.zeros(3 * H, dt)
+        z = np.zeros(GH)
+        dAh, dax, dG = np.zeros((GH, k), dt), np.zeros((GH, k), dt), np.zeros((3 * H, k), dt)
+        gsum, gsumb = np.zeros(3), np.zeros(3)
+        B = np.zeros((nh, kh), dt)
+        hbuf, dbuf = np.zeros(nh), np.zeros(nh)
+        trk = np.zeros(K.N_TRK)
+        # backpropagation through time, for the loss at loss_step
+        bptt = loss_step >= 0
+        nb = loss_step + 1 if bptt else 0
+        LR = L * R
+        kb = LR + GH if bptt else 0
+        hist = np.zeros((nb, L, R), dt)
+        xhist = np.zeros(nb)
+        iwg = np.zeros(nb)
+        Tb, Tb2 = np.zeros((L, R, kb), dt), np.zeros((L, R, kb), dt)
+        injb = np.zeros((GH, kb), dt)
+        dAhb, daxb = np.zeros((GH, kb), dt), np.zeros((GH, kb), dt)
+        dGb = np.zeros((3 * H, kb), dt)
+        lam, lam2 = np.zeros(LR), np.zeros(LR)
+        Sjunk = np.zeros((L, R), dt)
+        if bptt:
+            for l in range(L):
+                for r in range(R):
+                    Tb[l, r, l * R + r] = 1.0
+            for j in range(GH):
+                injb[j, LR + j] = 1.0
+        no_inj = np.zeros((GH, 0), dt)
+        no, yes = np.bool_(False), np.bool_(True)  # not literals: one specialisation each
+
+        def layers_step(i, Wc, x, Sp, Sn, kk, Tp, Tn, inj, use_inj, dA, dX, dGg, gs):
+            """Every layer of one step: Sn (and Tn if kk > 0) from Sp (and Tp)."""
+            gs[:] = 0.0
+            for l in range(L):
+                _input_term(l, x, C[i], Wih[i], Sn, H, ax)
+                cell.forward(
+                    H, flags, act, gain[i], Wc[l], bih[i, l], bhh[i, l], P[i, l], Rg[i, l],
+                    ax, Sp[l], Sn[l], gs, ah, gq, z, cache[l],
+                )  # fmt: skip
+                if kk > 0:
+                    has_dx = _input_tangent(l, Tn, Wih[i], H, inj, use_inj, dX)
+                    cell.tangent(
+                        H, flags, gain[i], Wc[l], P[i, l], Rg[i, l], dX, has_dx, Sp[l],
+                        Tp[l], Tn[l], dA, dGg, cache[l],
+                    )  # fmt: skip
+
+        for i in range(ncase):
+            K.reset(trk)
+            _copy_state(S0[i], S)
+            Sb[:, :] = 0.0
+            if grad_on:
+                _seed(T, probe, H, np.bool_(has_cell))
+            resp = np.nan
+            hn = 0.0
+            kk = 0
+            for t in range(steps):
+                x = input_at(i, t, kind, amp, keys, xs)
+                Wc = Whh[t] if untied else Whh[i]
+                tang = grad_on and t > 0
+                layers_step(
+                    i, Wc, x, S, S2, k if tang else 0, T, T2, no_inj, no, dAh, dax, dG, gsum
+                )
+                S, S2 = S2, S
+                if tang:
+                    T, T2 = T2, T
+                    trk[K.K_SCALE_H] += renormalise(T, 0 * k, kh)
+                    if has_cell:
+                        trk[K.K_SCALE_C] += renormalise(T, kh, k)
+                if resp_on:
+                    xb = 0.0 if t == 0 else x
+                    layers_step(i, Wc, xb, Sb, Sb2, 0 * k, T, T2, no_inj, no, dAh, dax, dG, gsumb)
+                    Sb, Sb2 = Sb2, Sb
+                    _rows_diff(S, Sb, 0 * H, H, dbuf)
+                    resp = norm(dbuf)
+                if t < nb:
+                    _copy_state(S, hist[t])
+                    xhist[t] = x
+                _rows_into(S, 0 * H, H, hbuf)
+                hn = norm(hbuf)
+                change = np.nan
+                if sat_on:
+                    _rows_diff(S, S2, 0 * H, H, dbuf)
+                    change = norm(dbuf)
+                    if has_cell:  # the cell must have settled too
+                        _rows_diff(S, S2, H, H, dbuf)
+                        change = max(change, norm(dbuf))
+                K.track(trk, t, resp, change, hn, fopt)
+                is_rec = kk < nrec and rec[kk] == t
+                if grad_on and (t == t_half or t == steps - 1 or is_rec):
+                    trk[K.K_LOG_GRAD] = _block_log_norm(T, 0 * H, 0 * kh, H, B, trk[K.K_SCALE_H])
+                    if has_cell:
+                        trk[K.K_LOG_CELL] = _block_log_norm(T, H, kh, H, B, trk[K.K_SCALE_C])
+                if t == t_half:
+                    trk[K.K_LOG_GRAD_HALF] = trk[K.K_LOG_GRAD]
+                    trk[K.K_LOG_CELL_HALF] = trk[K.K_LOG_CELL]
+                    trk[K.K_LOG_RESP_HALF] = np.log(resp)
+                if is_rec:
+                    _record(
+                        i, kk, S, H, trk, resp, hn, gsum, nh, slots, rec_out, hid_out,
+                        cell_out, hbuf,
+                    )  # fmt: skip
+                    kk += 1
+                if trk[K.K_BLOWUP] >= 0:
+                    break
+            trk[K.K_LOG_RESP] = np.log(resp)
+            if not has_cell:
+                trk[K.K_LOG_CELL] = np.nan
+                trk[K.K_LOG_CELL_HALF] = np.nan
+            if bptt and trk[K.K_BLOWUP] < 0 and steps > loss_step:
+                # the adjoint of L = uloss . h_top(loss_step), back to step 0
+                lam[:] = 0.0
+                for u in range(H):
+                    lam[(L - 1) * R + u] = uloss[u]
+                llam = 0.0
+                for s in range(loss_step, -1, -1):
+                    prev = hist[s - 1] if s > 0 else S0[i]
+                    Wc = Whh[s] if untied else Whh[i]
+                    layers_step(
+                        i, Wc, xhist[s], prev, Sjunk, kb, Tb, Tb2, injb, yes, dAhb, daxb, dGb,
+                        gsumb,
+                    )  # fmt: skip
+                    dn = _adjoint_step(Tb2, lam, lam2, LR, GH)
+                    iwg[s] = (np.log(np.sqrt(dn) * abs(xhist[s])) + llam) / _LN10
+                    nl = norm(lam2)
+                    if nl > 0.0 and nl < np.inf:
+                        for c in range(LR):
+                            lam[c] = lam2[c] / nl
+                        llam += np.log(nl)
+                    else:
+                        for c in range(LR):
+                            lam[c] = lam2[c]
+                if slots[K.R_INPUT_GRAD] >= 0:
+                    for j in range(nrec):
+                        if rec[j] <= loss_step:
+                            rec_out[i, slots[K.R_INPUT_GRAD], j] = iwg[rec[j]]
+            K.finish_case(sums, i, trk, hn, iopt, fopt)
+
+    return run_block

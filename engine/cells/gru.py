@@ -1,0 +1,66 @@
+"""The ``gru`` cell, ``torch.nn.GRU``'s equations (gate rows r, z, n):
+
+    r = s(W_ir x + b_ir + W_hr h' + b_hr),  z = s(W_iz x + b_iz + W_hz h' + b_hz),
+    n = tanh(W_in x + b_in + r (W_hn h' + b_hn)),  h = (1 - z) n + z h'
+
+The parts of a cell module are described in :mod:`.rnn`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+from ..activations import sigmoid, tanh
+
+GATES = 3
+CACHE = 8  # r, r', z, z', n, n', W_hn h' + b_hn, h'
+HAS_CELL = False
+GATE_MEANS: tuple[str, ...] = ("reset_gate_mean", "update_gate_mean")
+
+
+@jit
+def rows(H, flags):
+    """Rows of a layer's state: h."""
+    return H
+
+
+@jit
+def forward(H, flags, act, gain, Whh, bih, bhh, P, Rg, ax, sp, sn, gsum, ah, gq, z, cache):
+    """One GRU step; gsum[0] += sum(r), gsum[1] += sum(z)."""
+    np.dot(Whh, sp[0:H], ah)
+    for u in range(H):
+        r, dr = sigmoid(ax[u] + bih[u] + ah[u] + bhh[u])
+        zg, dz = sigmoid(ax[H + u] + bih[H + u] + ah[H + u] + bhh[H + u])
+        an = ah[2 * H + u] + bhh[2 * H + u]
+        n, dn = tanh(ax[2 * H + u] + bih[2 * H + u] + r * an)
+        hp = np.float64(sp[u])
+        sn[u] = (1.0 - zg) * n + zg * hp
+        gsum[0] += r
+        gsum[1] += zg
+        cache[0, u] = r
+        cache[1, u] = dr
+        cache[2, u] = zg
+        cache[3, u] = dz
+        cache[4, u] = n
+        cache[5, u] = dn
+        cache[6, u] = an
+        cache[7, u] = hp
+
+
+@jit
+def tangent(H, flags, gain, Whh, P, Rg, dax, has_dx, sp, Tp, Tn, dAh, dG, cache):
+    """The GRU step's derivative; the reset gate multiplies W_hn h' + b_hn only."""
+    k = Tp.shape[1]
+    np.dot(Whh, Tp[0:H], dAh)
+    for u in range(H):
+        r, dr_, zg, dz_ = cache[0, u], cache[1, u], cache[2, u], cache[3, u]
+        n, dn_, an, hp = cache[4, u], cache[5, u], cache[6, u], cache[7, u]
+        for q in range(k):
+            dxr = dax[u, q] if has_dx else 0.0
+            dxz = dax[H + u, q] if has_dx else 0.0
+            dxn = dax[2 * H + u, q] if has_dx else 0.0
+            dr = dr_ * (dAh[u, q] + dxr)
+            dz = dz_ * (dAh[H + u, q] + dxz)
+            dn = dn_ * (dxn + dr * an + r * dAh[2 * H + u, q])
+            Tn[u, q] = (hp - n) * dz + (1.0 - zg) * dn + zg * Tp[u, q]

@@ -1,0 +1,164 @@
+"""The ``lstm`` cell: ``torch.nn.LSTM``'s equations (gate rows i, f, g, o), the optional
+peepholes of Greff et al. (2017) and their eight variants:
+
+    i = s(z_i + p_i c'),  f = s(z_f + p_f c'),  g = tanh(z_g),  c = f c' + i g,
+    o = s(z_o + p_o c),   h = o tanh(c),        z_* = W_i* x + b_i* + W_h* h' + b_h*
+
+A layer's state is h (rows 0:H), c (rows H:2H) and, for the full-gate-recurrence variant
+FGR, the previous step's gates i, f, o (rows 2H:5H), which enter z_i, z_f, z_o through
+``weight_gate``. The variants are switched by ``flags`` (one entry per flag below). The parts
+of a cell module are described in :mod:`.rnn`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+from ..activations import sigmoid, tanh
+
+GATES = 4
+CACHE = 11  # i, i', f, f', g, g', o, o', tanh(c), tanh'(c), c'
+HAS_CELL = True
+GATE_MEANS: tuple[str, ...] = ("input_gate_mean", "forget_gate_mean", "output_gate_mean")
+
+# Variant flags (indices into ``flags``).
+NO_INPUT_GATE = 0  # NIG: i = 1
+NO_FORGET_GATE = 1  # NFG: f = 1
+NO_OUTPUT_GATE = 2  # NOG: o = 1
+LINEAR_INPUT_ACT = 3  # NIAF: g(z) = z
+LINEAR_OUTPUT_ACT = 4  # NOAF: h = o c
+PEEPHOLES = 5  # p_i, p_f on c(t-1), p_o on c(t)
+COUPLED_GATES = 6  # CIFG: f = 1 - i
+GATE_RECURRENCE = 7  # FGR: i, f, o also see the previous step's i, f, o
+NFLAGS = 8
+
+#: The variants of Greff et al. (2017), "LSTM: A search space odyssey", and their flag.
+#: ``vanilla`` is the LSTM with peepholes if the weights have them (PyTorch's has none).
+VARIANTS = {
+    "vanilla": ("the LSTM (peepholes if given)", -1),
+    "NIG": ("no input gate (i = 1)", NO_INPUT_GATE),
+    "NFG": ("no forget gate (f = 1)", NO_FORGET_GATE),
+    "NOG": ("no output gate (o = 1)", NO_OUTPUT_GATE),
+    "NIAF": ("no input activation function (g(z) = z)", LINEAR_INPUT_ACT),
+    "NOAF": ("no output activation function (h = o c)", LINEAR_OUTPUT_ACT),
+    "NP": ("no peepholes", -1),
+    "CIFG": ("coupled input and forget gate (f = 1 - i)", COUPLED_GATES),
+    "FGR": (
+        "full gate recurrence (i, f, o also see the previous step's i, f, o)",
+        GATE_RECURRENCE,
+    ),
+}
+
+
+@jit
+def rows(H, flags):
+    """Rows of a layer's state: h, c, and the previous gates for FGR."""
+    return 5 * H if flags[GATE_RECURRENCE] else 2 * H
+
+
+@jit
+def forward(H, flags, act, gain, Whh, bih, bhh, P, Rg, ax, sp, sn, gsum, ah, gq, z, cache):
+    """One LSTM step; gsum[0:3] += sums of i, f, o."""
+    fgr = flags[GATE_RECURRENCE] != 0
+    peep = flags[PEEPHOLES] != 0
+    no_i = flags[NO_INPUT_GATE] != 0
+    no_f = flags[NO_FORGET_GATE] != 0
+    no_o = flags[NO_OUTPUT_GATE] != 0
+    lin_g = flags[LINEAR_INPUT_ACT] != 0
+    lin_h = flags[LINEAR_OUTPUT_ACT] != 0
+    cifg = flags[COUPLED_GATES] != 0
+    np.dot(Whh, sp[0:H], ah)
+    if fgr:
+        np.dot(Rg, sp[2 * H : 5 * H], gq)
+    for u in range(H):
+        cp = np.float64(sp[H + u])
+        zi = ax[u] + bih[u] + ah[u] + bhh[u]
+        zf = ax[H + u] + bih[H + u] + ah[H + u] + bhh[H + u]
+        zg = ax[2 * H + u] + bih[2 * H + u] + ah[2 * H + u] + bhh[2 * H + u]
+        zo = ax[3 * H + u] + bih[3 * H + u] + ah[3 * H + u] + bhh[3 * H + u]
+        if peep:
+            zi += P[0, u] * cp
+            zf += P[1, u] * cp
+        if fgr:
+            zi += gq[u]
+            zf += gq[H + u]
+            zo += gq[2 * H + u]
+        ig, di = (1.0, 0.0) if no_i else sigmoid(zi)
+        if no_f:
+            fg, df = 1.0, 0.0
+        elif cifg:
+            fg, df = 1.0 - ig, 0.0
+        else:
+            fg, df = sigmoid(zf)
+        gg, dg = (np.float64(zg), 1.0) if lin_g else tanh(zg)
+        c = fg * cp + ig * gg
+        if peep:
+            zo += P[2, u] * c
+        og, do = (1.0, 0.0) if no_o else sigmoid(zo)
+        ac, dac = (c, 1.0) if lin_h else tanh(c)
+        sn[u] = og * ac
+        sn[H + u] = c
+        if fgr:
+            sn[2 * H + u] = ig
+            sn[3 * H + u] = fg
+            sn[4 * H + u] = og
+        gsum[0] += ig
+        gsum[1] += fg
+        gsum[2] += og
+        cache[0, u] = ig
+        cache[1, u] = di
+        cache[2, u] = fg
+        cache[3, u] = df
+        cache[4, u] = gg
+        cache[5, u] = dg
+        cache[6, u] = og
+        cache[7, u] = do
+        cache[8, u] = ac
+        cache[9, u] = dac
+        cache[10, u] = cp
+
+
+@jit
+def tangent(H, flags, gain, Whh, P, Rg, dax, has_dx, sp, Tp, Tn, dAh, dG, cache):
+    """The LSTM step's derivative through every path (carousel, gates, peepholes, FGR)."""
+    k = Tp.shape[1]
+    fgr = flags[GATE_RECURRENCE] != 0
+    peep = flags[PEEPHOLES] != 0
+    cifg = flags[COUPLED_GATES] != 0
+    np.dot(Whh, Tp[0:H], dAh)
+    if has_dx:
+        for j in range(4 * H):
+            for q in range(k):
+                dAh[j, q] += dax[j, q]
+    if fgr:
+        np.dot(Rg, Tp[2 * H : 5 * H], dG)
+        for j in range(H):
+            for q in range(k):
+                dAh[j, q] += dG[j, q]
+                dAh[H + j, q] += dG[H + j, q]
+                dAh[3 * H + j, q] += dG[2 * H + j, q]
+    for u in range(H):
+        ig, di_, fg, df_ = cache[0, u], cache[1, u], cache[2, u], cache[3, u]
+        gg, dg_, og, do_ = cache[4, u], cache[5, u], cache[6, u], cache[7, u]
+        ac, dac, cp = cache[8, u], cache[9, u], cache[10, u]
+        # branch-free (it vectorises across the k columns): disabled parts have zero
+        # coefficients, the input and gate-recurrence terms are already in dAh
+        pi = P[0, u] if peep else 0.0
+        pf = P[1, u] if peep else 0.0
+        po = P[2, u] if peep else 0.0
+        kc = -1.0 if cifg else 0.0
+        kg = ig * dg_
+        koc = og * dac
+        for q in range(k):
+            dcp = np.float64(Tp[H + u, q])
+            di = di_ * (dAh[u, q] + pi * dcp)
+            df = df_ * (dAh[H + u, q] + pf * dcp) + kc * di
+            dc = df * cp + fg * dcp + di * gg + kg * dAh[2 * H + u, q]
+            do = do_ * (dAh[3 * H + u, q] + po * dc)
+            Tn[u, q] = do * ac + koc * dc
+            Tn[H + u, q] = dc
+            if fgr:
+                Tn[2 * H + u, q] = di
+                Tn[3 * H + u, q] = df
+                Tn[4 * H + u, q] = do
