@@ -40,7 +40,15 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["CACHE_DIR", "FASTMATH", "int64_bits_as_float64", "jit", "source_hash"]
+__all__ = [
+    "CACHE_DIR",
+    "FASTMATH",
+    "compile_stats",
+    "dispatchers",
+    "int64_bits_as_float64",
+    "jit",
+    "source_hash",
+]
 
 FASTMATH = {"contract"}
 
@@ -104,15 +112,48 @@ def _engine_cache():
         numba.config.CACHE_DIR = old
 
 
+_DISPATCHERS: list = []
+
+
 def jit(func=None, **options):
     """``numba.njit`` with the engine's default options (overridable by keyword)."""
     opts = {**_DEFAULTS, **options}
 
     def decorate(f):
         with _engine_cache():
-            return numba.njit(**opts)(f)
+            d = numba.njit(**opts)(f)
+        _DISPATCHERS.append(d)
+        return d
 
     return decorate if func is None else decorate(func)
+
+
+def dispatchers() -> list:
+    """Every jitted function of the engine (kernels and the helpers they call)."""
+    return list(_DISPATCHERS)
+
+
+def _name(d) -> str:
+    f = d.py_func
+    return f"{f.__module__.removeprefix('rnnlab.engine.')}.{f.__qualname__}"
+
+
+def compile_stats() -> dict[str, dict[str, int]]:
+    """What this process compiled and what it loaded from the cache, per jitted function.
+
+    Returns ``{name: {"compiled": n, "loaded": m}}`` for every function with at least one
+    specialisation (a closure kernel is named by its factory, e.g.
+    ``_driver.make_kernel.<locals>.run_block``; one entry per closure is summed).
+    """
+    out: dict[str, dict[str, int]] = {}
+    for d in _DISPATCHERS:
+        compiled = sum(d.stats.cache_misses.values())
+        loaded = sum(d.stats.cache_hits.values())
+        if compiled or loaded:
+            row = out.setdefault(_name(d), {"compiled": 0, "loaded": 0})
+            row["compiled"] += compiled
+            row["loaded"] += loaded
+    return out
 
 
 @intrinsic

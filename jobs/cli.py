@@ -204,10 +204,13 @@ def _size(nbytes: float) -> str:
 
 
 def _run(args) -> int:
-    from .runner import open_sweep, run_sweep
+    from .runner import is_complete, open_sweep, run_sweep
 
     spec, grid, plan, path = open_sweep(args.spec, args.store)
     print(_describe(spec, grid, plan, path))
+    if not args.overwrite and is_complete(spec, path):  # no cluster to start for nothing
+        print(f"{path}: all {plan.nblocks} blocks are done already; nothing to do")
+        return 0
     client = None
     if args.scheduler or args.scheduler_file:
         client = _connect(args)

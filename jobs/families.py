@@ -168,6 +168,12 @@ class Family:
         """The recorded steps of the store's ``time`` dimension."""
         return record_steps(run.steps, run.record, run.num_records)
 
+    def kernel_variants(self, fixed: dict, grid: dict) -> list[dict]:
+        """Grid values that select different compiled kernels, one dict per kernel (the
+        runner compiles each once before the workers start, see ``warm_kernels``). The
+        layered kernels depend only on the family's cell and the run's precision."""
+        return [{}]
+
     def case_params(self, fixed: dict, flat: dict[str, np.ndarray], ncase: int) -> dict:
         """Full per-case parameter arrays: grid values where given, else fixed or defaults."""
         out = {}
@@ -277,6 +283,17 @@ class RnnFamily(Family):
     def case_params(self, fixed, flat, ncase):
         out = super().case_params(fixed, flat, ncase)
         out["_layered"] = np.full(ncase, _rnn_layered(fixed, flat))
+        return out
+
+    def kernel_variants(self, fixed, grid):
+        """The scalar kernel is compiled per activation; n > 1 runs the layered kernel."""
+        acts = list(grid.get("activation", [None]))
+        ns = np.atleast_1d(grid.get("n", [None]))
+        kinds = [ns[ns == 1][:1], ns[ns != 1][:1]] if "n" in grid else [[None]]
+        out = []
+        for a in acts:
+            for n in (v for kind in kinds for v in kind):
+                out.append({k: v for k, v in (("activation", a), ("n", n)) if v is not None})
         return out
 
     def run_cases(self, params: dict, run, outputs) -> dict[str, np.ndarray]:

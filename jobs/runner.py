@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .families import get_family
 from .schema import provenance
 from .spec import Grid, Spec, load_spec, parse_spec
 from .store import (
@@ -35,7 +36,7 @@ from .store import (
     write_block,
 )
 
-__all__ = ["SweepResult", "open_sweep", "run_block", "run_sweep"]
+__all__ = ["SweepResult", "is_complete", "open_sweep", "run_block", "run_sweep", "warm_kernels"]
 
 
 @dataclass
@@ -86,6 +87,36 @@ def run_block(spec: Spec, grid: Grid, plan: BlockPlan, path: str, index: int) ->
     with threadpool_limits(1, user_api="blas"):
         ncase = write_block(Path(path), spec, grid, plan, index)
     return index, ncase
+
+
+def warm_kernels(spec: Spec, grid: Grid) -> None:
+    """Compile, or load from Numba's cache, every kernel the sweep's blocks will call, by
+    running one case of two steps per kernel in this process.
+
+    Workers started afterwards (the embedded cluster, or ``dask worker`` processes on a file
+    system that sees this one's cache) then load the machine code instead of compiling it
+    each before its first block.
+    """
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    outputs = list(family.variables(fixed, grid.coords, spec.run))
+    run = spec.run.model_copy(update={"steps": 2, "record": "all"})
+    for variant in family.kernel_variants(fixed, grid.coords):
+        flat = {d: np.asarray([variant.get(d, grid.coords[d][0])]) for d in grid.dims}
+        params = family.case_params(fixed, flat, 1)
+        if "loss_step" in params and params["loss_step"][0] is not None:
+            params["loss_step"] = np.zeros(1, dtype=np.int64)  # a step of the 2-step probe
+        family.run_cases(params, run, outputs)
+
+
+def is_complete(spec: Spec, path: Path) -> bool:
+    """Whether ``path`` holds this spec's finished sweep (so that a run has nothing to do)."""
+    attrs = store_attrs(path)
+    if attrs is None or attrs.get("spec_sha256") != spec.sha256:
+        return False
+    return attrs.get("rnnlab_version") == provenance()["rnnlab_version"] and bool(
+        read_done(path).all()
+    )
 
 
 def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrite: bool):
@@ -178,6 +209,7 @@ def run_sweep(
                 _, n = run_block(spec, grid, plan, str(path), i)
                 reporter.block_done(n)
         else:
+            warm_kernels(spec, grid)
             _run_on_dask(client, spec, grid, plan, path, todo, max_in_flight, reporter)
     finally:
         reporter.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -88,28 +89,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rnnlab(*args, cwd, timeout=600):
-    """Run the ``rnnlab`` command line in a subprocess, with Python warnings as errors."""
-    code = "import sys; from rnnlab.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
-    )
+def rnnlab(*args, cwd, process=False, env=None, timeout=600):
+    """Run the ``rnnlab`` command line: ``main(argv)`` in this process (pytest turns warnings
+    into errors), or with ``process=True`` in a new Python process (warnings as errors too).
+
+    Returns a ``subprocess.CompletedProcess`` (returncode, stdout, stderr) either way.
+    """
+    argv = [str(a) for a in args]
+    if process:
+        code = "import sys; from rnnlab.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
+        return subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=timeout,
+            env={**(os.environ if env is None else env), "PYTHONWARNINGS": "error"},
+        )
+    from rnnlab.jobs.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse: --help, --version, usage errors
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
-def rnnlab_popen(*args, cwd):
+def rnnlab_popen(*args, cwd, env=None):
     code = "import sys; from rnnlab.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", code, *map(str, args)],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # so that a test can kill the run and its cluster together
+        env=env,
     )
 
 
@@ -118,8 +140,9 @@ def _dask_bin() -> str:
 
 
 @contextlib.contextmanager
-def dask_cluster(tmp_path: Path, workers: int = 2, nanny: bool = False):
-    """A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1, stopped at the end.
+def dask_cluster(tmp_path: Path, workers: int = 2, nanny: bool = False, env=None):
+    """A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1, stopped at the end
+    (``env``: their environment, default this process's).
 
     Yields ``(address, worker_processes)``.
     """
@@ -149,6 +172,7 @@ def dask_cluster(tmp_path: Path, workers: int = 2, nanny: bool = False):
             ],
             stdout=log("scheduler.log"),
             stderr=subprocess.STDOUT,
+            env=env,
         )
         procs.append(sched)
         _wait_for_port(port, 30)
@@ -175,6 +199,7 @@ def dask_cluster(tmp_path: Path, workers: int = 2, nanny: bool = False):
                 ],
                 stdout=log(f"worker{i}.log"),
                 stderr=subprocess.STDOUT,
+                env=env,
             )
             procs.append(w)
             worker_procs.append(w)
@@ -184,16 +209,16 @@ def dask_cluster(tmp_path: Path, workers: int = 2, nanny: bool = False):
             c.wait_for_workers(workers, timeout=60)
         yield address, worker_procs
     finally:
+        # workers first, each given time to leave (a worker whose scheduler closes while it
+        # is closing can hang), then the scheduler; whatever does not exit is killed
         for p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        deadline = time.time() + 20
-        for p in procs:
-            try:
-                p.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
         for f in files:
             f.close()
 

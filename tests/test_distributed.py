@@ -1,4 +1,5 @@
-"""Sweeps through real Dask processes on 127.0.0.1: equal to --sync, robust to killed processes."""
+"""Sweeps through real Dask processes on 127.0.0.1: equal to --sync, robust to killed
+processes, and workers that find every kernel compiled."""
 
 import os
 import signal
@@ -16,8 +17,9 @@ from .sweeps import (
     write_spec,
 )
 
-# ~30 blocks of ~0.2 s: long enough to kill something in the middle, short enough for CI
-LONG = dict(n=32, num=10, seeds=6, steps=20000, block_seconds=0.2)
+# ~16 blocks of ~0.25 s: long enough to kill something in the middle, short enough for CI
+LONG = dict(n=32, num=6, seeds=4, steps=20000, block_seconds=0.2)
+SHORT = dict(n=8, num=5, seeds=4, steps=500, block_seconds=0.001)
 
 
 def _on(address):
@@ -25,23 +27,27 @@ def _on(address):
     return ("run", "spec.toml", "--scheduler", address, "--no-progress", "--store", "dist.zarr")
 
 
-@pytest.fixture
-def reference(tmp_path):
-    """The same sweep run with --sync, to compare against."""
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """The sweeps run with --sync once per module, to compare against."""
+    made = {}
 
     def make(**values):
-        write_spec(tmp_path, VECTOR_SPEC, **values)
-        out = rnnlab(
-            "run", "spec.toml", "--sync", "--no-progress", "--store", "sync.zarr", cwd=tmp_path
-        )
-        assert out.returncode == 0, out.stderr
-        return tmp_path / "sync.zarr"
+        key = tuple(sorted(values.items()))
+        if key not in made:
+            folder = tmp_path_factory.mktemp("sync")
+            write_spec(folder, VECTOR_SPEC, **values)
+            out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=folder)
+            assert out.returncode == 0, out.stderr
+            made[key] = folder / "vector.zarr"
+        return made[key]
 
     return make
 
 
-def test_sweep_through_a_real_scheduler_and_workers_equals_sync(tmp_path, reference):
-    sync = reference(n=8, num=5, seeds=4, steps=500, block_seconds=0.001)
+def test_sweep_through_a_real_scheduler_and_workers_equals_sync(tmp_path, references):
+    sync = references(**SHORT)
+    write_spec(tmp_path, VECTOR_SPEC, **SHORT)
     with dask_cluster(tmp_path, workers=2) as (address, _):
         out = rnnlab(*_on(address), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -49,25 +55,30 @@ def test_sweep_through_a_real_scheduler_and_workers_equals_sync(tmp_path, refere
     assert_same_store(sync, tmp_path / "dist.zarr", ignore=())
 
 
-def test_embedded_cluster_with_different_worker_counts_equals_sync(tmp_path, reference):
-    sync = reference(n=8, num=5, seeds=4, steps=500, block_seconds=0.001)
-    for workers in ("1", "2"):
-        out = rnnlab(
-            "run",
-            "spec.toml",
-            "--local",
-            workers,
-            "--no-progress",
-            "--store",
-            f"local{workers}.zarr",
-            cwd=tmp_path,
-        )
-        assert out.returncode == 0, out.stderr
+def test_embedded_cluster_with_different_worker_counts_equals_sync(tmp_path, references):
+    """Embedded clusters of 1 and 2 workers give the sync store bit for bit, and their
+    fresh worker processes load every kernel from the cache (zero compiles)."""
+    from rnnlab.engine._jit import compile_stats
+    from rnnlab.jobs.runner import embedded_client, run_sweep
+
+    sync = references(**SHORT)
+    spec = write_spec(tmp_path, VECTOR_SPEC, **SHORT)
+    for workers in (1, 2):
+        client = embedded_client(workers)
+        try:
+            run_sweep(spec, client, store=tmp_path / f"local{workers}.zarr")
+            stats = client.run(compile_stats)
+        finally:
+            client.close()
+            client.cluster.close()
         assert_same_store(sync, tmp_path / f"local{workers}.zarr", ignore=())
+        assert len(stats) == workers
+        assert _worker_compiles(stats) == dict.fromkeys(stats, 0), stats
 
 
-def test_a_worker_killed_mid_sweep_does_not_lose_blocks(tmp_path, reference):
-    sync = reference(**LONG)
+def test_a_worker_killed_mid_sweep_does_not_lose_blocks(tmp_path, references):
+    sync = references(**LONG)
+    write_spec(tmp_path, VECTOR_SPEC, **LONG)
     with dask_cluster(tmp_path, workers=2) as (address, workers):
         run = rnnlab_popen(*_on(address), cwd=tmp_path)
         wait_for_blocks(tmp_path / "dist.zarr", 3, timeout=180, proc=run)
@@ -80,8 +91,9 @@ def test_a_worker_killed_mid_sweep_does_not_lose_blocks(tmp_path, reference):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_a_killed_run_resumes_and_ends_equal(tmp_path, reference, sig):
-    sync = reference(**LONG)
+def test_a_killed_run_resumes_and_ends_equal(tmp_path, references, sig):
+    sync = references(**LONG)
+    write_spec(tmp_path, VECTOR_SPEC, **LONG)
     args = ("run", "spec.toml", "--local", "2", "--no-progress", "--store", "run.zarr")
     run = rnnlab_popen(*args, cwd=tmp_path)
     done = wait_for_blocks(tmp_path / "run.zarr", 3, timeout=180, proc=run)
@@ -101,3 +113,51 @@ def test_a_killed_run_resumes_and_ends_equal(tmp_path, reference, sig):
     assert_same_store(sync, tmp_path / "run.zarr", ignore=())
     last = rnnlab(*args, cwd=tmp_path)
     assert last.returncode == 0 and "nothing to do" in last.stdout
+    assert "Dask dashboard" not in last.stdout  # no cluster is started for nothing
+
+
+# -- warm workers: a fresh worker process finds every kernel in the cache ------------------
+
+WARM_SPEC = """
+[model]
+family = "rnn"
+n = 1
+activation = "tanh"
+[grid]
+w = {start = 0.5, stop = 1.5, num = 16}
+[run]
+steps = 200
+[store]
+path = "warm.zarr"
+block_seconds = 0.00001
+"""
+
+
+def _fresh_cache(tmp_path):
+    """An environment whose Numba cache starts empty (the engine's folder goes below it)."""
+    return {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+
+
+def _worker_compiles(stats: dict) -> dict:
+    """{worker: number of specialisations it compiled} from ``client.run(compile_stats)``."""
+    return {w: sum(row["compiled"] for row in s.values()) for w, s in stats.items()}
+
+
+def test_separately_started_workers_compile_nothing(tmp_path):
+    """From an empty cache: the run compiles each kernel once, before submitting any block;
+    ``dask worker`` processes started on their own load them (zero compiles). (Without the
+    runner's warm-up they compiled 22 specialisations each.)"""
+    (tmp_path / "spec.toml").write_text(WARM_SPEC)
+    env = _fresh_cache(tmp_path)
+    with dask_cluster(tmp_path, workers=2, env=env) as (address, _):
+        out = rnnlab(*_on(address), cwd=tmp_path, process=True, env=env)
+        assert out.returncode == 0, out.stderr
+        from dask.distributed import Client
+
+        with Client(address, timeout=30) as client:
+            from rnnlab.engine._jit import compile_stats
+
+            stats = client.run(compile_stats)
+    assert len(stats) == 2
+    assert _worker_compiles(stats) == dict.fromkeys(stats, 0), stats
+    assert sum(r["loaded"] for s in stats.values() for r in s.values()) >= 1, stats

@@ -60,10 +60,18 @@ def test_state_dict_runs_like_pytorch(kind, nonlinearity):
     x = torch.tensor(signal[:, None, None] * u[None, None, :])  # (steps, batch 1, 3)
     res = simulate_state_dict(
         module.state_dict(), nonlinearity=nonlinearity, steps=STEPS, input=signal,
-        input_direction=u, record="all", parallel=False,
+        input_direction=u, record="all", parallel=False, outputs="all",
     )  # fmt: skip
     with torch.no_grad():
         hs, cs = _torch_states(module, x, kind)
+    # the state vectors themselves: every layer's h (and c), layer after layer
+    np.testing.assert_allclose(
+        res["hidden_state"][0], np.stack([h.numpy() for h in hs]), rtol=1e-12, atol=1e-15
+    )
+    if kind == "lstm":
+        np.testing.assert_allclose(
+            res["cell_state"][0], np.stack([c.numpy() for c in cs]), rtol=1e-12, atol=1e-15
+        )
     np.testing.assert_allclose(
         res["state_norm"][0], [float(h.norm()) for h in hs], rtol=1e-12, atol=1e-15
     )
