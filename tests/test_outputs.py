@@ -59,7 +59,7 @@ RUNS = {
             loss_step=40,
             record="all",
             **o,
-        ),  # fmt: skip
+        ),
         network_outputs("lstm", True)[0],
     ),
     "gru float32": (
