@@ -232,6 +232,7 @@ def make_kernel(cell):
                 injb[j, LR + j] = 1.0
         no_inj = np.zeros((GH, 0), dt)
         no, yes = np.bool_(False), np.bool_(True)  # not literals: one specialisation each
+        zero = 0 * H  # an int64, not a literal 0 (which would compile helpers once more)
 
         def layers_step(i, Wc, x, Sp, Sn, kk, Tp, Tn, inj, use_inj, dA, dX, dGg, gs):
             """Every layer of one step: Sn (and Tn if kk > 0) from Sp (and Tp)."""
@@ -257,7 +258,7 @@ def make_kernel(cell):
                 _seed(T, probe, H, np.bool_(has_cell))
             resp = np.nan
             hn = 0.0
-            kk = 0
+            kk = zero
             for t in range(steps):
                 x = input_at(i, t, kind, amp, keys, xs)
                 Wc = Whh[t] if untied else Whh[i]
@@ -268,23 +269,23 @@ def make_kernel(cell):
                 S, S2 = S2, S
                 if tang:
                     T, T2 = T2, T
-                    trk[K.K_SCALE_H] += renormalise(T, 0 * k, kh)
+                    trk[K.K_SCALE_H] += renormalise(T, zero, kh)
                     if has_cell:
                         trk[K.K_SCALE_C] += renormalise(T, kh, k)
                 if resp_on:
                     xb = 0.0 if t == 0 else x
-                    layers_step(i, Wc, xb, Sb, Sb2, 0 * k, T, T2, no_inj, no, dAh, dax, dG, gsumb)
+                    layers_step(i, Wc, xb, Sb, Sb2, zero, T, T2, no_inj, no, dAh, dax, dG, gsumb)
                     Sb, Sb2 = Sb2, Sb
-                    _rows_diff(S, Sb, 0 * H, H, dbuf)
+                    _rows_diff(S, Sb, zero, H, dbuf)
                     resp = norm(dbuf)
                 if t < nb:
                     _copy_state(S, hist[t])
                     xhist[t] = x
-                _rows_into(S, 0 * H, H, hbuf)
+                _rows_into(S, zero, H, hbuf)
                 hn = norm(hbuf)
                 change = np.nan
                 if sat_on:
-                    _rows_diff(S, S2, 0 * H, H, dbuf)
+                    _rows_diff(S, S2, zero, H, dbuf)
                     change = norm(dbuf)
                     if has_cell:  # the cell must have settled too
                         _rows_diff(S, S2, H, H, dbuf)
@@ -292,7 +293,7 @@ def make_kernel(cell):
                 K.track(trk, t, resp, change, hn, fopt)
                 is_rec = kk < nrec and rec[kk] == t
                 if grad_on and (t == t_half or t == steps - 1 or is_rec):
-                    trk[K.K_LOG_GRAD] = _block_log_norm(T, 0 * H, 0 * kh, H, B, trk[K.K_SCALE_H])
+                    trk[K.K_LOG_GRAD] = _block_log_norm(T, zero, zero, H, B, trk[K.K_SCALE_H])
                     if has_cell:
                         trk[K.K_LOG_CELL] = _block_log_norm(T, H, kh, H, B, trk[K.K_SCALE_C])
                 if t == t_half:

@@ -180,7 +180,7 @@ def make_kernel(code):
             _load(c0, m, w, c, b, wl, cl, bl, f, li)
             h[:] = 0.0
             hb[:] = 0.0
-            kk = 0
+            kk = 0 * nrec  # an int64, not a literal 0 (which would compile _record twice)
             for t in range(steps):
                 _inputs(c0, m, t, kind, amp, keys, xs, xl)
                 for j in range(L):

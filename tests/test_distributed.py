@@ -17,8 +17,8 @@ from .sweeps import (
     write_spec,
 )
 
-# ~16 blocks of ~0.25 s: long enough to kill something in the middle, short enough for CI
-LONG = dict(n=32, num=6, seeds=4, steps=20000, block_seconds=0.2)
+# ~16 blocks of ~0.15 s: long enough to kill something in the middle, short enough for CI
+LONG = dict(n=32, num=6, seeds=4, steps=10000, block_seconds=0.1)
 SHORT = dict(n=8, num=5, seeds=4, steps=500, block_seconds=0.001)
 
 
