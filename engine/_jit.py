@@ -33,16 +33,18 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numba
 from llvmlite import ir
-from numba.core import types
+from numba.core import event, types
 from numba.extending import intrinsic
 
 __all__ = [
     "CACHE_DIR",
     "FASTMATH",
+    "CompileRecorder",
     "compile_stats",
     "dispatchers",
     "int64_bits_as_float64",
@@ -171,3 +173,46 @@ def int64_bits_as_float64(typingctx, x):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return sig, codegen
+
+
+class CompileRecorder(event.Listener):
+    """Every Numba compilation in this process while registered, with its duration.
+
+    ``rows`` holds ``(dispatcher, name, signature, seconds, own_seconds, depth)`` per
+    compiled specialisation: ``seconds`` includes the functions it compiled on the way (its
+    callees), ``own_seconds`` does not, ``depth`` 0 is a compilation started from Python (a
+    kernel's first call). Use :meth:`register` once, early (``tests/conftest.py`` does).
+    """
+
+    def __init__(self):
+        self.rows: list[tuple] = []
+        self._stack: list[list[float]] = []
+
+    def register(self) -> CompileRecorder:
+        event.register("numba:compile", self)
+        return self
+
+    def on_start(self, ev):
+        self._stack.append([time.perf_counter(), 0.0])
+
+    def on_end(self, ev):
+        t0, children = self._stack.pop()
+        seconds = time.perf_counter() - t0
+        if self._stack:
+            self._stack[-1][1] += seconds
+        d = ev.data["dispatcher"]
+        name = f"{d.py_func.__module__}.{d.py_func.__qualname__}"
+        self.rows.append(
+            (name, tuple(ev.data["args"]), seconds, seconds - children, len(self._stack))
+        )
+
+    def literal_specialisations(self, allowed=("rnnlab.engine.activations.activate",)):
+        """Engine functions compiled for a literal argument (each such value compiles the
+        function again), except the intended ones (the scalar kernel's activation code)."""
+        return [
+            (name, sig)
+            for _, name, sig, *_ in self.rows
+            if name.startswith("rnnlab.engine")
+            and name not in allowed
+            and any(isinstance(a, types.Literal) for a in sig)
+        ]

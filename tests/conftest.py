@@ -8,6 +8,8 @@ import pytest
 from rnnlab.engine import noise_keys, recurrent_matrix, simulate_rnn
 from rnnlab.engine.reference import input_sequence, rnn_reference
 
+from . import compile_budget  # registers the compile recorder before any kernel compiles
+
 
 def random_cases(rng, n, ncase, radius=(0.5, 1.3)):
     """Random W, C, b, amplitude for ``ncase`` cases of size ``n``."""
@@ -68,3 +70,13 @@ def run_both(W, C, b, amp, activation, inp, steps, dtype="float64", **kw):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The compile budget is checked after every other test (it reads what they compiled)."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_compile.py::test_the_suite"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in compile_budget.report_lines():
+        terminalreporter.write_line(line)
