@@ -202,9 +202,8 @@ class CompileRecorder(event.Listener):
             self._stack[-1][1] += seconds
         d = ev.data["dispatcher"]
         name = f"{d.py_func.__module__}.{d.py_func.__qualname__}"
-        self.rows.append(
-            (name, tuple(ev.data["args"]), seconds, seconds - children, len(self._stack))
-        )
+        sig = tuple(ev.data["args"])
+        self.rows.append((d, name, sig, seconds, seconds - children, len(self._stack)))
 
     def literal_specialisations(self, allowed=("rnnlab.engine.activations.activate",)):
         """Engine functions compiled for a literal argument (each such value compiles the

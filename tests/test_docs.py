@@ -87,3 +87,13 @@ def test_toml_specs_validate(name):
         data = tomllib.loads(source)
         if {"model", "run", "store"} <= set(data):  # a whole spec, not a fragment
             parse_spec(data, source)
+
+
+def test_the_outputs_table_of_the_docs_is_the_engines():
+    from rnnlab.engine import OUTPUTS
+
+    text = (ROOT / "docs" / "engine.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (per step|per case)[^|]* \| ([\w, -]+) \|$", text, re.M)
+    documented = {name: tuple(t.strip() for t in needs.split(",")) for name, _, needs in rows}
+    documented = {k: () if v == ("-",) else v for k, v in documented.items()}
+    assert documented == {name: o.needs for name, o in OUTPUTS.items()}
