@@ -1,11 +1,12 @@
 # rnnlab: the two commands of the README, and a few helpers.
-#   make run    set up .venv and run the main job on the embedded defaults
-#   make test   set up .venv, lint, and run the tests
+#   make run       set up .venv and run the main job on the embedded defaults
+#   make test      set up .venv, lint, and run the tests (what CI runs)
+#   make test-all  the same and the exhaustive tier (long runs, 1000 examples per property)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean clean-cache
+.PHONY: run test test-all lint bench clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rnnlab needs Python >= 3.11"'
@@ -28,6 +29,11 @@ test: $(BIN)/.test-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+test-all: $(BIN)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	RNNLAB_TIER=exhaustive $(BIN)/python -m pytest -m "slow or not slow"
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -35,11 +41,11 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_rnn.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_compile.py
 
-# Numba's cache checks only the file that defines a kernel, not the files it calls: after
-# editing engine/activations.py or engine/fastexp.py, clear it (a fresh clone has none)
+# the engine's compiled kernels (engine/__pycache__/rnnlab-<hash of the engine's sources>)
 clean-cache:
-	find . -path ./$(VENV) -prune -o \( -name '*.nbi' -o -name '*.nbc' \) -exec rm -f {} +
+	rm -rf engine/__pycache__/rnnlab-*
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ RECORDER = CompileRecorder().register()  # before any kernel is compiled
 #: Kernels (entry points, one per activation or cell and precision).
 MAX_KERNELS = 16
 #: Specialisations of every engine function together (kernels and helpers), compiled cold.
-MAX_SPECIALISATIONS = 180
+MAX_SPECIALISATIONS = 150
 #: Seconds of compilation of the whole suite from an empty cache, on 2 cores.
 MAX_SECONDS = 240.0
 

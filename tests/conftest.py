@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from rnnlab.engine import noise_keys, recurrent_matrix, simulate_rnn
 from rnnlab.engine.reference import input_sequence, rnn_reference
 
 from . import compile_budget  # registers the compile recorder before any kernel compiles
+
+# The tiers: make test (60 hypothesis examples per property) and make test-all
+# (RNNLAB_TIER=exhaustive: 1000 examples, and the tests marked slow).
+settings.register_profile("test", max_examples=60)
+settings.register_profile("exhaustive", max_examples=1000)
+settings.load_profile("exhaustive" if os.environ.get("RNNLAB_TIER") == "exhaustive" else "test")
 
 
 def random_cases(rng, n, ncase, radius=(0.5, 1.3)):

@@ -8,7 +8,7 @@ from rnnlab.engine import get_activation, recurrent_matrix, simulate_rnn
 
 finite = dict(allow_nan=False, allow_infinity=False)
 weights = st.floats(-10, 10, **finite)
-SETTINGS = settings(max_examples=60, deadline=None)
+SETTINGS = settings(deadline=None)  # examples: the profile of the tier (tests/conftest.py)
 
 
 @SETTINGS
