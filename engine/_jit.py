@@ -47,6 +47,7 @@ __all__ = [
     "CompileRecorder",
     "compile_stats",
     "dispatchers",
+    "fma",
     "int64_bits_as_float64",
     "jit",
     "source_hash",
@@ -156,6 +157,30 @@ def compile_stats() -> dict[str, dict[str, int]]:
             row["compiled"] += compiled
             row["loaded"] += loaded
     return out
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c rounded once (LLVM's ``llvm.fma``), for float64 or float32 arguments.
+
+    Written where an expression has two products (``w h + c x + b``): with contraction
+    allowed, LLVM may fuse either product depending on the loop around the expression, so
+    two loops computing the same formula could round differently. An explicit FMA rounds the
+    same everywhere.
+    """
+    if not all(isinstance(t, types.Float) for t in (a, b, c)):
+        return None
+    ty = max((a, b, c), key=lambda t: t.bitwidth)
+    sig = ty(ty, ty, ty)
+
+    def codegen(context, builder, signature, args):
+        lty = context.get_value_type(ty)
+        vals = [context.cast(builder, v, t, ty) for v, t in zip(args, signature.args, strict=True)]
+        fnty = ir.FunctionType(lty, [lty, lty, lty])
+        fn = builder.module.declare_intrinsic("llvm.fma", [lty], fnty)
+        return builder.call(fn, vals)
+
+    return sig, codegen
 
 
 @intrinsic
