@@ -58,6 +58,8 @@ def bench_scalar(ncase: int, steps: int) -> dict:
     kw = dict(activation="tanh", steps=steps, record=last, weight_norms=False)
     simulate_rnn(w[:64], c[:64], b[:64], **{**kw, "steps": 10, "record": [9]})
     eng, t_eng = _timed(lambda: simulate_rnn(w, c, b, **kw))
+    simulate_rnn(w[:64], c[:64], b[:64], **{**kw, "steps": 10, "record": [9]}, outputs=["state"])
+    _, t_state = _timed(lambda: simulate_rnn(w, c, b, **kw, outputs=["state"]))
     ref, t_np = _timed(lambda: rnn_numpy_vectorised(w, c, b, "tanh", steps, record=last))
     errs = {}
     for name in ("state_norm", "response", "log10_gradient_norm"):
@@ -87,6 +89,7 @@ def bench_scalar(ncase: int, steps: int) -> dict:
     out = dict(
         t_engine=t_eng, t_numpy=t_np, errors=errs, same_memory=same_mem, same_saturation=same_sat
     )
+    out["t_state"] = t_state
     out["t_jax"] = _bench_jax_scalar(w, c, b, steps)
     return out
 
@@ -210,6 +213,10 @@ def report_scalar(s: dict, ncase: int, steps: int) -> None:
     print(
         f"   engine {s['t_engine']:8.2f} s   numpy {s['t_numpy']:8.2f} s   "
         f"ratio {s['t_numpy'] / s['t_engine']:5.1f}x"
+    )
+    print(
+        f"   engine, the recursion alone (outputs=['state']) {s['t_state']:8.2f} s: the "
+        f"trackers cost {s['t_engine'] / s['t_state']:.1f}x the recursion"
     )
     if s["t_jax"] is not None:
         print(

@@ -185,12 +185,7 @@ def make_kernel(cell):
         ncase = C.shape[0]
         L, GH, H = Whh.shape[1], Whh.shape[2], Whh.shape[3]
         dt = Whh.dtype
-        steps = iopt[K.O_STEPS]
-        t_half = iopt[K.O_T_HALF]
-        kind = iopt[K.O_INPUT]
-        resp_on = iopt[K.O_RESPONSE] != 0
-        grad_on = iopt[K.O_GRADIENT] != 0
-        sat_on = iopt[K.O_SATURATION] != 0
+        steps, t_half, kind, resp_on, grad_on, sat_on = K.switches(iopt)
         loss_step = iopt[K.O_LOSS_STEP]
         untied = iopt[K.O_UNTIED] != 0
         act = iopt[K.O_ACTIVATION]

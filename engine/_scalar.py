@@ -211,12 +211,7 @@ def make_kernel(code):
         ncase = w.shape[0]
         dt = w.dtype
         L = LANES
-        steps = iopt[K.O_STEPS]
-        t_half = iopt[K.O_T_HALF]
-        kind = iopt[K.O_INPUT]
-        resp_on = iopt[K.O_RESPONSE] != 0
-        grad_on = iopt[K.O_GRADIENT] != 0
-        sat_on = iopt[K.O_SATURATION] != 0
+        steps, t_half, kind, resp_on, grad_on, sat_on = K.switches(iopt)
         mem_rtol = fopt[K.F_MEMORY_RTOL]
         sat_tol = fopt[K.F_SATURATION_TOL]
         nrec = rec.shape[0]

@@ -91,6 +91,31 @@ N_TRK = 13
 
 
 @jit
+def switches(iopt):
+    """(steps, t_half, input kind, response on, gradient on, saturation on) of a run."""
+    return (
+        iopt[O_STEPS],
+        iopt[O_T_HALF],
+        iopt[O_INPUT],
+        iopt[O_RESPONSE] != 0,
+        iopt[O_GRADIENT] != 0,
+        iopt[O_SATURATION] != 0,
+    )
+
+
+#: The per-case summaries every run has (the families add theirs).
+SUMMARIES = (
+    "blowup_step",
+    "memory_horizon",
+    "saturation_step",
+    "growth_rate",
+    "response_growth_rate",
+    "bounded",
+    "max_state_norm",
+)
+
+
+@jit
 def reset(trk):
     """Trackers of a new case."""
     for j in range(N_TRK):

@@ -20,23 +20,14 @@ from ._parallel import threads_for
 from ._validate import as_cases, check_choice, run_settings
 from .activations import get_activation
 from .cells import lstm
-from .network import OUTPUT_HINTS, Layers, run_layers
+from .network import NETWORK_SUMMARIES, OUTPUT_HINTS, Layers, run_layers
 from .results import RnnResult
 from .weights import INITS, case_rng, impulse_direction
 
 __all__ = ["MLP_SUMMARIES", "mlp_outputs", "mlp_weights", "simulate_mlp"]
 
-#: Per-case summaries of :func:`simulate_mlp`.
-MLP_SUMMARIES = (
-    "blowup_step",
-    "memory_horizon",
-    "saturation_step",
-    "growth_rate",
-    "response_growth_rate",
-    "bounded",
-    "max_state_norm",
-    "fixed_point_norm",
-)
+#: Per-case summaries of :func:`simulate_mlp` (those of the layered networks).
+MLP_SUMMARIES = NETWORK_SUMMARIES
 
 
 def mlp_outputs() -> tuple[tuple[str, ...], tuple[str, ...]]:

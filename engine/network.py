@@ -44,16 +44,8 @@ KERNELS = {name: make_kernel(c.module) for name, c in CELLS.items()}
 #: variant changes one thing of it.
 LSTM_VARIANTS = {name: doc for name, (doc, _) in lstm.VARIANTS.items()}
 
-_SUMMARIES = (
-    "blowup_step",
-    "memory_horizon",
-    "saturation_step",
-    "growth_rate",
-    "response_growth_rate",
-    "bounded",
-    "max_state_norm",
-    "fixed_point_norm",
-)
+#: Per-case summaries of every layered network (and of deep nets).
+NETWORK_SUMMARIES = (*K.SUMMARIES, "fixed_point_norm")
 
 
 def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -69,7 +61,7 @@ def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...]
     steps += list(c.gate_means)
     if loss_step:
         steps.append("log10_input_weight_grad")
-    summary = list(_SUMMARIES)
+    summary = list(NETWORK_SUMMARIES)
     if c.has_cell:
         summary.append("cell_growth_rate")
     if cell == "rnn":

@@ -46,13 +46,7 @@ __all__ = [
 PER_STEP_VARIABLES = ("state", "state_norm", "response", "log10_gradient_norm")
 #: Per-case summaries, dims (case,). ``fixed_point`` only for n = 1.
 SUMMARY_VARIABLES = (
-    "blowup_step",
-    "memory_horizon",
-    "saturation_step",
-    "growth_rate",
-    "response_growth_rate",
-    "bounded",
-    "max_state_norm",
+    *K.SUMMARIES,
     "fixed_point",
     "fixed_point_norm",
     "spectral_radius",
