@@ -111,6 +111,10 @@ def _prepare_out(out: Path) -> Path:
     return tmp
 
 
+#: Stores up to this size are read into memory once for the report; larger ones stay lazy.
+LOAD_BYTES = 512 * 2**20
+
+
 def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Report:
     """Write every applicable figure of ``stores`` into ``out`` with an ``index.html``.
 
@@ -118,7 +122,8 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
     ----------
     stores : sequence of path
         rnnlab stores (complete ones: an incomplete store is refused with the blocks it
-        misses).
+        misses). A store of at most ``LOAD_BYTES`` (512 MiB) is read into memory once;
+        a larger one is read lazily, figure by figure.
     out : path
         The report folder. Written whole into a temporary folder beside it and moved into
         place at the end, so a failed report leaves nothing half-written; an existing report
@@ -146,9 +151,11 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
     opened = {}
     for path in stores:
         try:
-            opened[Path(path).name] = (Path(path), open_results(path))
+            ds = open_results(path)
         except (NotAStoreError, IncompleteStoreError) as err:
             raise ReportError(str(err)) from None
+        # the figures read many small pieces: a store that fits easily is read once, whole
+        opened[Path(path).name] = (Path(path), ds.load() if ds.nbytes <= LOAD_BYTES else ds)
     out = Path(out)
     tmp = _prepare_out(out)
     report = Report(out=out)

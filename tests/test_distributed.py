@@ -45,38 +45,29 @@ def references(tmp_path_factory):
     return make
 
 
-def test_sweep_through_a_real_scheduler_and_workers_equals_sync(tmp_path, references):
-    sync = references(**SHORT)
-    write_spec(tmp_path, VECTOR_SPEC, **SHORT)
-    with dask_cluster(tmp_path, workers=2) as (address, _):
-        out = rnnlab(*_on(address), cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "Dask dashboard" in out.stdout
-    assert_same_store(sync, tmp_path / "dist.zarr", ignore=())
-
-
-def test_embedded_cluster_with_different_worker_counts_equals_sync(tmp_path, references):
-    """Embedded clusters of 1 and 2 workers give the sync store bit for bit, and their
-    fresh worker processes load every kernel from the cache (zero compiles)."""
+def test_an_embedded_cluster_equals_sync_and_its_workers_compile_nothing(tmp_path, references):
+    """An embedded cluster of one worker gives the sync store bit for bit (two workers: the
+    resume test below), and its fresh worker process loads every kernel from the cache."""
     from rnnlab.engine._jit import compile_stats
     from rnnlab.jobs.runner import embedded_client, run_sweep
 
     sync = references(**SHORT)
     spec = write_spec(tmp_path, VECTOR_SPEC, **SHORT)
-    for workers in (1, 2):
-        client = embedded_client(workers)
-        try:
-            run_sweep(spec, client, store=tmp_path / f"local{workers}.zarr")
-            stats = client.run(compile_stats)
-        finally:
-            client.close()
-            client.cluster.close()
-        assert_same_store(sync, tmp_path / f"local{workers}.zarr", ignore=())
-        assert len(stats) == workers
-        assert _worker_compiles(stats) == dict.fromkeys(stats, 0), stats
+    client = embedded_client(1)
+    try:
+        run_sweep(spec, client, store=tmp_path / "local.zarr")
+        stats = client.run(compile_stats)
+    finally:
+        client.close()
+        client.cluster.close()
+    assert_same_store(sync, tmp_path / "local.zarr", ignore=())
+    assert len(stats) == 1
+    assert _worker_compiles(stats) == dict.fromkeys(stats, 0), stats
 
 
-def test_a_worker_killed_mid_sweep_does_not_lose_blocks(tmp_path, references):
+def test_a_sweep_on_a_real_cluster_survives_a_killed_worker_and_equals_sync(tmp_path, references):
+    """Through a separately started scheduler and two workers, one of them killed mid-sweep:
+    no block is lost and the store equals the --sync one bit for bit."""
     sync = references(**LONG)
     write_spec(tmp_path, VECTOR_SPEC, **LONG)
     with dask_cluster(tmp_path, workers=2) as (address, workers):
@@ -84,33 +75,50 @@ def test_a_worker_killed_mid_sweep_does_not_lose_blocks(tmp_path, references):
         wait_for_blocks(tmp_path / "dist.zarr", 3, timeout=180, proc=run)
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
-        _, stderr = run.communicate(timeout=600)
+        stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr
+    assert "Dask dashboard" in stdout
     assert (store_arrays_one(tmp_path / "dist.zarr", "block_done") == 1).all()
     assert_same_store(sync, tmp_path / "dist.zarr", ignore=())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_a_killed_run_resumes_and_ends_equal(tmp_path, references, sig):
-    sync = references(**LONG)
-    write_spec(tmp_path, VECTOR_SPEC, **LONG)
-    args = ("run", "spec.toml", "--local", "2", "--no-progress", "--store", "run.zarr")
-    run = rnnlab_popen(*args, cwd=tmp_path)
-    done = wait_for_blocks(tmp_path / "run.zarr", 3, timeout=180, proc=run)
+def _done(store) -> int:
+    return int((store_arrays_one(store, "block_done") == 1).sum())
+
+
+def _interrupt(args, cwd, store, sig, after: int) -> int:
+    """Start ``rnnlab run``, send ``sig`` once ``after`` more blocks are done (SIGKILL to
+    the whole process group: the run and its embedded cluster at once); return the blocks
+    done then."""
+    before = _done(store) if store.exists() else 0
+    run = rnnlab_popen(*args, cwd=cwd)
+    done = wait_for_blocks(store, before + after, timeout=180, proc=run)
     if sig == signal.SIGKILL:
-        os.killpg(run.pid, signal.SIGKILL)  # the run and its embedded cluster, at once
+        os.killpg(run.pid, signal.SIGKILL)
     else:
-        run.send_signal(signal.SIGINT)
+        run.send_signal(sig)
     stdout, stderr = run.communicate(timeout=120)
     if sig == signal.SIGINT:
         assert run.returncode == 130, f"{done} blocks done at the signal\n{stdout}\n{stderr}"
-    before = int((store_arrays_one(tmp_path / "run.zarr", "block_done") == 1).sum())
-    assert done <= before < len(store_arrays_one(tmp_path / "run.zarr", "block_done"))
+    now = _done(store)
+    assert done <= now < len(store_arrays_one(store, "block_done")), "not mid-sweep"
+    return now
+
+
+def test_a_run_stopped_by_sigint_then_killed_resumes_and_ends_equal(tmp_path, references):
+    """Ctrl-C (exit 130, the blocks written kept), then SIGKILL of the run and its cluster,
+    then a resume that runs only the missing blocks: equal to --sync bit for bit."""
+    sync = references(**LONG)
+    write_spec(tmp_path, VECTOR_SPEC, **LONG)
+    store = tmp_path / "run.zarr"
+    args = ("run", "spec.toml", "--local", "2", "--no-progress", "--store", store.name)
+    _interrupt(args, tmp_path, store, signal.SIGINT, after=3)
+    before = _interrupt(args, tmp_path, store, signal.SIGKILL, after=2)
     again = rnnlab(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    total = len(store_arrays_one(tmp_path / "run.zarr", "block_done"))
+    total = len(store_arrays_one(store, "block_done"))
     assert f"ran {total - before} blocks" in again.stdout
-    assert_same_store(sync, tmp_path / "run.zarr", ignore=())
+    assert_same_store(sync, store, ignore=())
     last = rnnlab(*args, cwd=tmp_path)
     assert last.returncode == 0 and "nothing to do" in last.stdout
     assert "Dask dashboard" not in last.stdout  # no cluster is started for nothing
