@@ -12,10 +12,12 @@ the lane loops vectorise are set once:
   is reassociated so that it vectorises; it only sets a scale factor.)
 - ``nogil=True``: kernels run in threads (the engine's own, or Dask's).
 - ``cache=True``: a new process loads machine code from disk in milliseconds.
-- No ``inline="always"``: Numba's IR-level inlining re-types the callee at every call site
-  (measured: it made the layered kernel take 38 s to compile). LLVM inlines the small
-  helpers anyway (the lane loops compile to the same AVX-512 code either way, measured), and
-  each helper is compiled once per signature and shared by every kernel that calls it.
+- No ``inline="always"`` by default: Numba's IR-level inlining re-types the callee at every
+  call site (measured: it made the layered kernel take 38 s to compile). LLVM inlines small
+  helpers anyway, and each helper is compiled once per signature and shared by every kernel
+  that calls it. The one exception is the scalar kernel's per-step lane helpers
+  (``engine/_scalar.py``): a call there with array arguments costs reference-count updates
+  every step, which made that kernel 2x slower (measured), so they are inlined by Numba.
 
 The compile cache. Numba checks only the modification time of the file that defines a
 kernel, not of the files it calls (an edited cell module would leave a stale kernel in the
