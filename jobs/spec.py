@@ -37,6 +37,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -105,6 +106,16 @@ class RunSpec(_Strict):
     gradient: Literal["auto", "exact", "estimate", "none"] = "auto"
     gradient_probes: Annotated[int, Field(ge=1)] = 16
     outputs: list[str] | None = None  # the variables to store (default: the family's)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _a_list_of_names(cls, value):
+        if value is not None and not isinstance(value, list):
+            raise ValueError(
+                f"got {value!r}: give a list of variable names, for example "
+                'outputs = ["growth_rate"], or leave it out to store every variable'
+            )
+        return value
 
 
 class StoreSpec(_Strict):

@@ -231,6 +231,7 @@ def test_a_sweep_stores_the_requested_outputs_only(tmp_path):
         ('["state"]', "", "run.outputs[0]: 'state' is not an output of this sweep (n = 1"),
         ('["growth_rate", "nope"]', "", "run.outputs[1]: 'nope' is not an output"),
         ("[]", "", "run.outputs: empty list"),
+        ('"all"', "", "run.outputs: got 'all': give a list of variable names"),
         ('["hidden_state"]', "n = [4, 8]\n", "run.outputs[0]: hidden_state has one entry per"),
     ],
 )
