@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .._jit import jit
 from ..activations import activate_into
+from ._shared import h_rows
 
 GATES = 1
 CACHE = 2  # f'(z), f(z)
@@ -13,10 +14,8 @@ HAS_CELL = False
 GATE_MEANS: tuple[str, ...] = ()
 
 
-@jit
-def rows(H, flags):
-    """Rows of a layer's state: h."""
-    return H
+#: Rows of a layer's state: h.
+rows = h_rows
 
 
 @jit

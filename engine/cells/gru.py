@@ -12,6 +12,7 @@ import numpy as np
 
 from .._jit import jit
 from ..activations import sigmoid, tanh
+from ._shared import h_rows
 
 GATES = 3
 CACHE = 8  # r, r', z, z', n, n', W_hn h' + b_hn, h'
@@ -19,10 +20,8 @@ HAS_CELL = False
 GATE_MEANS: tuple[str, ...] = ("reset_gate_mean", "update_gate_mean")
 
 
-@jit
-def rows(H, flags):
-    """Rows of a layer's state: h."""
-    return H
+#: Rows of a layer's state: h.
+rows = h_rows
 
 
 @jit

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._jit import jit
 from ..activations import activate_into
+from ._shared import h_rows
 
 #: Gate blocks in the weight rows (PyTorch's layout) and rows of the per-layer cache.
 GATES = 1
@@ -32,10 +33,8 @@ HAS_CELL = False
 GATE_MEANS: tuple[str, ...] = ()
 
 
-@jit
-def rows(H, flags):
-    """Rows of a layer's state: h."""
-    return H
+#: Rows of a layer's state: h.
+rows = h_rows
 
 
 @jit
