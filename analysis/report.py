@@ -4,12 +4,13 @@ with captions, key numbers, and each store's spec and provenance."""
 from __future__ import annotations
 
 import html
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from rnnlab.jobs.paths import PathError, check_target, remove_own, staging
 
 from .figures import FIGURES, MissingData
 from .metrics import CLASSES, classify, growth_rate_theory
@@ -92,23 +93,59 @@ def _key_numbers(name: str, ds) -> list[str]:
     return lines
 
 
-def _prepare_out(out: Path) -> Path:
-    out = Path(out)
-    if out.exists():
-        index = out / "index.html"
-        is_report = index.exists() and _MARKER in index.read_text(errors="replace")
-        if not out.is_dir() or (any(out.iterdir()) and not is_report):
-            raise ReportError(
-                f"--out {out}: exists and is not an rnnlab report: choose a new or empty folder"
-            )
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+def _is_report(path: Path) -> bool:
+    index = path / "index.html"
+    return index.is_file() and _MARKER in index.read_text(errors="replace")
+
+
+def check_out(out) -> Path:
+    """The report folder ``out``, after refusing one that rnnlab may not replace.
+
+    Raises
+    ------
+    ReportError
+        For the working directory, the home folder and the like, a file, or an existing
+        non-empty folder that is not an rnnlab report.
+    """
     try:
-        tmp.mkdir(parents=True)
+        out = check_target(out, "--out")
+    except PathError as err:
+        raise ReportError(str(err)) from None
+    if out.exists() and any(out.iterdir()) and not _is_report(out):
+        raise ReportError(
+            f"--out: {out} exists and is not an rnnlab report: rnnlab removes only what it "
+            "wrote; choose a new or empty folder"
+        )
+    return out
+
+
+def _prepare_out(out) -> Path:
+    """A new staging folder beside the checked report folder ``out``."""
+    try:
+        return staging(check_out(out), "partial")
     except OSError as err:
-        raise ReportError(f"--out {out}: cannot write there ({err.strerror})") from None
-    return tmp
+        raise ReportError(f"--out: {out}: cannot write there ({err.strerror})") from None
+
+
+def store_labels(stores) -> dict[str, Path]:
+    """A distinct label per store: its folder name, with as many parent folders as it takes
+    to tell stores of the same name apart (``a/s.zarr``, ``b/s.zarr``); a store given twice
+    counts once."""
+    paths = list(dict.fromkeys(Path(p).resolve() for p in stores))
+    given = {Path(p).resolve(): Path(p) for p in stores}
+    depth = dict.fromkeys(paths, 1)
+    while True:
+        labels = {q: "/".join(q.parts[-depth[q] :]) for q in paths}
+        clash = [q for q in paths if list(labels.values()).count(labels[q]) > 1]
+        if not clash:
+            return {labels[q]: given[q] for q in paths}
+        for q in clash:
+            depth[q] += 1
+
+
+def _file_part(label: str) -> str:
+    """The part of a figure's file name that names its store (``a/s.zarr`` -> ``a_s``)."""
+    return label.removesuffix(".zarr").replace("/", "_")
 
 
 #: Stores up to this size are read into memory once for the report; larger ones stay lazy.
@@ -149,14 +186,14 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
     if not stores:
         raise ReportError("STORE: give at least one store")
     opened = {}
-    for path in stores:
+    for name, path in store_labels(stores).items():
         try:
             ds = open_results(path)
         except (NotAStoreError, IncompleteStoreError) as err:
             raise ReportError(str(err)) from None
         # the figures read many small pieces: a store that fits easily is read once, whole
-        opened[Path(path).name] = (Path(path), ds.load() if ds.nbytes <= LOAD_BYTES else ds)
-    out = Path(out)
+        opened[name] = (path, ds.load() if ds.nbytes <= LOAD_BYTES else ds)
+    out = check_out(out)
     tmp = _prepare_out(out)
     report = Report(out=out)
     try:
@@ -171,7 +208,7 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
                 except MissingData as err:
                     report.skipped.append({"name": fname, "store": store_name, "reason": str(err)})
                     continue
-                stem = fname if store_name == "all stores" else f"{fname}__{Path(store_name).stem}"
+                stem = fname if store_name == "all stores" else f"{fname}__{_file_part(store_name)}"
                 files = []
                 for fmt in formats:
                     fig.savefig(tmp / f"{stem}.{fmt}", dpi=dpi)
@@ -183,13 +220,19 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
         for name, (_, ds) in opened.items():
             report.numbers[name] = _key_numbers(name, ds)
         (tmp / "index.html").write_text(_html(report, opened))
+        remove_own(out, _is_report, "--out", "an rnnlab report")
         if out.exists():
-            shutil.rmtree(out)
+            out.rmdir()  # an empty folder
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _where(label: str, opened: dict) -> str:
+    """The path of the store a figure shows, as given (or "all stores")."""
+    return str(opened[label][0]) if label in opened else label
 
 
 def _html(report: Report, opened: dict) -> str:
@@ -221,7 +264,7 @@ def _html(report: Report, opened: dict) -> str:
         parts.append(
             f'<figure id="{e(png)}"><img src="{e(png)}" alt="{e(f["name"])}">'
             f"<figcaption><b>Figure {i}.</b> {e(f['caption'])} "
-            f"<i>Store: {e(f['store'])}.</i> {links}</figcaption></figure>"
+            f"<i>Store: {e(_where(f['store'], opened))}.</i> {links}</figcaption></figure>"
         )
     if report.skipped:
         parts.append("<h2>Skipped</h2><ul>")

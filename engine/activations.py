@@ -34,7 +34,9 @@ from .fastexp import exp, expm1
 __all__ = ["ACTIVATIONS", "Activation", "activate", "activate_into", "get_activation"]
 
 # tanh(z) == copysign(1, z) in float64 for |z| > 19.1; the derivative 4 e^{-2|z|} stays a
-# normal float64 up to |z| ~ 354, beyond which it is held at its value at 354 (~1e-307).
+# normal float64 up to |z| ~ 354 (1.3e-307) and is 0 beyond (as 1 / cosh(z)^2 is in NumPy):
+# held at its value at 354 instead, a huge weight times it gave a false positive growth
+# rate. The same for sigmoid' = e^{-|z|} / (1 + e^{-|z|})^2 beyond 709 (1.2e-308).
 _TANH_CLAMP = 354.0
 _SIGMOID_CLAMP = 709.0
 
@@ -66,6 +68,8 @@ def tanh(z):
     q = 1.0 / (e + 2.0)
     value = e * q
     deriv = 4.0 * (e + 1.0) * q * q
+    if abs(z) > _TANH_CLAMP:
+        deriv = 0.0
     if z < 0.0:
         value = -value
     if z != z:
@@ -87,6 +91,8 @@ def sigmoid(z):
     # can land one ulp below: a forget gate at 1 must keep the cell exactly
     high = 1.0 - q
     deriv = high * q
+    if abs(z) > _SIGMOID_CLAMP:
+        deriv = 0.0
     value = high if z >= 0.0 else q
     if z != z:
         value = z

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import time
 from importlib import metadata
 
 import numpy as np
@@ -19,9 +21,27 @@ def _version() -> str:
         return "unknown"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``rnnlab: error: ...`` and the pointer to --help."""
+
+    def error(self, message):
+        self.exit(2, f"rnnlab: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"give a positive, finite number of seconds, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rnnlab`` (one subcommand per task)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rnnlab",
         description="Massive grids of recurrent-network simulations: stability, memory and "
         "gradients (Numba kernels, Dask scheduling, Zarr stores).",
@@ -81,11 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=10.0,
-        help="seconds to wait for a scheduler to answer (default: 10)",
+        help="seconds to wait for a scheduler (or its scheduler file) to answer (default: 10)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _dashboard_option(run)
 
     status = sub.add_parser("status", help="print done and missing blocks and the provenance")
     status.add_argument("store", help="the sweep's Zarr store")
@@ -114,7 +135,30 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--local", type=int, metavar="N", help="embedded cluster of N workers")
     report.add_argument("--sync", action="store_true", help="run in this process, no Dask")
     report.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _dashboard_option(report)
     return parser
+
+
+def _dashboard_option(parser) -> None:
+    parser.add_argument(
+        "--dashboard",
+        metavar="HOST:PORT",
+        default="127.0.0.1:0",
+        help="where the embedded cluster's dashboard listens (default: a free port on "
+        "127.0.0.1, this machine only; 0.0.0.0:8787 opens it to the network on purpose; "
+        "'off' for none)",
+    )
+
+
+def _embedded(args):
+    """The embedded cluster's client of ``run`` and ``report``, its dashboard as asked."""
+    from .runner import embedded_client
+
+    dashboard = None if args.dashboard.lower() == "off" else args.dashboard
+    client = embedded_client(args.local, dashboard=dashboard)
+    if dashboard is not None:
+        print(f"Dask dashboard: {client.dashboard_link}")
+    return client
 
 
 def _fail(msg: str) -> int:
@@ -130,12 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from .paths import PathError
+
     if args.command == "demo":
         if args.steps < 1:
             parser.error(f"--steps must be >= 1, got {args.steps}")
         from .demo import run_demo
 
-        run_demo(args.out, steps=args.steps)
+        try:
+            run_demo(args.out, steps=args.steps)
+        except PathError as err:
+            return _fail(str(err))
         return 0
     from .spec import SpecError
     from .store import StoreError
@@ -155,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             return _figures(args.stores, args.out)
         if args.command == "report":
             return _report(args)
-    except (SpecError, StoreError) as err:
+    except (SpecError, StoreError, PathError) as err:
         return _fail(str(err))
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2  # pragma: no cover
@@ -220,14 +269,11 @@ def _run(args) -> int:
                 f"--scheduler: no Dask scheduler answered at {where} within {args.timeout:g} s: "
                 "check the address and that the scheduler is running"
             )
+        print(f"Dask dashboard: {client.dashboard_link}")
     elif not args.sync:
         if args.local is not None and args.local < 1:
             return _fail(f"--local must be >= 1, got {args.local}")
-        from .runner import embedded_client
-
-        client = embedded_client(args.local)
-    if client is not None:
-        print(f"Dask dashboard: {client.dashboard_link}")
+        client = _embedded(args)
     try:
         result = run_sweep(
             (spec, grid),
@@ -264,6 +310,12 @@ def _connect(args):
     try:
         if args.scheduler:
             return Client(args.scheduler, timeout=args.timeout)
+        # Dask waits for a missing scheduler file for ever: wait --timeout for it here
+        deadline = time.monotonic() + args.timeout
+        while not os.path.exists(args.scheduler_file) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not os.path.exists(args.scheduler_file):
+            return None
         return Client(scheduler_file=args.scheduler_file, timeout=args.timeout)
     except (OSError, TimeoutError, ValueError):
         return None
@@ -311,12 +363,18 @@ def _figures(stores, out) -> int:
 
 
 def _report(args) -> int:
-    from .runner import embedded_client, open_sweep, run_sweep
+    from rnnlab.analysis.report import ReportError, check_out
+
+    from .runner import open_sweep, run_sweep
 
     if args.local is not None and args.local < 1:
         return _fail(f"--local must be >= 1, got {args.local}")
     sweeps = [open_sweep(spec) for spec in args.specs]  # every spec valid before any runs
-    client = None if args.sync else embedded_client(args.local)
+    try:
+        check_out(args.out)  # and the report's folder
+    except ReportError as err:
+        return _fail(str(err))
+    client = None if args.sync else _embedded(args)
     try:
         for spec, grid, plan, path in sweeps:
             print(_describe(spec, grid, plan, path))

@@ -16,11 +16,14 @@ import numpy as np
 
 from rnnlab.engine import recurrent_matrix, simulate_rnn
 
+from .paths import PathError, check_target, remove_own, staging
 from .schema import to_dataset
 
 __all__ = ["run_demo"]
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
+#: Root attribute that marks a demo store (only such a store is ever replaced).
+_MARKER = "rnnlab_demo"
 
 
 def _scalar_grid():
@@ -37,7 +40,9 @@ def run_demo(out: str | Path = "results/demo.zarr", steps: int = 1000, quiet: bo
     Parameters
     ----------
     out : path
-        The Zarr store to write (replaced if it exists).
+        The Zarr store to write. An existing demo store there is replaced; any other
+        existing non-empty folder, the working directory, the home folder and the like are
+        refused (:class:`rnnlab.jobs.paths.PathError`) before anything runs.
     steps : int
         Steps per run.
     quiet : bool
@@ -50,6 +55,12 @@ def run_demo(out: str | Path = "results/demo.zarr", steps: int = 1000, quiet: bo
         (one Zarr group each).
     """
     say = (lambda *a: None) if quiet else print
+    out = check_target(out, "--out")
+    if out.exists() and any(out.iterdir()) and not _is_demo(out):
+        raise PathError(
+            f"--out: {out} exists and is not an rnnlab demo store: rnnlab removes only what "
+            "it wrote; choose a new or empty folder"
+        )
     start = _dt.datetime.now(_dt.UTC)
     w, bias, amp = _scalar_grid()
     datasets = {}
@@ -105,13 +116,32 @@ def _int(v) -> str:
     return "never" if v < 0 else str(int(v))
 
 
+def _is_demo(path: Path) -> bool:
+    import zarr
+
+    try:
+        return bool(zarr.open_group(str(path), mode="r").attrs.get(_MARKER))
+    except Exception:  # not a Zarr group at all
+        return False
+
+
 def _write(datasets, out: Path, start, end) -> None:
+    """Write the groups into a new folder beside ``out``, then put it in ``out``'s place."""
     import shutil
 
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for name, ds in datasets.items():
-        ds.attrs["start_time"] = start.isoformat()
-        ds.attrs["end_time"] = end.isoformat()
-        ds.to_zarr(out, group=name, mode="w", zarr_format=3, consolidated=False)
+    import zarr
+
+    tmp = staging(out, "partial")
+    try:
+        zarr.open_group(str(tmp), mode="w", zarr_format=3).attrs[_MARKER] = True
+        for name, ds in datasets.items():
+            ds.attrs["start_time"] = start.isoformat()
+            ds.attrs["end_time"] = end.isoformat()
+            ds.to_zarr(tmp, group=name, mode="w", zarr_format=3, consolidated=False)
+        remove_own(out, _is_demo, "--out", "an rnnlab demo store")
+        if out.exists():
+            out.rmdir()  # an empty folder
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -21,6 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .families import get_family
+from .paths import check_target, remove_own, staging
 from .schema import provenance
 from .spec import Grid, Spec, load_spec, parse_spec
 from .store import (
@@ -69,7 +70,10 @@ def open_sweep(spec_or_path, store: str | Path | None = None):
     else:
         raise TypeError("spec_or_path must be a path, a dict, or (Spec, Grid)")
     plan = plan_blocks(spec, grid)
-    path = Path(store if store is not None else spec.store.path)
+    if store is None:
+        path = check_target(spec.store.path, "store.path")
+    else:
+        path = check_target(store, "--store")
     return spec, grid, plan, path
 
 
@@ -138,15 +142,24 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
                 f"is {ours}: use --overwrite to recompute it, or another --store"
             )
         return stored_plan(attrs, grid), read_done(path)
-    if path.exists() and attrs is None and not overwrite and any(path.iterdir()):
+    if path.exists() and attrs is None and any(path.iterdir()):
         raise StoreError(
-            f"store.path: {path} exists and is not an rnnlab store: use --overwrite to "
-            "replace it, or another --store"
+            f"store.path: {path} exists and is not an rnnlab store: rnnlab writes a new "
+            "store only into a new or empty folder (and --overwrite replaces only its own "
+            "stores): choose another --store"
         )
     check_writable(path)
-    if path.exists():
-        shutil.rmtree(path)
-    create_store(path, spec, grid, plan)
+    # built beside its place and renamed into it: a killed creation leaves no store behind
+    tmp = staging(path, "creating")
+    try:
+        create_store(tmp, spec, grid, plan)
+        remove_own(path, lambda p: store_attrs(p) is not None, "store.path", "an rnnlab store")
+        if path.exists():
+            path.rmdir()  # an empty folder
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return plan, np.zeros(plan.nblocks, dtype=bool)
 
 
@@ -260,8 +273,22 @@ def _take(it, k):
     return out
 
 
-def embedded_client(n_workers: int | None = None):
-    """A ``Client`` on a new ``LocalCluster``: one single-threaded worker process per core."""
+#: Where the embedded cluster's dashboard listens unless told: a free port, this machine only.
+DASHBOARD = "127.0.0.1:0"
+
+
+def embedded_client(n_workers: int | None = None, dashboard: str | None = DASHBOARD):
+    """A ``Client`` on a new ``LocalCluster``: one single-threaded worker process per core.
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        Worker processes (default: one per core).
+    dashboard : str or None
+        ``HOST:PORT`` of the dashboard (default ``127.0.0.1:0``: a free port reachable from
+        this machine only), or None for no dashboard. The scheduler, the workers and their
+        nannies always listen on 127.0.0.1 only.
+    """
     from dask.distributed import Client, LocalCluster
 
     n = n_workers or os.cpu_count() or 1
@@ -269,8 +296,9 @@ def embedded_client(n_workers: int | None = None):
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=":0",
+        dashboard_address=dashboard,
         host="127.0.0.1",
+        worker_dashboard_address=None,
     )
     return Client(cluster)
 

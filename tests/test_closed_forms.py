@@ -186,3 +186,31 @@ def test_decay_into_subnormal_numbers_is_not_a_blowup():
     norm = res["state_norm"][0]
     assert not np.isnan(norm).any() and norm[-1] == 0.0
     assert np.any((norm > 0) & (norm < 2.2e-308))  # subnormal norms were measured
+
+
+# Saturated fixed point h* = f(w h*) = 1 (w > 0, impulse, no bias): z = w every step, and the
+# growth rate of dh(t)/dh(0) is ln(w f'(w)), in closed form:
+#   tanh:    ln w + ln 4 - 2w - 2 ln(1 + e^-2w)
+#   sigmoid: ln w - w - 2 ln(1 + e^-w)
+def _saturated_rate(activation, w):
+    if activation == "tanh":
+        return np.log(w) + np.log(4.0) - 2 * w - 2 * np.log1p(np.exp(-2 * w))
+    return np.log(w) - w - 2 * np.log1p(np.exp(-w))
+
+
+@pytest.mark.parametrize(("activation", "w"), [("tanh", 30.0), ("tanh", 300.0), ("sigmoid", 600.0)])
+def test_growth_rate_in_deep_saturation_is_the_closed_form(activation, w):
+    """Derivatives far in the tails (down to 1e-259) keep their relative accuracy."""
+    res = simulate_rnn([w], activation=activation, steps=10_000, record="none")
+    np.testing.assert_allclose(res["growth_rate"][0], _saturated_rate(activation, w), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("w", [1000.0, 1e100, 1e308, -1e308])
+def test_growth_rate_is_never_raised_by_a_derivative_below_the_float_range(activation, w):
+    """A derivative that underflows float64 (tanh beyond |z| = 354, sigmoid beyond 709) is
+    0, so the product is 0 and the rate -inf; held at the edge of the range instead, a huge
+    weight times it gave +2.58 for w = 1e308. The true rate is far below -600 here."""
+    res = simulate_rnn([w], activation=activation, steps=1000, record="none")
+    assert res["growth_rate"][0] == -np.inf, res["growth_rate"]
+    assert res["blowup_step"][0] == -1 and res["bounded"][0]

@@ -1,0 +1,201 @@
+"""Nothing lost, nothing exposed: bad input answered in one line (exit 2) with nothing written
+and nothing removed, rnnlab's own folders only ever replaced, the embedded cluster on
+loopback, waits that end."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .sweeps import rnnlab, write_spec
+
+SPEC = """
+[model]
+family = "rnn"
+n = 1
+activation = "tanh"
+[grid]
+w = [0.5, 1.5]
+[run]
+steps = 20
+[store]
+path = "%(path)s"
+block_seconds = 0.001
+"""
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its bytes (what a bad command must leave alone)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A working directory with a user's files: a thesis, a folder of data, a spec."""
+    (tmp_path / "thesis.tex").write_text("years of work")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.csv").write_text("1,2,3")
+    (tmp_path / "notes.txt").write_text("a file")
+    write_spec(tmp_path, SPEC, path="s.zarr")
+    write_spec(tmp_path, SPEC, name="dot.toml", path=".")
+    write_spec(tmp_path, SPEC, name="empty.toml", path="")
+    write_spec(tmp_path, SPEC, name="up.toml", path="..")
+    return tmp_path
+
+
+BAD = [
+    # (arguments, what the one line must say)
+    (("demo", "--out", "."), "--out: . is the working directory"),
+    (("demo", "--out", "/"), "--out: / is the root folder"),
+    (("demo", "--out", "~"), "--out: ~ is your home folder"),
+    (("demo", "--out", ".."), "--out: .. is a parent of the working directory"),
+    (("demo", "--out", ""), "--out: empty path"),
+    (("demo", "--out", "mine"), "--out: mine exists and is not an rnnlab demo store"),
+    (("demo", "--out", "notes.txt"), "--out: notes.txt is a file"),
+    (("demo", "--steps", "0"), "--steps must be >= 1"),
+    (("run", "spec.toml", "--sync", "--store", "."), "--store: . is the working directory"),
+    (("run", "spec.toml", "--sync", "--store", ".", "--overwrite"), "is the working directory"),
+    (("run", "spec.toml", "--sync", "--store", ""), "--store: empty path"),
+    (("run", "spec.toml", "--sync", "--store", "/"), "--store: / is the root folder"),
+    (("run", "spec.toml", "--sync", "--store", "notes.txt"), "--store: notes.txt is a file"),
+    (("run", "spec.toml", "--sync", "--store", "mine"), "mine exists and is not an rnnlab store"),
+    (("run", "spec.toml", "--sync", "--store", "mine", "--overwrite"), "is not an rnnlab store"),
+    (("run", "dot.toml", "--sync"), "store.path: . is the working directory"),
+    (("run", "dot.toml", "--sync", "--overwrite"), "store.path: . is the working directory"),
+    (("run", "empty.toml", "--sync"), "store.path: empty path"),
+    (("run", "up.toml", "--sync"), "store.path: .. is a parent of the working directory"),
+    (("validate", "dot.toml"), "store.path: . is the working directory"),
+    (("validate", "up.toml"), "store.path: .. is a parent of the working directory"),
+    (("run", "spec.toml", "--timeout", "nan"), "--timeout: give a positive, finite number"),
+    (("run", "spec.toml", "--timeout", "-1"), "--timeout: give a positive, finite number"),
+    (("run", "spec.toml", "--timeout", "soon"), "--timeout: not a number of seconds"),
+    (("run", "spec.toml", "--local", "0"), "--local must be >= 1"),
+    (("run", "spec.toml", "--frobnicate"), "unrecognized arguments: --frobnicate"),
+    (("report", "spec.toml", "--sync", "--out", "."), "--out: . is the working directory"),
+    (("report", "spec.toml", "--sync", "--out", "mine"), "mine exists and is not an rnnlab"),
+    (("report", "spec.toml", "--sync", "--out", "notes.txt"), "--out: notes.txt is a file"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(home, args, message):
+    before = _tree(home)
+    out = rnnlab(*args, cwd=home)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnlab: error: "), out.stderr
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in out.stdout + out.stderr
+    assert _tree(home) == before  # nothing written, nothing removed
+    assert sorted(p.name for p in home.iterdir()) == sorted(before_names(before))
+
+
+def before_names(tree: dict[str, bytes]) -> set[str]:
+    return {Path(name).parts[0] for name in tree}
+
+
+def test_only_rnnlab_folders_are_replaced(home):
+    """A store, a report and a demo store are replaced by their own command; each refuses
+    to replace the others (the markers differ)."""
+    assert rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=home).returncode == 0
+    again = rnnlab("run", "spec.toml", "--sync", "--no-progress", "--overwrite", cwd=home)
+    assert again.returncode == 0, again.stderr
+    assert rnnlab("figures", "s.zarr", "--out", "rep", cwd=home).returncode == 0
+    assert rnnlab("figures", "s.zarr", "--out", "rep", cwd=home).returncode == 0  # replaced
+    for args in (("demo", "--out", "s.zarr"), ("demo", "--out", "rep")):
+        out = rnnlab(*args, "--steps", "5", cwd=home)
+        assert out.returncode == 2 and "is not an rnnlab demo store" in out.stderr
+    out = rnnlab("figures", "s.zarr", "--out", "s.zarr", cwd=home)
+    assert out.returncode == 2 and "is not an rnnlab report" in out.stderr
+    out = rnnlab("run", "spec.toml", "--sync", "--store", "rep", "--overwrite", cwd=home)
+    assert out.returncode == 2 and "is not an rnnlab store" in out.stderr
+    assert (home / "rep" / "index.html").is_file() and (home / "s.zarr" / "zarr.json").is_file()
+
+
+def test_the_demo_replaces_its_own_store_and_writes_into_an_empty_folder(home):
+    (home / "empty").mkdir()
+    for _ in range(2):
+        out = rnnlab("demo", "--out", "empty", "--steps", "5", cwd=home)
+        assert out.returncode == 0, out.stderr
+    assert (home / "empty" / "scalar_tanh").is_dir()
+    assert not [p for p in home.iterdir() if ".partial-" in p.name]  # no staging left
+
+
+def test_a_creation_killed_earlier_leaves_nothing_in_the_way(home):
+    """A store is built beside its place and renamed into it: a folder left by a killed
+    creation (its process gone) is neither the store nor in the way, and is cleaned up."""
+    stale = home / f".s.zarr.creating-{_dead_pid()}"
+    stale.mkdir()
+    (stale / "zarr.json").write_text("{}")
+    out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=home)
+    assert out.returncode == 0, out.stderr
+    assert not stale.exists()
+    assert not [p for p in home.iterdir() if ".creating-" in p.name]
+
+
+def _dead_pid() -> int:
+    pid = 2**22 - 1
+    while psutil.pid_exists(pid):
+        pid -= 1
+    return pid
+
+
+def test_a_missing_scheduler_file_waits_for_timeout_only(home):
+    t0 = time.monotonic()
+    out = rnnlab("run", "spec.toml", "--scheduler-file", "nowhere.json", "--timeout", "1", cwd=home)
+    assert out.returncode == 2 and "no Dask scheduler answered at nowhere.json" in out.stderr
+    assert time.monotonic() - t0 < 10
+    assert not (home / "s.zarr").exists()
+
+
+def test_the_embedded_cluster_listens_on_loopback_only():
+    """Every socket the scheduler, the nannies, the workers and the dashboard listen on is
+    bound to 127.0.0.1 (read from the operating system, not from the printed link)."""
+    from rnnlab.jobs.runner import embedded_client
+
+    client = embedded_client(2)
+    try:
+        procs = [psutil.Process(os.getpid()), *psutil.Process(os.getpid()).children(True)]
+        listening = [
+            c.laddr for p in procs for c in p.net_connections("inet") if c.status == "LISTEN"
+        ]
+        link = client.dashboard_link
+    finally:
+        client.close()
+        client.cluster.close()
+    assert len(listening) >= 5, listening  # scheduler, dashboard, 2 nannies, 2 workers
+    assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+    assert link.startswith("http://127.0.0.1:")
+    assert int(link.split(":")[2].split("/")[0]) in {a.port for a in listening}
+
+
+def test_the_dashboard_can_be_turned_off(home):
+    out = rnnlab(
+        "run", "spec.toml", "--local", "1", "--dashboard", "off", "--no-progress", cwd=home
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Dask dashboard" not in out.stdout
+
+
+def test_figures_of_stores_with_the_same_name_keep_both(home):
+    """a/s.zarr and b/s.zarr: each gets its own figures, labelled with its path."""
+    from rnnlab.analysis import write_report
+    from rnnlab.jobs.runner import run_sweep
+
+    for sub in ("a", "b"):
+        run_sweep(home / "spec.toml", store=home / sub / "s.zarr", sync=True)
+    rep = write_report([home / "a" / "s.zarr", home / "b" / "s.zarr"], home / "r", formats=("png",))
+    stores = {f["store"] for f in rep.figures}
+    assert stores == {"a/s.zarr", "b/s.zarr"}, stores
+    files = [x for f in rep.figures for x in f["files"]]
+    assert len(files) == len(set(files)) and all((home / "r" / x).is_file() for x in files)
+    html = (home / "r" / "index.html").read_text()
+    assert f"Store: {home / 'a' / 's.zarr'}." in html and f"Store: {home / 'b' / 's.zarr'}." in html
