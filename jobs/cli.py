@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out",
         default="results/demo.zarr",
-        help="Zarr store to write (default: %(default)s; replaced if it exists)",
+        help="Zarr store to write (default: %(default)s; an earlier demo store there is "
+        "replaced, any other folder refused)",
     )
     demo.add_argument("--steps", type=int, default=1000, help="steps per run (default: 1000)")
 
