@@ -153,10 +153,17 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
     tmp = staging(path, "creating")
     try:
         create_store(tmp, spec, grid, plan)
-        remove_own(path, lambda p: store_attrs(p) is not None, "store.path", "an rnnlab store")
-        if path.exists():
-            path.rmdir()  # an empty folder
-        tmp.rename(path)
+        if overwrite and attrs is not None:
+            remove_own(path, lambda p: store_attrs(p) is not None, "store.path", "an rnnlab store")
+        try:
+            if path.exists():
+                path.rmdir()  # an empty folder (anything else appeared meanwhile)
+            tmp.rename(path)
+        except OSError:
+            raise StoreError(
+                f"store.path: {path} was created by someone else while this run made it "
+                "(another run of the same store?): run the command again to resume that one"
+            ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
