@@ -366,7 +366,7 @@ def _figures(stores, out) -> int:
 def _report(args) -> int:
     from rnnlab.analysis.report import ReportError, check_out
 
-    from .runner import open_sweep, run_sweep
+    from .runner import is_complete, open_sweep, run_sweep
 
     if args.local is not None and args.local < 1:
         return _fail(f"--local must be >= 1, got {args.local}")
@@ -375,7 +375,8 @@ def _report(args) -> int:
         check_out(args.out)  # and the report's folder
     except ReportError as err:
         return _fail(str(err))
-    client = None if args.sync else _embedded(args)
+    pending = [s for s in sweeps if not is_complete(s[0], s[3])]
+    client = None if args.sync or not pending else _embedded(args)  # no cluster for nothing
     try:
         for spec, grid, plan, path in sweeps:
             print(_describe(spec, grid, plan, path))

@@ -327,6 +327,9 @@ def test_report_command_runs_specs_then_draws(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "deep.zarr").exists()
     assert Path(tmp_path / "rep" / "gradient_by_depth__deep.png").exists()
+    again = rnnlab("report", str(spec), "--no-progress", "--out", "rep", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 blocks run" in again.stdout and "Dask dashboard" not in again.stdout  # no cluster
     bad = tmp_path / "bad.toml"
     bad.write_text(
         '[model]\nfamily = "lstm"\nvariant = "X"\n[run]\nsteps = 5\n[store]\npath = "b.zarr"\n'
