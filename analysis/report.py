@@ -4,13 +4,12 @@ with captions, key numbers, and each store's spec and provenance."""
 from __future__ import annotations
 
 import html
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rnnlab.jobs.paths import PathError, check_target, remove_own, staging
+from rnnlab.jobs.paths import PathError, check_target, replacing
 
 from .figures import FIGURES, MissingData
 from .metrics import CLASSES, classify, growth_rate_theory
@@ -119,14 +118,6 @@ def check_out(out) -> Path:
     return out
 
 
-def _prepare_out(out) -> Path:
-    """A new staging folder beside the checked report folder ``out``."""
-    try:
-        return staging(check_out(out), "partial")
-    except OSError as err:
-        raise ReportError(f"--out: {out}: cannot write there ({err.strerror})") from None
-
-
 def store_labels(stores) -> dict[str, Path]:
     """A distinct label per store: its folder name, with as many parent folders as it takes
     to tell stores of the same name apart (``a/s.zarr``, ``b/s.zarr``); a store given twice
@@ -181,8 +172,6 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
     ReportError
         For a path that is not a complete rnnlab store, or an output folder in the way.
     """
-    import matplotlib.pyplot as plt  # headless, matplotlib picks the Agg backend itself
-
     if not stores:
         raise ReportError("STORE: give at least one store")
     opened = {}
@@ -194,40 +183,42 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
         # the figures read many small pieces: a store that fits easily is read once, whole
         opened[name] = (path, ds.load() if ds.nbytes <= LOAD_BYTES else ds)
     out = check_out(out)
-    tmp = _prepare_out(out)
     report = Report(out=out)
     try:
-        for fname, func, caption in FIGURES:
-            if fname == "input_weight_gradients":
-                targets = [("all stores", [ds for _, ds in opened.values()])]
-            else:
-                targets = [(name, ds) for name, (_, ds) in opened.items()]
-            for store_name, ds in targets:
-                try:
-                    fig = func(ds)
-                except MissingData as err:
-                    report.skipped.append({"name": fname, "store": store_name, "reason": str(err)})
-                    continue
-                stem = fname if store_name == "all stores" else f"{fname}__{_file_part(store_name)}"
-                files = []
-                for fmt in formats:
-                    fig.savefig(tmp / f"{stem}.{fmt}", dpi=dpi)
-                    files.append(f"{stem}.{fmt}")
-                plt.close(fig)
-                report.figures.append(
-                    {"name": fname, "store": store_name, "files": files, "caption": caption}
-                )
-        for name, (_, ds) in opened.items():
-            report.numbers[name] = _key_numbers(name, ds)
-        (tmp / "index.html").write_text(_html(report, opened))
-        remove_own(out, _is_report, "--out", "an rnnlab report")
-        if out.exists():
-            out.rmdir()  # an empty folder
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with replacing(out, _is_report, "--out", "an rnnlab report") as tmp:
+            _draw(opened, tmp, report, formats, dpi)
+            for name, (_, ds) in opened.items():
+                report.numbers[name] = _key_numbers(name, ds)
+            (tmp / "index.html").write_text(_html(report, opened))
+    except PathError as err:
+        raise ReportError(str(err)) from None
     return report
+
+
+def _draw(opened: dict, tmp: Path, report: Report, formats, dpi: int) -> None:
+    """Every applicable figure of the opened stores into ``tmp``, listed in ``report``."""
+    import matplotlib.pyplot as plt  # headless, matplotlib picks the Agg backend itself
+
+    for fname, func, caption in FIGURES:
+        if fname == "input_weight_gradients":
+            targets = [("all stores", [ds for _, ds in opened.values()])]
+        else:
+            targets = [(name, ds) for name, (_, ds) in opened.items()]
+        for store_name, ds in targets:
+            try:
+                fig = func(ds)
+            except MissingData as err:
+                report.skipped.append({"name": fname, "store": store_name, "reason": str(err)})
+                continue
+            stem = fname if store_name == "all stores" else f"{fname}__{_file_part(store_name)}"
+            files = []
+            for fmt in formats:
+                fig.savefig(tmp / f"{stem}.{fmt}", dpi=dpi)
+                files.append(f"{stem}.{fmt}")
+            plt.close(fig)
+            report.figures.append(
+                {"name": fname, "store": store_name, "files": files, "caption": caption}
+            )
 
 
 def _where(label: str, opened: dict) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from rnnlab.engine import recurrent_matrix, simulate_rnn
 
-from .paths import PathError, check_target, remove_own, staging
+from .paths import PathError, check_target, replacing
 from .schema import to_dataset
 
 __all__ = ["run_demo"]
@@ -127,21 +127,11 @@ def _is_demo(path: Path) -> bool:
 
 def _write(datasets, out: Path, start, end) -> None:
     """Write the groups into a new folder beside ``out``, then put it in ``out``'s place."""
-    import shutil
-
     import zarr
 
-    tmp = staging(out, "partial")
-    try:
+    with replacing(out, _is_demo, "--out", "an rnnlab demo store") as tmp:
         zarr.open_group(str(tmp), mode="w", zarr_format=3).attrs[_MARKER] = True
         for name, ds in datasets.items():
             ds.attrs["start_time"] = start.isoformat()
             ds.attrs["end_time"] = end.isoformat()
             ds.to_zarr(tmp, group=name, mode="w", zarr_format=3, consolidated=False)
-        remove_own(out, _is_demo, "--out", "an rnnlab demo store")
-        if out.exists():
-            out.rmdir()  # an empty folder
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -9,12 +9,13 @@ folders are written beside their final place under a temporary name and renamed 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["PathError", "check_target", "remove_own", "staging"]
+__all__ = ["PathError", "check_target", "remove_own", "replacing", "staging"]
 
 
 class PathError(ValueError):
@@ -103,3 +104,26 @@ def staging(path: Path, kind: str) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir()
     return tmp
+
+
+@contextlib.contextmanager
+def replacing(path: Path, is_ours: Callable[[Path], bool], field: str, what: str) -> Iterator[Path]:
+    """Build a folder in a staging folder; at the end put it in ``path``'s place.
+
+    ``path`` may be missing, empty, or a folder that ``is_ours`` recognises (``what`` names
+    it in the error otherwise). On any error, or Ctrl-C, the staging folder is removed and
+    ``path`` is left as it was.
+    """
+    try:
+        tmp = staging(path, "partial")
+    except OSError as err:
+        raise PathError(f"{field}: {path}: cannot write there ({err.strerror})") from None
+    try:
+        yield tmp
+        remove_own(path, is_ours, field, what)
+        if path.exists():
+            path.rmdir()  # an empty folder
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
