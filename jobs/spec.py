@@ -224,6 +224,12 @@ def parse_spec(data: dict, text: str = "") -> tuple[Spec, Grid]:
                 grid_values[name] = RangeSpec.model_validate(value)
             elif isinstance(value, list):
                 grid_values[name] = _GRID_LIST.validate_python(value)
+                kinds = sorted({_KIND[type(v)] for v in grid_values[name]})
+                if len(kinds) > 1:
+                    problems.append(
+                        f"grid.{name}: mixes {' and '.join(kinds)}: give values of one kind "
+                        '(true is not 1, and "1" is not a number)'
+                    )
             else:
                 problems.append(
                     f"grid.{name}: give a list of values or a range table "
@@ -240,6 +246,8 @@ def parse_spec(data: dict, text: str = "") -> tuple[Spec, Grid]:
         raise SpecError(problems)
     coords: dict[str, np.ndarray] = {}
     for name, value in grid_values.items():
+        if name == "activation" and isinstance(value, list):  # one name per model
+            value = ["identity" if v == "linear" else v for v in value]
         values = value.values() if isinstance(value, RangeSpec) else np.asarray(value)
         if values.size == 0:
             problems.append(f"grid.{name}: empty list: give at least one value")
@@ -260,6 +268,7 @@ def parse_spec(data: dict, text: str = "") -> tuple[Spec, Grid]:
 
 
 _GRID_LIST = TypeAdapter(list[bool | int | float | str])
+_KIND = {bool: "true/false", int: "numbers", float: "numbers", str: "names"}
 
 
 def load_spec(path: str | Path) -> tuple[Spec, Grid]:

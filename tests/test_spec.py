@@ -68,6 +68,15 @@ def test_yaml_is_accepted(tmp_path):
         (("n = 1", "n = 4"), "model.w: w is the scalar weight (n = 1)"),
         (("seed = {range = 3}", "n = [1, 2]"), "model.n: also a grid dimension"),
         (('[store]\npath = "out.zarr"', ""), "store: missing table: add [store]"),
+        (
+            ("w = {start = 0.5, stop = 1.5, num = 5}", "w = [0.5, true]"),
+            "grid.w: mixes numbers and true/false: give values of one kind",
+        ),
+        (
+            ("w = {start = 0.5, stop = 1.5, num = 5}", 'w = [0.5, "1.0"]'),
+            "grid.w: mixes names and numbers",
+        ),
+        (('"tanh", "relu"', '"linear", "identity"'), "grid.activation: repeated values"),
     ],
 )
 def test_each_problem_names_its_field(tmp_path, change, message):
@@ -111,3 +120,8 @@ def test_bad_spec_exits_2_with_one_line_per_problem_and_writes_nothing(tmp_path,
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("rnnlab: error: ") for line in lines)
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_linear_is_stored_as_identity(tmp_path):
+    _, grid = load_spec(_write(tmp_path, GOOD.replace('"tanh", "relu"', '"linear", "tanh"')))
+    assert list(grid.coords["activation"]) == ["identity", "tanh"]
