@@ -255,10 +255,13 @@ def _size(nbytes: float) -> str:
 
 def _run(args) -> int:
     from .runner import is_complete, open_sweep, run_sweep
+    from .store import finalise
 
     spec, grid, plan, path = open_sweep(args.spec, args.store)
     print(_describe(spec, grid, plan, path))
     if not args.overwrite and is_complete(spec, path):  # no cluster to start for nothing
+        if finalise(path):
+            print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
         print(f"{path}: all {plan.nblocks} blocks are done already; nothing to do")
         return 0
     client = None
@@ -325,7 +328,7 @@ def _connect(args):
 def _status(args) -> int:
     from pathlib import Path
 
-    from .store import StoreError, read_done, store_attrs, stored_plan, stored_spec
+    from .store import StoreError, finalise, read_done, store_attrs, stored_plan, stored_spec
 
     path = Path(args.store)
     attrs = store_attrs(path)
@@ -334,6 +337,15 @@ def _status(args) -> int:
     spec, grid = stored_spec(attrs)
     plan = stored_plan(attrs, grid)
     done = read_done(path)
+    try:
+        if finalise(path):
+            attrs = store_attrs(path)
+            print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
+    except OSError as err:
+        print(
+            f"{path}: complete but not finalised ({err.strerror}): run it again where it "
+            "can be written"
+        )
     print(_describe(spec, grid, plan, path))
     missing = np.flatnonzero(~done)
     print(f"done:     {int(done.sum())} of {done.size} blocks")

@@ -9,7 +9,6 @@ the same values again.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shutil
 import time
@@ -29,8 +28,8 @@ from .store import (
     StoreError,
     check_writable,
     create_store,
+    finalise,
     plan_blocks,
-    quiet_consolidation,
     read_done,
     store_attrs,
     stored_plan,
@@ -219,6 +218,7 @@ def run_sweep(
     todo = [int(i) for i in np.flatnonzero(~done)]
     result = SweepResult(path, plan.nblocks, 0, int(done.sum()), 0.0)
     if not todo:
+        finalise(path)  # a run killed after its last block ends here
         result.seconds = time.perf_counter() - t0
         return result
     cases_per_block = int(np.prod(plan.chunks, dtype=np.int64))
@@ -233,7 +233,7 @@ def run_sweep(
             _run_on_dask(client, spec, grid, plan, path, todo, max_in_flight, reporter)
     finally:
         reporter.close()
-    _finish(path)
+    finalise(path)
     result.ran = len(todo)
     result.seconds = time.perf_counter() - t0
     return result
@@ -308,16 +308,6 @@ def embedded_client(n_workers: int | None = None, dashboard: str | None = DASHBO
         worker_dashboard_address=None,
     )
     return Client(cluster)
-
-
-def _finish(path: Path) -> None:
-    import zarr
-
-    if read_done(path).all():
-        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
-        group.attrs["end_time"] = _dt.datetime.now(_dt.UTC).isoformat()
-        with quiet_consolidation():
-            zarr.consolidate_metadata(str(path))
 
 
 class _Reporter:

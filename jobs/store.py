@@ -23,7 +23,15 @@ from .families import get_family
 from .schema import TIME_DIM, UNIT_DIM, VARIABLES, provenance
 from .spec import Grid, Spec
 
-__all__ = ["BlockPlan", "StoreError", "create_store", "plan_blocks", "read_done", "write_block"]
+__all__ = [
+    "BlockPlan",
+    "StoreError",
+    "create_store",
+    "finalise",
+    "plan_blocks",
+    "read_done",
+    "write_block",
+]
 
 DONE = "block_done"
 #: Small sweeps are cut into at least this many blocks (if each keeps MIN_BLOCK_SECONDS).
@@ -250,6 +258,36 @@ def read_done(path: Path) -> np.ndarray:
 
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
     return np.asarray(group[DONE][:]) == 1
+
+
+def finalise(path: Path) -> bool:
+    """Once every block is done: the end time and the consolidated metadata, once.
+
+    Idempotent, so that a run killed after its last block is finalised by the next ``run``
+    or ``status``: the end time is written if it is missing, and the metadata consolidated
+    again if its copy of the attributes has no end time. Returns whether anything was
+    written.
+    """
+    import datetime as _dt
+
+    import zarr
+
+    if not read_done(path).all():
+        return False
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    try:
+        with quiet_consolidation():
+            listed = zarr.open_group(str(path), mode="r", use_consolidated=True).attrs
+        consolidated = bool(listed.get("end_time"))
+    except Exception:  # no consolidated metadata at all
+        consolidated = False
+    if group.attrs.get("end_time") and consolidated:
+        return False
+    if not group.attrs.get("end_time"):
+        group.attrs["end_time"] = _dt.datetime.now(_dt.UTC).isoformat()
+    with quiet_consolidation():
+        zarr.consolidate_metadata(str(path))
+    return True
 
 
 def store_attrs(path: Path) -> dict | None:

@@ -199,3 +199,29 @@ def test_figures_of_stores_with_the_same_name_keep_both(home):
     assert len(files) == len(set(files)) and all((home / "r" / x).is_file() for x in files)
     html = (home / "r" / "index.html").read_text()
     assert f"Store: {home / 'a' / 's.zarr'}." in html and f"Store: {home / 'b' / 's.zarr'}." in html
+
+
+def _unfinalise(store: Path) -> None:
+    """The state a run killed after its last block leaves: every block done, no end time."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    group.attrs["end_time"] = ""
+    zarr.consolidate_metadata(str(store))
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_a_run_killed_after_its_last_block_is_finalised_by_the_next_command(home, command):
+    from rnnlab.analysis import open_results
+
+    assert rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=home).returncode == 0
+    _unfinalise(home / "s.zarr")
+    assert not open_results(home / "s.zarr").attrs["end_time"]
+    args = ("run", "spec.toml", "--sync") if command == "run" else ("status", "s.zarr")
+    out = rnnlab(*args, cwd=home)
+    assert out.returncode == 0, out.stderr
+    assert "finalised (end time, metadata)" in out.stdout
+    assert open_results(home / "s.zarr").attrs["end_time"]  # consolidated copy too
+    again = rnnlab(*args, cwd=home)
+    assert "finalised" not in again.stdout  # once
