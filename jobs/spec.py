@@ -53,7 +53,10 @@ class SpecError(ValueError):
     """Spec problems; ``str(err)`` has one line per problem, each naming its field."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        shown = [_short(p, 500) for p in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"... and {len(problems) - MAX_PROBLEMS:,} more problems")
+        self.problems = shown
         super().__init__("\n".join(self.problems))
 
 
@@ -171,6 +174,35 @@ def _format_loc(loc: tuple) -> str:
     return out
 
 
+#: A spec file larger than this is refused unread.
+MAX_SPEC_BYTES = 1_000_000
+#: At most this many problems are listed (then how many more there are).
+MAX_PROBLEMS = 20
+
+
+def _yaml(text: str):
+    """YAML without aliases: ``*name`` could expand a few lines into gigabytes."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(
+                    f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a spec: "
+                    "write the values out"
+                )
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliases)  # NoAliases is a SafeLoader
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """At most ``limit`` characters of a message, so that no value floods the terminal."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def _pydantic_problems(err: ValidationError, prefix: str) -> list[str]:
     problems = []
     for e in err.errors():
@@ -281,18 +313,23 @@ def load_spec(path: str | Path) -> tuple[Spec, Grid]:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(
+                [
+                    f"{path}: {path.stat().st_size:,} bytes is not a spec (a spec is "
+                    f"a few lines; at most {MAX_SPEC_BYTES:,} bytes)"
+                ]
+            )
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError([f"{path}: cannot read the spec ({err.strerror})"]) from None
+    except UnicodeDecodeError:
+        raise SpecError([f"{path}: not UTF-8 text: save the spec as UTF-8"]) from None
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = tomllib.loads(text)
+        data = _yaml(text) if path.suffix in (".yaml", ".yml") else tomllib.loads(text)
     except Exception as err:
-        raise SpecError([f"{path}: not valid {path.suffix.lstrip('.').upper()}: {err}"]) from None
+        what = path.suffix.lstrip(".").upper()
+        raise SpecError([f"{path}: not valid {what}: {_short(str(err))}"]) from None
     if not isinstance(data, dict):
         raise SpecError([f"{path}: the spec must be a table of tables"])
     return parse_spec(data, text)

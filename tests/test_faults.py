@@ -48,7 +48,19 @@ def home(tmp_path):
     write_spec(tmp_path, SPEC, name="dot.toml", path=".")
     write_spec(tmp_path, SPEC, name="empty.toml", path="")
     write_spec(tmp_path, SPEC, name="up.toml", path="..")
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    (tmp_path / "latin1.toml").write_bytes("[model]\nfamily = 'r\xe9seau'\n".encode("latin-1"))
+    with open(tmp_path / "big.toml", "wb") as f:
+        f.truncate(1_100_000)
     return tmp_path
+
+
+# a "billion laughs": 9 lines that expand to 9^9 strings
+BOMB = "\n".join(
+    [f'l0: &l0 ["{"ha" * 10}"]']
+    + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    + ["model: {family: rnn, n: 1}", "grid: {w: *l8}", "run: {steps: 10}", "store: {path: b.zarr}"]
+)
 
 
 BAD = [
@@ -82,6 +94,11 @@ BAD = [
     (("report", "spec.toml", "--sync", "--out", "."), "--out: . is the working directory"),
     (("report", "spec.toml", "--sync", "--out", "mine"), "mine exists and is not an rnnlab"),
     (("report", "spec.toml", "--sync", "--out", "notes.txt"), "--out: notes.txt is a file"),
+    (("validate", "bomb.yaml"), "YAML aliases (*name) are not allowed in a spec"),
+    (("run", "bomb.yaml", "--sync"), "YAML aliases (*name) are not allowed in a spec"),
+    (("validate", "latin1.toml"), "latin1.toml: not UTF-8 text"),
+    (("validate", "big.toml"), "big.toml: 1,100,000 bytes is not a spec"),
+    (("validate", "nothing.toml"), "nothing.toml: cannot read the spec"),
 ]
 
 
@@ -225,3 +242,15 @@ def test_a_run_killed_after_its_last_block_is_finalised_by_the_next_command(home
     assert open_results(home / "s.zarr").attrs["end_time"]  # consolidated copy too
     again = rnnlab(*args, cwd=home)
     assert "finalised" not in again.stdout  # once
+
+
+def test_a_flood_of_problems_is_cut_short(home):
+    values = ", ".join(['"x"'] * 5000)
+    (home / "many.toml").write_text(
+        SPEC.replace("w = [0.5, 1.5]", f"w = [{values}]") % {"path": "m"}
+    )
+    out = rnnlab("validate", "many.toml", cwd=home)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 21, len(lines)
+    assert lines[-1].startswith("rnnlab: error: ... and ") and "more problems" in lines[-1]
+    assert max(map(len, lines)) < 600
