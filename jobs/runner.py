@@ -32,6 +32,7 @@ from .store import (
     plan_blocks,
     read_done,
     store_attrs,
+    store_lock,
     stored_plan,
     write_block,
 )
@@ -122,6 +123,16 @@ def is_complete(spec: Spec, path: Path) -> bool:
     )
 
 
+def _refuse_foreign(path: Path, attrs: dict | None) -> None:
+    """Refuse a non-empty folder that is not an rnnlab store (``attrs`` None)."""
+    if path.exists() and attrs is None and any(path.iterdir()):
+        raise StoreError(
+            f"store.path: {path} exists and is not an rnnlab store: rnnlab writes a new "
+            "store only into a new or empty folder (and --overwrite replaces only its own "
+            "stores): choose another --store"
+        )
+
+
 def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrite: bool):
     """Create the store, or check that the existing one is this spec's.
 
@@ -141,12 +152,7 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
                 f"is {ours}: use --overwrite to recompute it, or another --store"
             )
         return stored_plan(attrs, grid), read_done(path)
-    if path.exists() and attrs is None and any(path.iterdir()):
-        raise StoreError(
-            f"store.path: {path} exists and is not an rnnlab store: rnnlab writes a new "
-            "store only into a new or empty folder (and --overwrite replaces only its own "
-            "stores): choose another --store"
-        )
+    _refuse_foreign(path, attrs)
     check_writable(path)
     # built beside its place and renamed into it: a killed creation leaves no store behind
     tmp = staging(path, "creating")
@@ -214,12 +220,23 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     spec, grid, plan, path = open_sweep(spec_or_path, store)
+    _refuse_foreign(path, store_attrs(path))  # before the lock file is made beside it
+    check_writable(path)
+    with store_lock(path):
+        result = _sweep_locked(
+            spec, grid, plan, path, client, overwrite, sync, progress, max_in_flight
+        )
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _sweep_locked(spec, grid, plan, path, client, overwrite, sync, progress, max_in_flight):
+    """The sweep, with the store's writer lock held."""
     plan, done = _prepare_store(spec, grid, plan, path, overwrite)
     todo = [int(i) for i in np.flatnonzero(~done)]
     result = SweepResult(path, plan.nblocks, 0, int(done.sum()), 0.0)
     if not todo:
         finalise(path)  # a run killed after its last block ends here
-        result.seconds = time.perf_counter() - t0
         return result
     cases_per_block = int(np.prod(plan.chunks, dtype=np.int64))
     reporter = _Reporter(progress, plan.nblocks, int(done.sum()), cases_per_block)
@@ -235,7 +252,6 @@ def run_sweep(
         reporter.close()
     finalise(path)
     result.ran = len(todo)
-    result.seconds = time.perf_counter() - t0
     return result
 
 

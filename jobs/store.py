@@ -30,6 +30,7 @@ __all__ = [
     "finalise",
     "plan_blocks",
     "read_done",
+    "store_lock",
     "write_block",
 ]
 
@@ -258,6 +259,53 @@ def read_done(path: Path) -> np.ndarray:
 
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
     return np.asarray(group[DONE][:]) == 1
+
+
+@contextlib.contextmanager
+def store_lock(path: Path):
+    """Hold the store's writer lock (one ``run`` per store at a time).
+
+    The lock is an OS file lock (``filelock``) on ``.NAME.lock`` beside the store, so the
+    operating system releases it when its holder dies: a lock left by a killed run is taken
+    over by the next one. ``.NAME.lock.json`` says who holds it (host, pid, start time).
+
+    Raises
+    ------
+    StoreError
+        One line naming the holder, if another process holds the lock.
+    """
+    import datetime as _dt
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    parent = path.absolute().parent
+    lock_file = parent / f".{path.name}.lock"
+    info = parent / f".{path.name}.lock.json"
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            holder = json.loads(info.read_text())
+            who = f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
+        except (OSError, ValueError, KeyError):
+            who = "another process"
+        raise StoreError(
+            f"store.path: {path} is being written by another run ({who}): wait for it to end "
+            "or stop it (a lock left by a killed run is released by the system)"
+        ) from None
+    try:
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        info.write_text(
+            json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": now})
+        )
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            info.unlink()
+        lock.release()
 
 
 def finalise(path: Path) -> bool:

@@ -254,3 +254,38 @@ def test_a_flood_of_problems_is_cut_short(home):
     assert out.returncode == 2 and len(lines) == 21, len(lines)
     assert lines[-1].startswith("rnnlab: error: ... and ") and "more problems" in lines[-1]
     assert max(map(len, lines)) < 600
+
+
+def test_one_writer_per_store_and_a_killed_writers_lock_is_taken_over(home):
+    """A second run on a store being written refuses in one line naming the holder; once
+    the holder is killed (SIGKILL: no clean-up at all) the next run takes the lock over and
+    finishes the store, equal to an uninterrupted run."""
+    import signal
+
+    from .sweeps import (
+        VECTOR_SPEC,
+        assert_same_store,
+        rnnlab_popen,
+        store_arrays_one,
+        wait_for_blocks,
+    )
+
+    long = dict(n=32, num=6, seeds=4, steps=10000, block_seconds=0.1)
+    write_spec(home, VECTOR_SPEC, name="v.toml", **long)
+    first = rnnlab_popen("run", "v.toml", "--sync", "--no-progress", cwd=home)
+    wait_for_blocks(home / "vector.zarr", 2, timeout=120, proc=first)
+    second = rnnlab("run", "v.toml", "--sync", "--no-progress", cwd=home)
+    lines = second.stderr.strip().splitlines()
+    assert second.returncode == 2 and len(lines) == 1, second.stderr
+    assert f"is being written by another run (pid {first.pid} on " in lines[0]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate(timeout=60)  # reaps it and closes its pipes
+    done = int((store_arrays_one(home / "vector.zarr", "block_done") == 1).sum())
+    assert done < len(store_arrays_one(home / "vector.zarr", "block_done")), "not mid-sweep"
+    third = rnnlab("run", "v.toml", "--sync", "--no-progress", cwd=home)
+    assert third.returncode == 0, third.stderr
+    write_spec(home, VECTOR_SPEC, name="ref.toml", **long)
+    ref = rnnlab("run", "ref.toml", "--sync", "--no-progress", "--store", "ref.zarr", cwd=home)
+    assert ref.returncode == 0, ref.stderr
+    assert_same_store(home / "ref.zarr", home / "vector.zarr", ignore=())
+    assert not list(home.glob(".*.lock.json"))  # released, and the note of its holder removed
