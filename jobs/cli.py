@@ -155,6 +155,9 @@ def _embedded(args):
     """The embedded cluster's client of ``run`` and ``report``, its dashboard as asked."""
     from .runner import embedded_client
 
+    # the workers' warnings on a Ctrl-C (cancelled tasks) are noise on a terminal; errors
+    # stay, and a DASK_LOGGING__DISTRIBUTED set by the user wins
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     dashboard = None if args.dashboard.lower() == "off" else args.dashboard
     client = embedded_client(args.local, dashboard=dashboard)
     if dashboard is not None:
@@ -175,6 +178,72 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    hook = sys.unraisablehook
+    if args.command in ("run", "report"):
+        # a shell starts background jobs with SIGINT ignored, and Python keeps an inherited
+        # "ignore": restore Ctrl-C / kill -INT, which stop a sweep cleanly (exit 130, resumable)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = _CtrlCInCallback(hook)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:  # anywhere else (starting up, a cluster starting): one line
+        _close_clusters_quietly()
+        return _interrupted()
+    finally:
+        sys.unraisablehook = hook
+
+
+class _CtrlCInCallback:
+    """An unraisable-exception hook for a Ctrl-C that lands in a callback (distributed's
+    garbage-collection timer): Python would print it and drop it, so the sweep went on.
+    Raise it again where it counts, and keep quiet about that callback's aftermath."""
+
+    def __init__(self, previous):
+        self.previous, self.seen = previous, False
+
+    def __call__(self, unraisable):
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            self.seen = True
+            signal.raise_signal(signal.SIGINT)
+        elif not self.seen:
+            self.previous(unraisable)
+
+
+def _interrupted(path=None) -> int:
+    """The one line of a Ctrl-C (what is done, how to resume); the exit code 130."""
+    from .store import read_done
+
+    state = ""
+    try:
+        if path is not None and path.exists():
+            done = read_done(path)
+            state = f" with {int(done.sum())} of {done.size} blocks of {path} done"
+    except Exception:  # a store still being created: nothing of it is there yet
+        state = ""
+    print(f"rnnlab: interrupted{state}: run the same command again to resume", file=sys.stderr)
+    return 130
+
+
+def _close_clusters_quietly() -> None:
+    """Close an embedded cluster that Ctrl-C interrupted while it started.
+
+    distributed cannot close cleanly a cluster whose workers are still starting (its exit
+    hook asserts on their state and prints a traceback): close what can be closed here,
+    silently, and drop that hook.
+    """
+    import atexit
+    import contextlib
+    import io
+
+    spec = sys.modules.get("distributed.deploy.spec")
+    if spec is None:
+        return
+    with contextlib.suppress(BaseException), contextlib.redirect_stderr(io.StringIO()):
+        spec.close_clusters()
+    atexit.unregister(spec.close_clusters)
+
+
+def _dispatch(parser, args) -> int:
     from .paths import PathError
 
     if args.command == "demo":
@@ -190,10 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     from .spec import SpecError
     from .store import StoreError
 
-    if args.command in ("run", "report"):
-        # a shell starts background jobs with SIGINT ignored, and Python keeps an inherited
-        # "ignore": restore Ctrl-C / kill -INT, which stop a sweep cleanly (exit 130, resumable)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.command == "validate":
             return _validate(args)
@@ -288,12 +353,7 @@ def _run(args) -> int:
             progress=not args.no_progress,
         )
     except KeyboardInterrupt:
-        from .store import read_done
-
-        done = read_done(path) if path.exists() else None
-        state = f"{int(done.sum())} of {done.size} blocks are done" if done is not None else ""
-        print(f"\ninterrupted: {state}; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted(path)
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)
@@ -397,8 +457,7 @@ def _report(args) -> int:
             )
             print(f"{path}: {result.ran} blocks run, {result.already_done} done already")
     except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)

@@ -98,8 +98,11 @@ def _interrupt(args, cwd, store, sig, after: int) -> int:
     else:
         run.send_signal(sig)
     stdout, stderr = run.communicate(timeout=120)
-    if sig == signal.SIGINT:
+    if sig == signal.SIGINT:  # exit 130 and one line, no Dask noise
         assert run.returncode == 130, f"{done} blocks done at the signal\n{stdout}\n{stderr}"
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rnnlab: interrupted with "), stderr
+        assert lines[0].endswith(": run the same command again to resume")
     now = _done(store)
     assert done <= now < len(store_arrays_one(store, "block_done")), "not mid-sweep"
     return now
