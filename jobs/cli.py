@@ -287,15 +287,9 @@ def _validate(args) -> int:
 
 def _describe(spec, grid, plan, path) -> str:
     from .families import get_family
+    from .store import store_bytes
 
-    family = get_family(spec.family)
-    fixed = {k: v for k, v in spec.model.items() if k != "family"}
-    variables = family.variables(fixed, grid.coords, spec.run)
-    ntime = len(family.time_steps(spec.run))
-    size = {"summary": 1, "step": ntime}
-    if "vector" in variables.values():
-        size["vector"] = ntime * family.units(fixed, grid.coords)
-    bytes_per_case = 8 * sum(size[kind] for kind in variables.values())
+    ntime = len(get_family(spec.family).time_steps(spec.run))
     dims = ", ".join(f"{d}: {n}" for d, n in zip(grid.dims, grid.shape, strict=True))
     return "\n".join(
         [
@@ -305,7 +299,7 @@ def _describe(spec, grid, plan, path) -> str:
             f"blocks:   {plan.nblocks:,} of up to {int(np.prod(plan.chunks)):,} cases, "
             f"about {plan.seconds_per_block:.2g} s each on one core "
             f"(total about {plan.seconds_per_block * plan.nblocks:.3g} core-seconds)",
-            f"store:    {path}, about {_size(bytes_per_case * grid.size)} uncompressed",
+            f"store:    {path}, about {_size(store_bytes(spec, grid))} uncompressed",
         ]
     )
 

@@ -79,8 +79,8 @@ class Family:
                 problems.append(f"grid.{key}: {self._unknown(key)}")
         for key, p in self.params.items():
             if key in grid:
-                for i, v in enumerate(grid[key]):
-                    self._check_value(f"grid.{key}[{i}]", v, p, problems)
+                for i in self._suspects(grid[key], p):
+                    self._check_value(f"grid.{key}[{i}]", grid[key][i], p, problems)
             elif key in fixed:
                 self._check_value(f"model.{key}", fixed[key], p, problems)
         self.check_run(fixed, grid, run, problems)
@@ -89,6 +89,19 @@ class Family:
         return f"unknown parameter {key!r} for family {self.name!r}: use one of " + ", ".join(
             self.params
         )
+
+    @staticmethod
+    def _suspects(values: np.ndarray, p: Param):
+        """Indices of the grid values to check one by one: for numbers of the right kind,
+        only the non-finite and too small ones (found at once: a grid dimension may hold
+        millions of values); else all."""
+        kinds = {float: "iuf", int: "iu"}.get(p.kind, "")
+        if p.choices is None and values.dtype.kind in kinds:
+            bad = ~np.isfinite(values) if values.dtype.kind == "f" else np.zeros(values.size, bool)
+            if p.minimum is not None:
+                bad |= values < p.minimum
+            return np.flatnonzero(bad)
+        return range(values.size)
 
     @staticmethod
     def _check_value(where: str, v, p: Param, problems: list[str]) -> None:

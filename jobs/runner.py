@@ -26,6 +26,7 @@ from .spec import Grid, Spec, load_spec, parse_spec
 from .store import (
     BlockPlan,
     StoreError,
+    check_size,
     check_writable,
     create_store,
     finalise,
@@ -69,6 +70,7 @@ def open_sweep(spec_or_path, store: str | Path | None = None):
         spec, grid = spec_or_path
     else:
         raise TypeError("spec_or_path must be a path, a dict, or (Spec, Grid)")
+    check_size(spec, grid)
     plan = plan_blocks(spec, grid)
     if store is None:
         path = check_target(spec.store.path, "store.path")

@@ -45,8 +45,9 @@ from .families import get_family
 
 __all__ = ["Grid", "RangeSpec", "RunSpec", "Spec", "SpecError", "load_spec", "parse_spec"]
 
-#: A grid larger than this is refused as "absurdly large" (a typo in num, most likely).
-MAX_CASES = 10**9
+#: The number of cases must fit an int64 with room (the size of the store is what limits a
+#: grid in practice: store.max_bytes).
+MAX_CASES = 2**62
 
 
 class SpecError(ValueError):
@@ -126,6 +127,8 @@ class StoreSpec(_Strict):
 
     path: str
     block_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: A store larger than this (uncompressed) is refused unless raised here.
+    max_bytes: Annotated[float, Field(gt=0)] = 10e9
 
 
 class Spec(_Strict):
@@ -274,7 +277,7 @@ def parse_spec(data: dict, text: str = "") -> tuple[Spec, Grid]:
     for value in grid_values.values():
         size *= len(value) if isinstance(value, list) else (value.range or value.num or 1)
     if size > MAX_CASES:  # checked before any coordinate array is made
-        problems.append(f"grid: {size:.3g} cases is more than {MAX_CASES:.0e}: shrink a dimension")
+        problems.append(f"grid: {size:.3g} cases is more than {MAX_CASES:.2g}: shrink a dimension")
         raise SpecError(problems)
     coords: dict[str, np.ndarray] = {}
     for name, value in grid_values.items():

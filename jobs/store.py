@@ -38,6 +38,10 @@ DONE = "block_done"
 #: Small sweeps are cut into at least this many blocks (if each keeps MIN_BLOCK_SECONDS).
 MIN_BLOCKS = 16
 MIN_BLOCK_SECONDS = 0.5
+#: At most this many blocks: a smaller block_seconds than that allows is coarsened.
+MAX_BLOCKS = 100_000
+#: The cost of a grid larger than this many cases is averaged over a sample of this size.
+COST_SAMPLE = 100_000
 
 
 class StoreError(RuntimeError):
@@ -81,13 +85,48 @@ def plan_blocks(spec: Spec, grid: Grid, target_seconds: float | None = None) -> 
     resumed sweep uses the plan stored with it.
     """
     target = spec.store.block_seconds if target_seconds is None else target_seconds
-    family = get_family(spec.family)
-    fixed = {k: v for k, v in spec.model.items() if k != "family"}
-    flat = _flat_coords(grid, tuple(slice(0, s) for s in grid.shape))
-    params = family.case_params(fixed, flat, grid.size)
-    per_case = float(np.mean(family.case_seconds(params, spec.run)))
+    per_case = _mean_case_seconds(spec, grid)
     if target_seconds is None:
         target = min(target, max(MIN_BLOCK_SECONDS, per_case * grid.size / MIN_BLOCKS))
+    plan = _cut(grid, per_case, target)
+    # coarsened: a task and a chunk file per block have their cost too
+    target = max(target, per_case * grid.size / MAX_BLOCKS)
+    while plan.nblocks > MAX_BLOCKS:
+        target *= 1.25
+        plan = _cut(grid, per_case, target)
+    return plan
+
+
+def store_bytes(spec: Spec, grid: Grid) -> int:
+    """The store's size, uncompressed: 8 bytes per value of every variable and case."""
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    variables = family.variables(fixed, grid.coords, spec.run)
+    ntime = len(family.time_steps(spec.run))
+    size = {"summary": 1, "step": ntime}
+    if "vector" in variables.values():
+        size["vector"] = ntime * family.units(fixed, grid.coords)
+    return 8 * sum(size[kind] for kind in variables.values()) * grid.size
+
+
+def check_size(spec: Spec, grid: Grid) -> None:
+    """Refuse a store larger than ``store.max_bytes`` before anything is written."""
+    from .spec import SpecError
+
+    nbytes = store_bytes(spec, grid)
+    if nbytes > spec.store.max_bytes:
+        raise SpecError(
+            [
+                f"store.max_bytes: the store would hold about {nbytes / 1e9:.3g} GB "
+                f"(uncompressed), more than store.max_bytes = {spec.store.max_bytes / 1e9:.3g} GB:"
+                " raise store.max_bytes if the disk has room, or shrink the grid or record "
+                "fewer steps"
+            ]
+        )
+
+
+def _cut(grid: Grid, per_case: float, target: float) -> BlockPlan:
+    """Blocks of about ``target`` seconds: trailing dimensions whole, then one split."""
     chunks = [1] * len(grid.shape)
     cases = 1
     for d in reversed(range(len(grid.shape))):
@@ -97,6 +136,23 @@ def plan_blocks(spec: Spec, grid: Grid, target_seconds: float | None = None) -> 
         if chunks[d] < grid.shape[d]:
             break
     return BlockPlan(tuple(grid.shape), tuple(chunks), per_case * cases)
+
+
+def _mean_case_seconds(spec: Spec, grid: Grid) -> float:
+    """The cost model averaged over the grid: over every case of a grid of at most
+    ``COST_SAMPLE`` cases, else over a fixed sample of that many (so that the plan depends
+    on the spec only, and a grid of 10^12 cases is never materialised)."""
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    if grid.size <= COST_SAMPLE:
+        flat = _flat_coords(grid, tuple(slice(0, s) for s in grid.shape))
+        params = family.case_params(fixed, flat, grid.size)
+    else:
+        picks = np.random.default_rng(0).integers(0, grid.size, COST_SAMPLE, dtype=np.int64)
+        where = np.unravel_index(picks, grid.shape)
+        flat = {d: grid.coords[d][i] for d, i in zip(grid.dims, where, strict=True)}
+        params = family.case_params(fixed, flat, COST_SAMPLE)
+    return float(np.mean(family.case_seconds(params, spec.run)))
 
 
 def stored_spec(attrs: dict) -> tuple[Spec, Grid]:

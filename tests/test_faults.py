@@ -289,3 +289,56 @@ def test_one_writer_per_store_and_a_killed_writers_lock_is_taken_over(home):
     assert ref.returncode == 0, ref.stderr
     assert_same_store(home / "ref.zarr", home / "vector.zarr", ignore=())
     assert not list(home.glob(".*.lock.json"))  # released, and the note of its holder removed
+
+
+HUGE = """
+[model]
+family = "rnn"
+n = 1
+[grid]
+activation = ["tanh", "relu"]
+w = {start = 0.5, stop = 1.5, num = 1000000}
+bias = {start = -1, stop = 1, num = 1000}
+amplitude = {start = -1, stop = 1, num = 500}
+[run]
+steps = 1000
+record = "none"
+[store]
+path = "huge.zarr"
+%(extra)s
+"""
+
+
+def test_a_grid_of_1e12_cases_is_planned_without_materialising_it(tmp_path):
+    """10^12 cases: refused for its size (80 TB) in one line, and accepted with
+    store.max_bytes raised, in well under a second and a few MB either way; the plan keeps
+    at most MAX_BLOCKS blocks."""
+    import tracemalloc
+
+    from rnnlab.jobs.runner import open_sweep
+    from rnnlab.jobs.store import MAX_BLOCKS
+
+    (tmp_path / "huge.toml").write_text(HUGE % {"extra": ""})
+    out = rnnlab("validate", "huge.toml", cwd=tmp_path)
+    assert out.returncode == 2 and "store.max_bytes: the store would hold about" in out.stderr
+    (tmp_path / "huge.toml").write_text(HUGE % {"extra": "max_bytes = 1e15"})
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    _, grid, plan, _ = open_sweep(tmp_path / "huge.toml")
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert grid.size == 10**12
+    assert seconds < 1.0 and peak < 50e6, (seconds, peak)
+    assert 0 < plan.nblocks <= MAX_BLOCKS
+    assert not list(tmp_path.glob("huge.zarr*"))
+
+
+def test_blocks_far_smaller_than_their_overhead_are_coarsened(tmp_path):
+    from rnnlab.jobs.runner import open_sweep
+    from rnnlab.jobs.store import MAX_BLOCKS
+
+    text = SPEC.replace("w = [0.5, 1.5]", "w = {start = 0, stop = 1, num = 1000000}")
+    (tmp_path / "tiny.toml").write_text(text.replace("0.001", "1e-9") % {"path": "t.zarr"})
+    _, grid, plan, _ = open_sweep(tmp_path / "tiny.toml")
+    assert grid.size == 10**6 and MAX_BLOCKS // 2 < plan.nblocks <= MAX_BLOCKS

@@ -64,7 +64,7 @@ def test_yaml_is_accepted(tmp_path):
         (("steps = 100", "steps = 0"), "run.steps: Input should be greater than or equal to 1"),
         (("steps = 100", "steps = -5"), "run.steps: Input should be greater than or equal to 1"),
         (("seed = {range = 3}", "seed = []"), "grid.seed: empty list"),
-        (("num = 5", "num = 1000000000"), "grid: 6e+09 cases is more than 1e+09"),
+        (("num = 5", "num = 10000000000000000000"), "grid: 6e+19 cases is more than 4.6e+18"),
         (("n = 1", "n = 4"), "model.w: w is the scalar weight (n = 1)"),
         (("seed = {range = 3}", "n = [1, 2]"), "model.n: also a grid dimension"),
         (('[store]\npath = "out.zarr"', ""), "store: missing table: add [store]"),
