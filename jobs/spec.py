@@ -62,7 +62,8 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: true is not 1, "100" is not 100 (TOML and YAML have numbers; ints are floats)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class RangeSpec(_Strict):
@@ -213,6 +214,10 @@ def _pydantic_problems(err: ValidationError, prefix: str) -> list[str]:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key: remove it (see docs/sweeps.md for the spec's keys)"
+        elif e["type"] in ("int_type", "float_type", "bool_type", "string_type"):
+            msg += f", got {_short(repr(e['input']), 40)}"
+            if e["type"] == "float_type" and isinstance(e["input"], str):
+                msg += " (in YAML, write 1.0e-3: PyYAML reads 1e-3 as text)"
         problems.append(f"{loc}: {msg}" if loc else msg)
     return sorted(set(problems), key=problems.index)
 

@@ -49,6 +49,16 @@ def home(tmp_path):
     write_spec(tmp_path, SPEC, name="empty.toml", path="")
     write_spec(tmp_path, SPEC, name="up.toml", path="..")
     (tmp_path / "bomb.yaml").write_text(BOMB)
+    (tmp_path / "steps.toml").write_text(
+        SPEC.replace("steps = 20", 'steps = "100"') % {"path": "x"}
+    )
+    (tmp_path / "truth.toml").write_text(SPEC.replace("1.5]", "true]") % {"path": "x"})
+    twice = SPEC.replace('activation = "tanh"\n', "").replace(
+        "[grid]", '[grid]\nactivation = ["linear", "identity"]'
+    )
+    (tmp_path / "twice.toml").write_text(twice % {"path": "x"})
+    (tmp_path / "list.yaml").write_text("- model\n- run\n")
+    (tmp_path / "broken.toml").write_text("[model\nfamily = rnn\n")
     (tmp_path / "latin1.toml").write_bytes("[model]\nfamily = 'r\xe9seau'\n".encode("latin-1"))
     with open(tmp_path / "big.toml", "wb") as f:
         f.truncate(1_100_000)
@@ -99,6 +109,16 @@ BAD = [
     (("validate", "latin1.toml"), "latin1.toml: not UTF-8 text"),
     (("validate", "big.toml"), "big.toml: 1,100,000 bytes is not a spec"),
     (("validate", "nothing.toml"), "nothing.toml: cannot read the spec"),
+    (("validate", "steps.toml"), "run.steps: Input should be a valid integer, got '100'"),
+    (("validate", "truth.toml"), "grid.w: mixes numbers and true/false"),
+    (("validate", "twice.toml"), "grid.activation: repeated values"),
+    (("validate", "list.yaml"), "list.yaml: the spec must be a table of tables"),
+    (("validate", "broken.toml"), "broken.toml: not valid TOML"),
+    (("status", "notes.txt"), "notes.txt: not an rnnlab sweep store"),
+    (("status", "nowhere.zarr"), "nowhere.zarr: not an rnnlab sweep store"),
+    (("figures", "nowhere.zarr", "--out", "r"), "no such store"),
+    (("figures", "mine", "--out", "r"), "mine: not a Zarr store"),
+    (("run", "spec.toml", "--local", "-3"), "--local must be >= 1"),
 ]
 
 
