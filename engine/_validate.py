@@ -173,10 +173,20 @@ class RunSettings:
 
     steps: int
     dtype: np.dtype
-    rec: np.ndarray
+    records: np.ndarray | None  # None: every step (made when asked, after the memory check)
     memory_rtol: float
     saturation_tol: float
     bound: float
+
+    @property
+    def nrec(self) -> int:
+        """How many steps are recorded (without making the array of them)."""
+        return self.steps if self.records is None else len(self.records)
+
+    @property
+    def rec(self) -> np.ndarray:
+        """The recorded steps."""
+        return np.arange(self.steps, dtype=np.int64) if self.records is None else self.records
 
     @property
     def t_half(self) -> int:
@@ -227,13 +237,15 @@ def run_settings(
     check_choice("dtype", dtype, ("float64", "float32"))
     fdt = np.dtype(dtype)
     steps = check_int("steps", steps, 1, MAX_STEPS)
-    rec = record_steps(steps, record, num_records)
+    # every step: the array of 0 ... steps - 1 is made after the memory check (10^9 steps)
+    every = isinstance(record, str) and record == "all"
+    rec = None if every else record_steps(steps, record, num_records)
     if saturation_tol is None:
         saturation_tol = 1e-12 if fdt == np.float64 else 1e-5
     return RunSettings(
         steps=steps,
         dtype=fdt,
-        rec=rec,
+        records=rec,
         memory_rtol=_positive("memory_rtol", memory_rtol),
         saturation_tol=_positive("saturation_tol", saturation_tol),
         bound=_positive("bound", bound),

@@ -140,7 +140,7 @@ def run_layers(
     fdt = settings.dtype
     ncase = net.ncase
     L, GH, H = net.Whh.shape[1:]
-    nh, nrec = L * H, len(settings.rec)
+    nh, nrec = L * H, settings.nrec
     R = net.state_rows(cell)
     probe = np.ascontiguousarray(_probe(plan, nh, probe), dtype=fdt)
     k = probe.shape[1] * (2 if get_cell(cell).has_cell else 1)

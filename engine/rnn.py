@@ -222,7 +222,7 @@ def simulate_rnn(
     if not weight_norms:
         plan = plan.without("weights")
     check_memory(
-        ncase * (n * n + 4 * n) * 8 + ncase * len(settings.rec) * 8 * (plan.nrows + 1),
+        ncase * (n * n + 4 * n) * 8 + ncase * settings.nrec * 8 * (plan.nrows + 1),
         "give fewer cases per call, or record fewer steps (record='log', num_records=...)",
     )
     trailing = () if scalar else (n,)
@@ -273,7 +273,7 @@ def simulate_rnn(
 def _run_scalar(code, w, C, b, inputs, settings, plan, threads):
     """The scalar kernel over every case; returns (rec_out, sums)."""
     kind, xs, keys, amp = inputs
-    ncase, nrec = w.shape[0], len(settings.rec)
+    ncase, nrec = w.shape[0], settings.nrec
     rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
     sums = np.empty((ncase, K.N_SUMS))
     iopt, fopt = settings.options(plan, kind)

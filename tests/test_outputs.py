@@ -180,6 +180,19 @@ def test_bad_requests_name_the_argument(call, match):
 def test_a_huge_request_is_refused_before_anything_is_allocated():
     with pytest.raises(ValueError, match="GiB of arrays, more than half of this machine"):
         simulate_rnn(np.zeros(2**20), steps=10**6, record="all")
+    # 10^9 recorded steps of one case: refused before the 8 GB list of steps is made
+    import tracemalloc
+
+    tracemalloc.start()
+    for run in (
+        lambda: simulate_rnn([0.5], steps=10**9, record="all"),
+        lambda: simulate_network("rnn", init_layers("rnn", 4), steps=10**9, record="all"),
+    ):
+        with pytest.raises(ValueError, match="GiB of arrays, more than half of this machine"):
+            run()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100e6, peak
     # log recording of a huge num_records costs at most one record per step
     res = simulate_rnn([0.5], steps=50, record="log", num_records=10**9, outputs=["state"])
     assert res.time[0] == 0 and res.time[-1] == 49 and res["state"].shape[1] <= 50
