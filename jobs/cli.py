@@ -314,13 +314,15 @@ def _size(nbytes: float) -> str:
 
 def _run(args) -> int:
     from .runner import is_complete, open_sweep, run_sweep
-    from .store import finalise
+    from .store import finalise, store_lock, unfinalised
 
     spec, grid, plan, path = open_sweep(args.spec, args.store)
     print(_describe(spec, grid, plan, path))
     if not args.overwrite and is_complete(spec, path):  # no cluster to start for nothing
-        if finalise(path):
-            print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
+        if unfinalised(path):
+            with store_lock(path):
+                if finalise(path):
+                    print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
         print(f"{path}: all {plan.nblocks} blocks are done already; nothing to do")
         return 0
     client = None
@@ -382,7 +384,16 @@ def _connect(args):
 def _status(args) -> int:
     from pathlib import Path
 
-    from .store import StoreError, finalise, read_done, store_attrs, stored_plan, stored_spec
+    from .store import (
+        StoreError,
+        finalise,
+        read_done,
+        store_attrs,
+        store_lock,
+        stored_plan,
+        stored_spec,
+        unfinalised,
+    )
 
     path = Path(args.store)
     attrs = store_attrs(path)
@@ -392,9 +403,13 @@ def _status(args) -> int:
     plan = stored_plan(attrs, grid)
     done = read_done(path)
     try:
-        if finalise(path):
-            attrs = store_attrs(path)
-            print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
+        if unfinalised(path):
+            with store_lock(path):  # a run writing it now will finalise it itself
+                if finalise(path):
+                    attrs = store_attrs(path)
+                    print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
+    except StoreError:
+        pass
     except OSError as err:
         print(
             f"{path}: complete but not finalised ({err.strerror}): run it again where it "

@@ -20,6 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .families import get_family
+from .faults import fault_point
 from .paths import check_target, remove_own, staging
 from .schema import provenance
 from .spec import Grid, Spec, load_spec, parse_spec
@@ -160,6 +161,7 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
     tmp = staging(path, "creating")
     try:
         create_store(tmp, spec, grid, plan)
+        fault_point("create")
         if overwrite and attrs is not None:
             remove_own(path, lambda p: store_attrs(p) is not None, "store.path", "an rnnlab store")
         try:

@@ -20,6 +20,7 @@ import numpy as np
 from rnnlab.engine import OUTPUTS
 
 from .families import get_family
+from .faults import fault_point
 from .schema import TIME_DIM, UNIT_DIM, VARIABLES, provenance
 from .spec import Grid, Spec
 
@@ -301,11 +302,15 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     variables = family.variables(fixed, grid.coords, spec.run)
     results = family.run_cases(params, spec.run, list(variables))
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
-    for name in variables:
+    for i, name in enumerate(variables):
         arr = results[name]
         trailing = arr.shape[1:]  # (), (time,) or (time, unit)
         group[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape(*bshape, *trailing)
+        if i == 0:
+            fault_point("block_data")
+    fault_point("block_done")
     group[DONE][index] = 1
+    fault_point("between_blocks")
     return ncase
 
 
@@ -364,6 +369,22 @@ def store_lock(path: Path):
         lock.release()
 
 
+def unfinalised(path: Path) -> bool:
+    """Whether every block is done but the end time or its consolidated copy is missing."""
+    import zarr
+
+    if not read_done(path).all():
+        return False
+    if not zarr.open_group(str(path), mode="r", use_consolidated=False).attrs.get("end_time"):
+        return True
+    try:
+        with quiet_consolidation():
+            listed = zarr.open_group(str(path), mode="r", use_consolidated=True).attrs
+    except Exception:  # no consolidated metadata at all
+        return True
+    return not listed.get("end_time")
+
+
 def finalise(path: Path) -> bool:
     """Once every block is done: the end time and the consolidated metadata, once.
 
@@ -376,19 +397,12 @@ def finalise(path: Path) -> bool:
 
     import zarr
 
-    if not read_done(path).all():
+    if not unfinalised(path):
         return False
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
-    try:
-        with quiet_consolidation():
-            listed = zarr.open_group(str(path), mode="r", use_consolidated=True).attrs
-        consolidated = bool(listed.get("end_time"))
-    except Exception:  # no consolidated metadata at all
-        consolidated = False
-    if group.attrs.get("end_time") and consolidated:
-        return False
     if not group.attrs.get("end_time"):
         group.attrs["end_time"] = _dt.datetime.now(_dt.UTC).isoformat()
+    fault_point("finalise")
     with quiet_consolidation():
         zarr.consolidate_metadata(str(path))
     return True

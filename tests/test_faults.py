@@ -5,6 +5,7 @@ loopback, waits that end."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -276,39 +277,49 @@ def test_a_flood_of_problems_is_cut_short(home):
     assert max(map(len, lines)) < 600
 
 
-def test_one_writer_per_store_and_a_killed_writers_lock_is_taken_over(home):
-    """A second run on a store being written refuses in one line naming the holder; once
-    the holder is killed (SIGKILL: no clean-up at all) the next run takes the lock over and
-    finishes the store, equal to an uninterrupted run."""
+def test_one_writer_per_store_and_a_killed_writers_lock_is_taken_over(tmp_path):
+    """A run stopped mid-sweep (SIGSTOP at a fault point: alive, holding the lock) makes a
+    second run on the store refuse in one line naming it; once the holder is killed
+    (SIGKILL: no clean-up at all), the next run takes the lock over and finishes the store,
+    equal to an uninterrupted run."""
     import signal
+    import subprocess
 
-    from .sweeps import (
-        VECTOR_SPEC,
-        assert_same_store,
-        rnnlab_popen,
-        store_arrays_one,
-        wait_for_blocks,
-    )
+    from .sweeps import assert_same_store
 
-    long = dict(n=32, num=6, seeds=4, steps=10000, block_seconds=0.1)
-    write_spec(home, VECTOR_SPEC, name="v.toml", **long)
-    first = rnnlab_popen("run", "v.toml", "--sync", "--no-progress", cwd=home)
-    wait_for_blocks(home / "vector.zarr", 2, timeout=120, proc=first)
-    second = rnnlab("run", "v.toml", "--sync", "--no-progress", cwd=home)
-    lines = second.stderr.strip().splitlines()
-    assert second.returncode == 2 and len(lines) == 1, second.stderr
-    assert f"is being written by another run (pid {first.pid} on " in lines[0]
-    os.killpg(first.pid, signal.SIGKILL)
-    first.communicate(timeout=60)  # reaps it and closes its pipes
-    done = int((store_arrays_one(home / "vector.zarr", "block_done") == 1).sum())
-    assert done < len(store_arrays_one(home / "vector.zarr", "block_done")), "not mid-sweep"
-    third = rnnlab("run", "v.toml", "--sync", "--no-progress", cwd=home)
+    for name in ("ref", "run"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "spec.toml").write_text(KILL_SPEC)
+    assert rnnlab("run", "spec.toml", "--sync", cwd=tmp_path / "ref").returncode == 0
+    folder = tmp_path / "run"
+    env = {
+        **os.environ,
+        "RNNLAB_FAULT": "between_blocks:3",
+        "RNNLAB_FAULT_SIGNAL": "STOP",
+        "RNNLAB_FAULT_REACHED": str(folder / "reached.txt"),
+    }
+    code = "import sys; from rnnlab.jobs.cli import main; sys.exit(main(sys.argv[1:]))"
+    first = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "spec.toml", "--sync", "--no-progress"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "reached.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (folder / "reached.txt").read_text() == "between_blocks:3"
+        second = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=folder)
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert f"is being written by another run (pid {first.pid} on " in lines[0]
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(60)
+    third = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=folder)
     assert third.returncode == 0, third.stderr
-    write_spec(home, VECTOR_SPEC, name="ref.toml", **long)
-    ref = rnnlab("run", "ref.toml", "--sync", "--no-progress", "--store", "ref.zarr", cwd=home)
-    assert ref.returncode == 0, ref.stderr
-    assert_same_store(home / "ref.zarr", home / "vector.zarr", ignore=())
-    assert not list(home.glob(".*.lock.json"))  # released, and the note of its holder removed
+    assert "ran 5 blocks" in third.stdout and "(3 were done already)" in third.stdout
+    assert_same_store(tmp_path / "ref" / "s.zarr", folder / "s.zarr", ignore=())
+    assert not list(folder.glob(".*.lock.json"))  # released, and the note of its holder removed
 
 
 HUGE = """
@@ -362,3 +373,121 @@ def test_blocks_far_smaller_than_their_overhead_are_coarsened(tmp_path):
     (tmp_path / "tiny.toml").write_text(text.replace("0.001", "1e-9") % {"path": "t.zarr"})
     _, grid, plan, _ = open_sweep(tmp_path / "tiny.toml")
     assert grid.size == 10**6 and MAX_BLOCKS // 2 < plan.nblocks <= MAX_BLOCKS
+
+
+# -- kills at every kind of moment: the same command again gives the uninterrupted store -----
+
+KILL_SPEC = """
+[model]
+family = "rnn"
+n = 1
+[grid]
+activation = ["identity", "sigmoid", "tanh", "relu"]
+w = {start = -1.5, stop = 1.5, num = 7}
+bias = [-0.5, 0.0, 0.5]
+amplitude = [-1.0, 1.0]
+[run]
+steps = 300
+record = "log"
+num_records = 30
+[store]
+path = "s.zarr"
+block_seconds = 0.00005
+"""
+
+# 20 kills: the creation, every kind of moment inside and between the 8 blocks (the last
+# block's end included: a complete store not yet finalised), and the finalisation
+KILLS = [("create", 1), ("finalise", 1)] + [
+    (point, k)
+    for point in ("block_data", "block_done", "between_blocks")
+    for k in (1, 2, 3, 5, 7, 8)
+]
+# make test kills at every point once (the last block's end included); make test-all all 20
+EACH_POINT = [
+    ("create", 1),
+    ("block_data", 2),
+    ("block_done", 5),
+    ("between_blocks", 8),
+    ("finalise", 1),
+]
+
+
+def _killed_run(folder: str, point: str | None, k: int) -> None:
+    """In a child process: ``rnnlab run`` with the fault armed (it kills itself), or
+    without one (``point`` None: the same command again)."""
+    from rnnlab.jobs.cli import main
+
+    os.chdir(folder)
+    if point is not None:
+        os.environ["RNNLAB_FAULT"] = f"{point}:{k}"
+        os.environ["RNNLAB_FAULT_REACHED"] = str(Path(folder) / "reached.txt")
+    sys.exit(main(["run", "spec.toml", "--sync", "--no-progress"]))
+
+
+def _kill_all(jobs: list[tuple[Path, str | None, int]]) -> list[int]:
+    """Run every job in its own real process, 4 at a time; their exit codes.
+
+    The processes are forked from a server that imported rnnlab once (no threads yet), so
+    that each starts in milliseconds instead of seconds of imports.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests._preload_scalar"])
+    codes = []
+    for start in range(0, len(jobs), 4):
+        procs = [
+            ctx.Process(target=_killed_run, args=(str(f), p, k))
+            for f, p, k in jobs[start : start + 4]
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(120)
+            codes.append(proc.exitcode)
+    return codes
+
+
+@pytest.mark.parametrize(
+    "kills",
+    [
+        pytest.param(EACH_POINT, id="each-point"),
+        pytest.param(KILLS, id="20-kills", marks=pytest.mark.slow),
+    ],
+)
+def test_a_run_killed_at_any_moment_is_finished_by_the_same_command(tmp_path, kills):
+    """SIGKILL (no clean-up) at each named fault-injection point (20 times in all in the
+    exhaustive tier, every point once in make test); each point
+    is proven reached; the same command then finishes the store, equal bit for bit to an
+    uninterrupted run, finalised, with nothing left behind."""
+    from rnnlab.analysis import open_results
+    from rnnlab.jobs.faults import POINTS
+    from rnnlab.jobs.spec import load_spec
+    from rnnlab.jobs.store import plan_blocks
+
+    from .sweeps import assert_same_store
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "spec.toml").write_text(KILL_SPEC)
+    spec, grid = load_spec(tmp_path / "ref" / "spec.toml")
+    assert plan_blocks(spec, grid).nblocks == 8
+    assert {p for p, _ in kills} == set(POINTS) and len(KILLS) >= 20
+    ref = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr
+    folders = []
+    for point, k in kills:
+        folder = tmp_path / f"{point}-{k}"
+        folder.mkdir()
+        (folder / "spec.toml").write_text(KILL_SPEC)
+        folders.append(folder)
+    codes = _kill_all([(f, p, k) for f, (p, k) in zip(folders, kills, strict=True)])
+    for folder, (point, k), code in zip(folders, kills, codes, strict=True):
+        assert code == -9, (point, k, code)  # killed by SIGKILL, by itself
+        assert (folder / "reached.txt").read_text() == f"{point}:{k}"
+    again = _kill_all([(f, None, 0) for f in folders])  # the same command, unarmed
+    for folder, (point, k), code in zip(folders, kills, again, strict=True):
+        assert code == 0, (point, k, code)
+        assert_same_store(tmp_path / "ref" / "s.zarr", folder / "s.zarr", ignore=())
+        assert open_results(folder / "s.zarr").attrs["end_time"], (point, k)
+        left = {p.name for p in folder.iterdir()} - {"spec.toml", "reached.txt", "s.zarr"}
+        assert left <= {".s.zarr.lock"}, (point, k, left)
