@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .sweeps import rnnlab, write_spec
+from .sweeps import SCALAR_SPEC, rnnlab, write_spec
 
 SPEC = """
 [model]
@@ -377,23 +377,8 @@ def test_blocks_far_smaller_than_their_overhead_are_coarsened(tmp_path):
 
 # -- kills at every kind of moment: the same command again gives the uninterrupted store -----
 
-KILL_SPEC = """
-[model]
-family = "rnn"
-n = 1
-[grid]
-activation = ["identity", "sigmoid", "tanh", "relu"]
-w = {start = -1.5, stop = 1.5, num = 7}
-bias = [-0.5, 0.0, 0.5]
-amplitude = [-1.0, 1.0]
-[run]
-steps = 300
-record = "log"
-num_records = 30
-[store]
-path = "s.zarr"
-block_seconds = 0.00005
-"""
+# the scalar sweep of the sweep tests, cut into 8 blocks
+KILL_SPEC = SCALAR_SPEC.replace('"scalar.zarr"', '"s.zarr"') % {"block_seconds": 0.00005}
 
 # 20 kills: the creation, every kind of moment inside and between the 8 blocks (the last
 # block's end included: a complete store not yet finalised), and the finalisation
