@@ -1,7 +1,8 @@
 """rnnlab.analysis: query stored sweeps with xarray, derive metrics, draw the summary figures.
 
 - :func:`open_results`: a store as a lazy (Dask-backed) ``xarray.Dataset``; refuses what is
-  not an rnnlab store or is incomplete (``allow_incomplete=True`` opens it anyway).
+  not an rnnlab store, is incomplete or is damaged (``allow_incomplete=True`` opens it anyway,
+  the missing and damaged blocks read as NaN).
 - Derived quantities: :func:`memory_horizon`, :func:`gradient_crossing_step`,
   :func:`growth_rate_theory`, :func:`classify`, :func:`phase_boundary`.
 - Figures (``rnnlab.analysis.figures``): one function per figure, ``(ds, ax=None) -> Figure``.
@@ -19,11 +20,18 @@ from .metrics import (
     phase_boundary,
 )
 from .report import Report, ReportError, write_report
-from .results import IncompleteStoreError, NotAStoreError, missing_blocks, open_results
+from .results import (
+    DamagedStoreError,
+    IncompleteStoreError,
+    NotAStoreError,
+    missing_blocks,
+    open_results,
+)
 
 __all__ = [
     "CLASSES",
     "FIGURES",
+    "DamagedStoreError",
     "IncompleteStoreError",
     "MissingData",
     "NotAStoreError",

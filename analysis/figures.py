@@ -9,6 +9,9 @@ that lacks what a figure needs raises :class:`MissingData` with the reason.
 
 from __future__ import annotations
 
+import functools
+import json
+
 import numpy as np
 import xarray as xr
 
@@ -19,6 +22,7 @@ __all__ = [
     "MissingData",
     "gradient_by_depth",
     "gradient_vs_lag",
+    "incomplete_note",
     "input_weight_gradients",
     "lstm_memory",
     "memory_phase",
@@ -36,6 +40,36 @@ _THEORY = dict(color="0.25", linestyle=":", linewidth=1.2)
 
 class MissingData(ValueError):
     """The store lacks what the figure needs (the message says what)."""
+
+
+def incomplete_note(ds) -> str:
+    """What a figure of stores with missing or damaged blocks must say ("" for none)."""
+    datasets = [ds] if isinstance(ds, xr.Dataset) else list(ds)
+    parts = []
+    for d in datasets:
+        missing = json.loads(d.attrs.get("missing_blocks", "[]"))
+        if missing:
+            damaged = len(json.loads(d.attrs.get("damaged_blocks", "[]")))
+            why = f" ({damaged} damaged)" if damaged else ""
+            parts.append(f"{len(missing)} of {d.attrs.get('nblocks', '?')} blocks missing{why}")
+    if not parts:
+        return ""
+    return f"Incomplete store: {'; '.join(parts)}; their cases are not drawn (NaN)"
+
+
+def _figure(func):
+    """A figure function whose figure says so when its store is incomplete or damaged."""
+
+    @functools.wraps(func)
+    def draw(ds, *args, **kwargs):
+        fig = func(ds, *args, **kwargs)
+        note = incomplete_note(ds)
+        if note:
+            mine = fig.get_suptitle()
+            fig.suptitle(f"{mine}\n{note}" if mine else note, color=PALETTE[3], fontsize="small")
+        return fig
+
+    return draw
 
 
 def _color(i: int) -> str:
@@ -142,6 +176,7 @@ def _positive(a, lo=1e-250, hi=1e250):
     return np.where((a >= lo) & (a <= hi), a, np.nan)
 
 
+@_figure
 def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-12, 1e12)):
     """Figure 1: the scalar linear recursion h(t) = w h(t-1) + c x(t), impulse input.
 
@@ -183,6 +218,7 @@ def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-12
     return fig
 
 
+@_figure
 def vector_linear(ds, ax=None, *, seed=None, tmax=300, ylim=(1e-30, 1e30)):
     """Figure 2: the vector linear recursion h(t) = W h(t-1) + C x(t), impulse input.
 
@@ -234,6 +270,7 @@ def vector_linear(ds, ax=None, *, seed=None, tmax=300, ylim=(1e-30, 1e30)):
     return fig
 
 
+@_figure
 def scalar_nonlinear(
     ds, ax=None, *, bias=0.0, activations=("sigmoid", "tanh", "relu"), relu_max=1e12
 ):
@@ -276,6 +313,7 @@ def scalar_nonlinear(
     return fig
 
 
+@_figure
 def vector_nonlinear(ds, ax=None, *, seed=None):
     """Figure 4: vector nonlinear recursions: ||h(t)|| (top) and the response to the input
     at t = 0 (bottom) for each activation, one line per spectral radius."""
@@ -302,6 +340,7 @@ def vector_nonlinear(ds, ax=None, *, seed=None):
     return fig
 
 
+@_figure
 def memory_phase(ds, ax=None, *, x=None, select=None):
     """Figure 5: the memory horizon over (w or spectral radius) x activation.
 
@@ -338,6 +377,7 @@ def memory_phase(ds, ax=None, *, x=None, select=None):
     return fig
 
 
+@_figure
 def gradient_vs_lag(ds, ax=None, *, seed=None):
     """Figure 6: log10 ||dh(t)/dh(0)|| against the lag t for each activation and weight scale,
     with the bound (gamma sigma_max)^t dotted (gamma = sup|f'|)."""
@@ -381,6 +421,7 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
     return fig
 
 
+@_figure
 def gradient_by_depth(ds, ax=None):
     """Figure 7: the gradient norm by depth in deep feed-forward nets, one panel per
     activation, one line per weight gain (median over seeds, band: min to max); dotted: the
@@ -417,6 +458,7 @@ def gradient_by_depth(ds, ax=None):
     return fig
 
 
+@_figure
 def input_weight_gradients(datasets, ax=None):
     """Figure 8: RNN vs LSTM (and GRU): the norm of each step's contribution to the gradient
     of the input weight matrix, for a loss at step T only (median over seeds, band: the
@@ -463,6 +505,7 @@ def input_weight_gradients(datasets, ax=None):
     return fig
 
 
+@_figure
 def lstm_memory(ds, ax=None, *, lag=100):
     """Figure 9: the LSTM cell's gradient retention. Left: log10 ||dc(t)/dc(0)|| against t for
     each forget-gate bias (vanilla LSTM). Right: its value at ``lag`` against the forget-gate
@@ -515,6 +558,7 @@ _CLASS_COLORS = {
 }
 
 
+@_figure
 def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
     """Figure 10: the dynamical class (vanishing / stable memory / saturating / chaotic /
     exploding, see :func:`rnnlab.analysis.classify`) over two grid dimensions of any store,

@@ -11,9 +11,9 @@ import numpy as np
 
 from rnnlab.jobs.paths import PathError, check_target, replacing
 
-from .figures import FIGURES, MissingData
+from .figures import FIGURES, MissingData, incomplete_note
 from .metrics import CLASSES, classify, growth_rate_theory
-from .results import IncompleteStoreError, NotAStoreError, open_results
+from .results import ANYWAY, IncompleteStoreError, NotAStoreError, open_results
 
 __all__ = ["Report", "ReportError", "write_report"]
 
@@ -40,7 +40,7 @@ class Report:
 
 
 def _key_numbers(name: str, ds) -> list[str]:
-    lines = []
+    lines = [note] if (note := incomplete_note(ds)) else []
     dims = [d for d in ds.dims if d not in ("time", "block")]
     lines.append(
         f"{ds.attrs.get('family', '?')} family, {int(np.prod([ds.sizes[d] for d in dims]))} "
@@ -139,19 +139,24 @@ def _file_part(label: str) -> str:
     return label.removesuffix(".zarr").replace("/", "_")
 
 
+_ALLOW = "with --allow-incomplete (allow_incomplete=True)"
+
 #: Stores up to this size are read into memory once for the report; larger ones stay lazy.
 LOAD_BYTES = 512 * 2**20
 
 
-def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Report:
+def write_report(
+    stores, out, *, formats=("png", "svg"), dpi: int = 110, allow_incomplete: bool = False
+) -> Report:
     """Write every applicable figure of ``stores`` into ``out`` with an ``index.html``.
 
     Parameters
     ----------
     stores : sequence of path
-        rnnlab stores (complete ones: an incomplete store is refused with the blocks it
-        misses). A store of at most ``LOAD_BYTES`` (512 MiB) is read into memory once;
-        a larger one is read lazily, figure by figure.
+        rnnlab stores, complete and intact: every chunk's checksum is verified first, and
+        an incomplete or damaged store is refused with the blocks it misses. A store of at
+        most ``LOAD_BYTES`` (512 MiB) is read into memory once; a larger one is read lazily,
+        figure by figure.
     out : path
         The report folder. Written whole into a temporary folder beside it and moved into
         place at the end, so a failed report leaves nothing half-written; an existing report
@@ -160,6 +165,9 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
         Image formats of every figure (PNG for the page, SVG for papers).
     dpi : int
         Resolution of the PNGs.
+    allow_incomplete : bool
+        Draw stores with missing or damaged blocks too: their cases are left out (NaN), and
+        every figure of such a store and the page say so.
 
     Returns
     -------
@@ -177,9 +185,9 @@ def write_report(stores, out, *, formats=("png", "svg"), dpi: int = 110) -> Repo
     opened = {}
     for name, path in store_labels(stores).items():
         try:
-            ds = open_results(path)
+            ds = open_results(path, allow_incomplete=allow_incomplete, verify=True)
         except (NotAStoreError, IncompleteStoreError) as err:
-            raise ReportError(str(err)) from None
+            raise ReportError(str(err).replace(f"with {ANYWAY}", _ALLOW)) from None
         # the figures read many small pieces: a store that fits easily is read once, whole
         opened[name] = (path, ds.load() if ds.nbytes <= LOAD_BYTES else ds)
     out = check_out(out)

@@ -9,12 +9,12 @@ allocated. :func:`run_settings` turns the settings common to every family into t
 from __future__ import annotations
 
 import numbers
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _tracking as K
+from ._memory import check_memory
 from ._numerics import INPUT_ARRAY, INPUT_IMPULSE, INPUT_NOISE, INPUT_STEP
 from .weights import case_rng
 
@@ -147,24 +147,6 @@ def input_arrays(input, ncase: int, steps: int, noise_seed, n: int):
     seeds = as_cases(noise_seed, ncase, (), "noise_seed", np.int64)
     keys = noise_keys(seeds, n) if kind == INPUT_NOISE else np.zeros(ncase, dtype=np.uint64)
     return kind, xs, keys, name
-
-
-def _memory_limit() -> int:
-    """Half of the machine's memory (8 GiB if it cannot be read)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
-def check_memory(nbytes: float, fix: str) -> None:
-    """Refuse, before allocating, arrays larger than half of the machine's memory."""
-    limit = _memory_limit()
-    if nbytes > limit:
-        raise ValueError(
-            f"this run needs {nbytes / 2**30:,.1f} GiB of arrays, more than half of this "
-            f"machine's memory ({limit / 2**30:,.1f} GiB): {fix}"
-        )
 
 
 @dataclass(frozen=True)

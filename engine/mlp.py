@@ -17,7 +17,7 @@ import numpy as np
 from . import _tracking as K
 from ._numerics import INPUT_IMPULSE
 from ._parallel import threads_for
-from ._validate import as_cases, check_choice, run_settings
+from ._validate import as_cases, check_choice, check_memory, run_settings
 from .activations import get_activation
 from .cells import lstm
 from .network import NETWORK_SUMMARIES, OUTPUT_HINTS, Layers, run_layers
@@ -56,6 +56,7 @@ def mlp_weights(n: int, depth: int, init: str = "normal", seed: int = 0) -> np.n
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}: use one of {', '.join(INITS)}")
+    check_memory(2 * 8.0 * depth * n * n, "choose a smaller width n or depth")  # QR's copy
     rng = case_rng(seed, n, f"mlp/{depth}", init)
     if init == "normal":
         return rng.standard_normal((depth, n, n))

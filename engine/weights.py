@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 
+from ._memory import check_memory
 from .cells import CELLS
 
 __all__ = [
@@ -86,6 +87,7 @@ def base_matrix(n: int, kind: str, seed: int = 0, layer: int = 0) -> np.ndarray:
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    check_memory(3 * 8 * float(n) ** 2, "choose a smaller n")  # the matrix and QR's copies
     if kind == "identity":
         return np.eye(n)
     if kind not in WEIGHT_KINDS:
@@ -270,8 +272,12 @@ def init_layers(
         raise ValueError("n, layers and input_size must be >= 1")
     if init == "pytorch" and scale is not None:
         raise ValueError("init 'pytorch' has no scale: drop scale or choose another init")
-    s = 1.0 if scale is None else float(scale)
     G = CELL_GATES[cell]
+    check_memory(
+        8.0 * layers * (G * n * (n + max(n, input_size)) + 9 * n * n * gate_recurrence),
+        "choose a smaller n or fewer layers",
+    )
+    s = 1.0 if scale is None else float(scale)
     k = 1.0 / np.sqrt(n)
     out = []
     for layer in range(layers):

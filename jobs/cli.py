@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         "embedded LocalCluster sized to the machine runs it. Running the same command again "
         "resumes: only unfinished blocks are recomputed.",
     )
-    run.add_argument("spec", help="the sweep spec (TOML or YAML)")
+    run.add_argument(
+        "spec",
+        metavar="SPEC",
+        help="the sweep spec (TOML or YAML), or a store: its own spec, into itself",
+    )
     run.add_argument("--store", help="Zarr store to write (default: the spec's store.path)")
     run.add_argument(
         "--overwrite",
@@ -109,8 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     _dashboard_option(run)
 
-    status = sub.add_parser("status", help="print done and missing blocks and the provenance")
+    status = sub.add_parser(
+        "status",
+        help="print done, missing and damaged blocks and the provenance",
+        description="Print the sweep's blocks (done, missing, damaged) and its provenance. "
+        "Damaged blocks (a chunk missing, of another size, or with --verify failing its "
+        "checksum) are marked not done, so that `rnnlab run STORE` recomputes them; the exit "
+        "code is 1 if damage was found.",
+    )
     status.add_argument("store", help="the sweep's Zarr store")
+    status.add_argument(
+        "--verify",
+        action="store_true",
+        help="also read every chunk and check its checksum (finds a changed byte)",
+    )
 
     figures = sub.add_parser(
         "figures",
@@ -121,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("stores", nargs="+", metavar="STORE", help="rnnlab Zarr stores")
     figures.add_argument(
         "--out", default="results/report", help="report folder (default: %(default)s)"
+    )
+    figures.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="draw stores with missing or damaged blocks too (as gaps, said on each figure)",
     )
     report = sub.add_parser(
         "report",
@@ -155,9 +176,10 @@ def _embedded(args):
     """The embedded cluster's client of ``run`` and ``report``, its dashboard as asked."""
     from .runner import embedded_client
 
-    # the workers' warnings on a Ctrl-C (cancelled tasks) are noise on a terminal; errors
-    # stay, and a DASK_LOGGING__DISTRIBUTED set by the user wins
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    # the workers' warnings on a Ctrl-C (cancelled tasks) and their "Compute Failed" dumps
+    # are noise on a terminal: a failed block is reported in one line by the run itself;
+    # a DASK_LOGGING__DISTRIBUTED set by the user wins
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
     dashboard = None if args.dashboard.lower() == "off" else args.dashboard
     client = embedded_client(args.local, dashboard=dashboard)
     if dashboard is not None:
@@ -256,6 +278,7 @@ def _dispatch(parser, args) -> int:
         except PathError as err:
             return _fail(str(err))
         return 0
+    from .runner import SweepError
     from .spec import SpecError
     from .store import StoreError
 
@@ -267,13 +290,27 @@ def _dispatch(parser, args) -> int:
         if args.command == "status":
             return _status(args)
         if args.command == "figures":
-            return _figures(args.stores, args.out)
+            return _figures(args.stores, args.out, args.allow_incomplete)
         if args.command == "report":
             return _report(args)
     except (SpecError, StoreError, PathError) as err:
         return _fail(str(err))
+    except (SweepError, OSError) as err:  # a failure of the run, not of its input
+        if os.environ.get("RNNLAB_DEBUG"):
+            raise
+        _fail(str(err) if isinstance(err, SweepError) else _os_error(err))
+        return 1
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2  # pragma: no cover
+
+
+def _os_error(err: OSError) -> str:
+    """One line for an operating-system failure (a full disk, a file that vanished)."""
+    where = f"{err.filename}: " if err.filename else ""
+    return (
+        f"{where}{err.strerror or err}: fix that and run the same command again (a sweep "
+        "resumes; RNNLAB_DEBUG=1 shows the traceback)"
+    )
 
 
 def _validate(args) -> int:
@@ -318,7 +355,7 @@ def _run(args) -> int:
 
     spec, grid, plan, path = open_sweep(args.spec, args.store)
     print(_describe(spec, grid, plan, path))
-    if not args.overwrite and is_complete(spec, path):  # no cluster to start for nothing
+    if not args.overwrite and is_complete(spec, grid, path):  # no cluster to start for nothing
         if unfinalised(path):
             with store_lock(path):
                 if finalise(path):
@@ -356,6 +393,8 @@ def _run(args) -> int:
             client.close()
             if not (args.scheduler or args.scheduler_file) and cluster is not None:
                 cluster.close()
+    if result.damage is not None:
+        print(f"{path}: found {result.damage.summary()}: recomputed")
     if result.ran == 0:
         print(f"{path}: all {result.nblocks} blocks are done already; nothing to do")
     else:
@@ -384,16 +423,8 @@ def _connect(args):
 def _status(args) -> int:
     from pathlib import Path
 
-    from .store import (
-        StoreError,
-        finalise,
-        read_done,
-        store_attrs,
-        store_lock,
-        stored_plan,
-        stored_spec,
-        unfinalised,
-    )
+    from . import integrity
+    from .store import StoreError, read_done, store_attrs, stored_plan, stored_spec
 
     path = Path(args.store)
     attrs = store_attrs(path)
@@ -402,19 +433,13 @@ def _status(args) -> int:
     spec, grid = stored_spec(attrs)
     plan = stored_plan(attrs, grid)
     done = read_done(path)
-    try:
-        if unfinalised(path):
-            with store_lock(path):  # a run writing it now will finalise it itself
-                if finalise(path):
-                    attrs = store_attrs(path)
-                    print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
-    except StoreError:
-        pass
-    except OSError as err:
-        print(
-            f"{path}: complete but not finalised ({err.strerror}): run it again where it "
-            "can be written"
-        )
+    report = integrity.check(path, plan, verify=args.verify, done=done)
+    if report.damage:
+        note = _mark_damaged(path, report)
+        done[report.blocks] = False
+        attrs = store_attrs(path) or attrs
+    else:
+        attrs = _finalise_if_needed(path) or attrs
     print(_describe(spec, grid, plan, path))
     missing = np.flatnonzero(~done)
     print(f"done:     {int(done.sum())} of {done.size} blocks")
@@ -423,18 +448,69 @@ def _status(args) -> int:
         print(f"missing:  {missing.size} blocks: {shown}")
     else:
         print("missing:  none (the sweep is complete)")
+    checked = "sizes and checksums" if args.verify else "sizes; --verify reads checksums too"
+    if report.damage:
+        print(f"damaged:  {report.counts()} ({checked}):")
+        for d in report.damage[:20]:
+            print(f"          {d}")
+        if len(report.damage) > 20:
+            print(f"          ... and {len(report.damage) - 20} more")
+        print(f"          {note}")
+    else:
+        print(f"damaged:  none (done blocks checked: {report.checked_blocks}; {checked})")
     for key in ("spec_sha256", "rnnlab_version", "git_commit", "host", "start_time", "end_time"):
         if key in attrs:
             print(f"{key + ':':<17} {attrs[key]}")
-    return 0
+    return 1 if report.damage else 0
 
 
-def _figures(stores, out) -> int:
+def _mark_damaged(path, report) -> str:
+    """Mark the damaged blocks not done (under the store's lock); what was done, and the
+    command that repairs the store."""
+    from . import integrity
+    from .store import StoreError, store_lock
+
+    if report.unrepairable:
+        return f"not repairable block by block: `rnnlab run {path} --overwrite` recomputes it"
+    try:
+        with store_lock(path):
+            integrity.mark_not_done(path, report.blocks)
+    except StoreError:
+        return f"not marked (another run is writing {path}): run `rnnlab status` when it ends"
+    except OSError as err:
+        return (
+            f"not marked ({err.strerror}): `rnnlab run {path}` recomputes them where the "
+            "store can be written"
+        )
+    return f"marked not done: `rnnlab run {path}` recomputes them"
+
+
+def _finalise_if_needed(path) -> dict | None:
+    """Finalise a store whose run stopped after its last block; its new attributes."""
+    from .store import StoreError, finalise, store_attrs, store_lock, unfinalised
+
+    try:
+        if unfinalised(path):
+            with store_lock(path):  # a run writing it now will finalise it itself
+                if finalise(path):
+                    print(f"{path}: finalised (end time, metadata) after an earlier run stopped")
+                    return store_attrs(path)
+    except StoreError:
+        pass
+    except OSError as err:
+        print(
+            f"{path}: complete but not finalised ({err.strerror}): run it again where it "
+            "can be written"
+        )
+    return None
+
+
+def _figures(stores, out, allow_incomplete: bool = False) -> int:
     # analysis sits above jobs (DESIGN.md): imported here, when the command asks for it
     from rnnlab.analysis import ReportError, write_report
 
     try:
-        rep = write_report(stores, out)
+        rep = write_report(stores, out, allow_incomplete=allow_incomplete)
     except ReportError as err:
         return _fail(str(err))
     print(f"{rep.out}: {len(rep.figures)} figures ({len(rep.skipped)} skipped: no data)")
@@ -456,7 +532,7 @@ def _report(args) -> int:
         check_out(args.out)  # and the report's folder
     except ReportError as err:
         return _fail(str(err))
-    pending = [s for s in sweeps if not is_complete(s[0], s[3])]
+    pending = [s for s in sweeps if not is_complete(s[0], s[1], s[3])]
     client = None if args.sync or not pending else _embedded(args)  # no cluster for nothing
     try:
         for spec, grid, plan, path in sweeps:

@@ -8,8 +8,9 @@ values. A new family is a new :class:`Family` subclass registered in :data:`FAMI
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -187,6 +188,12 @@ class Family:
         layered kernels depend only on the family's cell and the run's precision."""
         return [{}]
 
+    def case_bytes(self, params: dict, run) -> np.ndarray:
+        """Working memory of each case in a block, beyond its results: weights, their
+        transient copies and the tangent matrices (conservative; the results are counted
+        by the planner)."""
+        return np.zeros(len(params["seed"]))
+
     def case_params(self, fixed: dict, flat: dict[str, np.ndarray], ncase: int) -> dict:
         """Full per-case parameter arrays: grid values where given, else fixed or defaults."""
         out = {}
@@ -292,6 +299,17 @@ class RnnFamily(Family):
             L = params["layers"].astype(float)
             per_step = 1e-6 + (8 * L * n**2 + grad * (2 * L - 1) * 2 * n**2 * L * n) / 20e9
         return per_step * run.steps
+
+    def case_bytes(self, params: dict, run) -> np.ndarray:
+        """n > 1: the case's matrix, the seeded base, its rescaled copy and the eigenvalue
+        and SVD workspaces (about 4 n^2 values), and with the gradient the n x n tangent
+        and its product (2 n^2); layered: 2 n^2 weights per layer and the (L n)^2 tangent."""
+        n = params["n"].astype(float)
+        grad = 0.0 if run.gradient == "none" else 1.0
+        if params["_layered"][0]:
+            L = params["layers"].astype(float)
+            return 8 * (2 * L * n**2 + 4 * n**2 + grad * 2 * (L * n) ** 2)
+        return np.where(n == 1, 0.0, 8 * (5 * n**2 + grad * 2 * n**2))
 
     def case_params(self, fixed, flat, ncase):
         out = super().case_params(fixed, flat, ncase)
@@ -413,10 +431,33 @@ def _is_set(a: np.ndarray) -> np.ndarray:
     return np.array([_given(v) for v in a])
 
 
-@lru_cache(maxsize=256)
+#: The base matrices kept for reuse (common random numbers across a swept scale) hold at most
+#: this many bytes in a worker; the least recently used go first.
+BASE_CACHE_BYTES = 256 * 2**20
+_BASES: OrderedDict = OrderedDict()
+_BASES_LOCK = threading.Lock()
+
+
 def _base(seed: int, n: int, kind: str, layer: int = 0) -> tuple[np.ndarray, float, float]:
     """The base matrix of (seed, n, kind, layer) with its spectral radius and largest singular
-    value. A negative ``layer`` -l is the orthogonal input matrix of stacked layer l."""
+    value (cached: see ``BASE_CACHE_BYTES``)."""
+    key = (seed, n, kind, layer)
+    with _BASES_LOCK:
+        if key in _BASES:
+            _BASES.move_to_end(key)
+            return _BASES[key]
+    value = _make_base(*key)
+    with _BASES_LOCK:
+        _BASES[key] = value
+        total = sum(v[0].nbytes for v in _BASES.values())
+        while total > BASE_CACHE_BYTES and len(_BASES) > 1:
+            total -= _BASES.popitem(last=False)[1][0].nbytes
+    return value
+
+
+def _make_base(seed: int, n: int, kind: str, layer: int) -> tuple[np.ndarray, float, float]:
+    """See :func:`_base`. A negative ``layer`` -l is the orthogonal input matrix of stacked
+    layer l."""
     if layer < 0:
         q, r = np.linalg.qr(case_rng(seed, n, f"interlayer/{-layer}").standard_normal((n, n)))
         B = q * np.where(np.diag(r) < 0, -1.0, 1.0)
@@ -532,6 +573,18 @@ class LayeredFamily(Family):
         fwd = 2 * L * 4 * G * n * n
         tan = grad * (2 * L - 1) * 2 * G * n * n * k + grad * 30 * G * n * k * L
         return (1e-6 + (fwd + tan) / 20e9) * run.steps
+
+    def case_bytes(self, params: dict, run) -> np.ndarray:
+        """The weights (2 G H^2 per layer, and the FGR matrices) and, with the gradient, the
+        tangent of k = L R columns over the L R state rows (R = 2 H for the LSTM's h and c)
+        and its gate rows."""
+        n = params["n"].astype(float)
+        L = params["layers"].astype(float)
+        G = {"lstm": 4, "gru": 3}.get(self.cell, 1)
+        R = (2.0 if self.cell == "lstm" else 1.0) * n
+        grad = 0.0 if run.gradient == "none" else 1.0
+        weights = 2 * L * G * n**2 + (9 * L * n**2 if self.cell == "lstm" else 0.0)
+        return 8 * (weights + grad * (2 * (L * R) ** 2 + 3 * G * n * L * R))
 
     def weights(self, p: dict, i: int) -> list[dict]:
         """The layers of case i."""
@@ -656,6 +709,11 @@ class MlpFamily(Family):
         n = params["n"].astype(float)
         grad = 0.0 if run.gradient == "none" else 1.0
         return (1e-6 + (4 * n * n + grad * 2 * n**3) / 20e9) * run.steps
+
+    def case_bytes(self, params, run):
+        """The weights of every layer (steps n x n matrices) and the n x n tangent."""
+        n = params["n"].astype(float)
+        return 8 * (run.steps + 2) * n**2
 
     def run_cases(self, params, run, outputs):
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""

@@ -19,15 +19,19 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import integrity
 from .families import get_family
 from .faults import fault_point
 from .paths import check_target, remove_own, staging
 from .schema import provenance
-from .spec import Grid, Spec, load_spec, parse_spec
+from .spec import Grid, Spec, SpecError, load_spec, parse_spec
 from .store import (
     BlockPlan,
     StoreError,
+    check_memory,
+    check_plan,
     check_size,
+    check_store_writable,
     check_writable,
     create_store,
     finalise,
@@ -36,34 +40,68 @@ from .store import (
     store_attrs,
     store_lock,
     stored_plan,
+    stored_spec,
     write_block,
 )
 
-__all__ = ["SweepResult", "is_complete", "open_sweep", "run_block", "run_sweep", "warm_kernels"]
+__all__ = [
+    "SweepError",
+    "SweepResult",
+    "is_complete",
+    "open_sweep",
+    "run_block",
+    "run_sweep",
+    "warm_kernels",
+]
+
+
+class SweepError(RuntimeError):
+    """A block could not be computed or written; ``str(err)`` is one line saying which, why,
+    and that the blocks done are kept (the same command resumes)."""
+
+    @classmethod
+    def of_block(cls, path: Path, index: int, err: BaseException) -> SweepError:
+        if isinstance(err, OSError) and err.strerror:
+            why = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+        else:
+            text = str(err).strip().splitlines()
+            why = f"{type(err).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
+        return cls(
+            f"{path}: block {index} failed ({why}); the blocks done are kept: fix the cause "
+            "and run the same command again to resume"
+        )
 
 
 @dataclass
 class SweepResult:
-    """What a sweep did: the store path, and how many blocks it ran and found done."""
+    """What a sweep did: the store path, how many blocks it ran and found done, and the
+    damage it found (and recomputed) in blocks marked done."""
 
     path: Path
     nblocks: int
     ran: int
     already_done: int
     seconds: float
+    damage: integrity.Report | None = None
 
     def __fspath__(self) -> str:
         return str(self.path)
 
 
 def open_sweep(spec_or_path, store: str | Path | None = None):
-    """Validate a spec (a path, a dict or a Spec) and plan its blocks.
+    """Validate a spec (a spec file, a store, a dict or a Spec) and plan its blocks.
+
+    A path to an rnnlab store stands for the spec it was made with, and for itself as the
+    store (unless ``store`` says otherwise).
 
     Returns
     -------
     (Spec, Grid, BlockPlan, Path)
     """
-    if isinstance(spec_or_path, str | Path):
+    if isinstance(spec_or_path, str | Path) and Path(spec_or_path).is_dir():
+        spec, grid = _spec_of_store(Path(spec_or_path))
+        store = spec_or_path if store is None else store
+    elif isinstance(spec_or_path, str | Path):
         spec, grid = load_spec(spec_or_path)
     elif isinstance(spec_or_path, dict):
         spec, grid = parse_spec(spec_or_path, text=_dict_text(spec_or_path))
@@ -72,12 +110,23 @@ def open_sweep(spec_or_path, store: str | Path | None = None):
     else:
         raise TypeError("spec_or_path must be a path, a dict, or (Spec, Grid)")
     check_size(spec, grid)
+    check_memory(spec, grid)
     plan = plan_blocks(spec, grid)
+    check_plan(spec, grid, plan)
     if store is None:
         path = check_target(spec.store.path, "store.path")
     else:
         path = check_target(store, "--store")
     return spec, grid, plan, path
+
+
+def _spec_of_store(path: Path) -> tuple[Spec, Grid]:
+    attrs = store_attrs(path)
+    if attrs is None:
+        raise SpecError(
+            [f"{path}: a folder that is not an rnnlab store: give a spec file or a store"]
+        )
+    return stored_spec(attrs)
 
 
 def _dict_text(d: dict) -> str:
@@ -116,14 +165,17 @@ def warm_kernels(spec: Spec, grid: Grid) -> None:
         family.run_cases(params, run, outputs)
 
 
-def is_complete(spec: Spec, path: Path) -> bool:
-    """Whether ``path`` holds this spec's finished sweep (so that a run has nothing to do)."""
+def is_complete(spec: Spec, grid: Grid, path: Path) -> bool:
+    """Whether ``path`` holds this spec's finished sweep, every block done and intact (so
+    that a run has nothing to do)."""
     attrs = store_attrs(path)
     if attrs is None or attrs.get("spec_sha256") != spec.sha256:
         return False
-    return attrs.get("rnnlab_version") == provenance()["rnnlab_version"] and bool(
-        read_done(path).all()
-    )
+    if attrs.get("rnnlab_version") != provenance()["rnnlab_version"]:
+        return False
+    done = read_done(path)
+    plan = stored_plan(attrs, grid)
+    return bool(done.all()) and not integrity.check(path, plan, done=done).damage
 
 
 def _refuse_foreign(path: Path, attrs: dict | None) -> None:
@@ -154,7 +206,8 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
                 f"store.path: {path} was written by rnnlab {attrs.get('rnnlab_version')}, this "
                 f"is {ours}: use --overwrite to recompute it, or another --store"
             )
-        return stored_plan(attrs, grid), read_done(path)
+        check_store_writable(path)
+        return _resume(path, stored_plan(attrs, grid))
     _refuse_foreign(path, attrs)
     check_writable(path)
     # built beside its place and renamed into it: a killed creation leaves no store behind
@@ -176,7 +229,23 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return plan, np.zeros(plan.nblocks, dtype=bool)
+    return plan, np.zeros(plan.nblocks, dtype=bool), None
+
+
+def _resume(path: Path, plan: BlockPlan):
+    """The plan, the done flags and the damage of an existing store: blocks marked done
+    whose chunks are missing or of another size are marked not done, to be recomputed."""
+    done = read_done(path)
+    report = integrity.check(path, plan, done=done)
+    if report.unrepairable:
+        raise StoreError(
+            f"store.path: {path} is damaged beyond its blocks ({report.unrepairable[0]}): "
+            "use --overwrite to recompute it"
+        )
+    if report.blocks:
+        integrity.mark_not_done(path, report.blocks)
+        done[report.blocks] = False
+    return plan, done, report if report.damage else None
 
 
 def run_sweep(
@@ -194,7 +263,8 @@ def run_sweep(
     Parameters
     ----------
     spec_or_path : str, Path, dict or (Spec, Grid)
-        The spec file (TOML or YAML), or the spec as a dict.
+        The spec file (TOML or YAML), a store (its own spec, into itself), or the spec as a
+        dict.
     client : dask.distributed.Client, optional
         Where to run the blocks. Default: an embedded ``LocalCluster`` sized to the machine
         (one single-threaded worker process per core), closed at the end.
@@ -236,9 +306,9 @@ def run_sweep(
 
 def _sweep_locked(spec, grid, plan, path, client, overwrite, sync, progress, max_in_flight):
     """The sweep, with the store's writer lock held."""
-    plan, done = _prepare_store(spec, grid, plan, path, overwrite)
+    plan, done, damage = _prepare_store(spec, grid, plan, path, overwrite)
     todo = [int(i) for i in np.flatnonzero(~done)]
-    result = SweepResult(path, plan.nblocks, 0, int(done.sum()), 0.0)
+    result = SweepResult(path, plan.nblocks, 0, int(done.sum()), 0.0, damage)
     if not todo:
         finalise(path)  # a run killed after its last block ends here
         return result
@@ -247,7 +317,10 @@ def _sweep_locked(spec, grid, plan, path, client, overwrite, sync, progress, max
     try:
         if sync:
             for i in todo:
-                _, n = run_block(spec, grid, plan, str(path), i)
+                try:
+                    _, n = run_block(spec, grid, plan, str(path), i)
+                except Exception as err:
+                    raise SweepError.of_block(path, i, err) from err
                 reporter.block_done(n)
         else:
             warm_kernels(spec, grid)
@@ -272,17 +345,23 @@ def _run_on_dask(client, spec, grid, plan, path, todo, max_in_flight, reporter):
         # scatter the spec once: every task refers to it instead of pickling it again
         spec_f, grid_f, plan_f = client.scatter([spec, grid, plan], broadcast=True)
         where = str(path.absolute())  # workers may run in another folder
-        pending = iter(todo)
-        first = [
-            client.submit(run_block, spec_f, grid_f, plan_f, where, i, pure=False)
-            for i in _take(pending, window)
-        ]
-        queue = as_completed(first)
+        pending, index = iter(todo), {}
+
+        def submit(i):
+            fut = client.submit(run_block, spec_f, grid_f, plan_f, where, i, pure=False)
+            index[fut.key] = i
+            return fut
+
+        queue = as_completed([submit(i) for i in _take(pending, window)])
         for fut in queue:
-            _, n = fut.result()
+            try:
+                _, n = fut.result()
+            except Exception as err:
+                client.cancel([f for f in list(queue.futures) if f is not fut])
+                raise SweepError.of_block(path, index[fut.key], err) from err
             reporter.block_done(n)
             for i in _take(pending, 1):
-                queue.add(client.submit(run_block, spec_f, grid_f, plan_f, where, i, pure=False))
+                queue.add(submit(i))
     finally:
         if own:
             cluster = client.cluster

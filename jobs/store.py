@@ -21,6 +21,7 @@ from rnnlab.engine import OUTPUTS
 
 from .families import get_family
 from .faults import fault_point
+from .integrity import DONE, codecs, create_record, read_flags, record_block, record_coordinates
 from .schema import TIME_DIM, UNIT_DIM, VARIABLES, provenance
 from .spec import Grid, Spec
 
@@ -35,7 +36,6 @@ __all__ = [
     "write_block",
 ]
 
-DONE = "block_done"
 #: Small sweeps are cut into at least this many blocks (if each keeps MIN_BLOCK_SECONDS).
 MIN_BLOCKS = 16
 MIN_BLOCK_SECONDS = 0.5
@@ -43,6 +43,12 @@ MIN_BLOCK_SECONDS = 0.5
 MAX_BLOCKS = 100_000
 #: The cost of a grid larger than this many cases is averaged over a sample of this size.
 COST_SAMPLE = 100_000
+#: A block's working memory stays under this: more cases than fit are cut into more blocks
+#: (a fixed number, so that the plan depends on the spec only, not on the machine).
+BLOCK_BYTES = 2**30
+#: A case's results are held about this many times while a block runs (the kernel's
+#: float64 rows, the collected arrays, the reshaped region written to Zarr).
+RESULT_COPIES = 3
 
 
 class StoreError(RuntimeError):
@@ -87,19 +93,75 @@ def plan_blocks(spec: Spec, grid: Grid, target_seconds: float | None = None) -> 
     """
     target = spec.store.block_seconds if target_seconds is None else target_seconds
     per_case = _mean_case_seconds(spec, grid)
+    most = max(1, int(BLOCK_BYTES // max(case_bytes(spec, grid), 1.0)))
     if target_seconds is None:
         target = min(target, max(MIN_BLOCK_SECONDS, per_case * grid.size / MIN_BLOCKS))
-    plan = _cut(grid, per_case, target)
+    plan = _cut(grid, per_case, target, most)
     # coarsened: a task and a chunk file per block have their cost too
     target = max(target, per_case * grid.size / MAX_BLOCKS)
-    while plan.nblocks > MAX_BLOCKS:
+    while plan.nblocks > MAX_BLOCKS and target < per_case * grid.size:  # ends: target grows
         target *= 1.25
-        plan = _cut(grid, per_case, target)
+        plan = _cut(grid, per_case, target, most)
     return plan
+
+
+def case_bytes(spec: Spec, grid: Grid) -> float:
+    """Working memory of the grid's largest case in a block: the family's arrays (weights,
+    tangents; largest at the largest ``n`` and ``layers``) and ``RESULT_COPIES`` copies of
+    its results."""
+    family = get_family(spec.family)
+    fixed = {k: v for k, v in spec.model.items() if k != "family"}
+    flat = {d: np.asarray(grid.coords[d][:1]) for d in grid.dims}
+    for d in set(grid.dims) & {"n", "layers"}:
+        flat[d] = np.asarray([grid.coords[d].max()])
+    params = family.case_params(fixed, flat, 1)
+    return float(family.case_bytes(params, spec.run)[0]) + RESULT_COPIES * _result_bytes(spec, grid)
+
+
+def check_plan(spec: Spec, grid: Grid, plan: BlockPlan) -> None:
+    """Refuse a plan of more than ``MAX_BLOCKS`` blocks (possible only when the memory
+    bound keeps the blocks small)."""
+    from .spec import SpecError
+
+    if plan.nblocks > MAX_BLOCKS:
+        raise SpecError(
+            [
+                f"grid: {plan.nblocks:,} blocks of at most {int(np.prod(plan.chunks)):,} "
+                f"cases (each block holds at most {BLOCK_BYTES / 2**30:g} GiB), more than "
+                f"{MAX_BLOCKS:,}: shrink the grid, or record fewer steps"
+            ]
+        )
+
+
+def check_memory(spec: Spec, grid: Grid) -> None:
+    """Refuse a sweep whose largest case cannot fit in this machine's memory (half of it,
+    as the engine's own check), before anything is allocated."""
+    from rnnlab.engine._memory import memory_limit
+
+    from .spec import SpecError
+
+    need, limit = case_bytes(spec, grid), memory_limit()
+    if need > limit:
+        sizes = {d: int(grid.coords[d].max()) for d in ("n", "layers") if d in grid.dims}
+        fixed = {d: spec.model[d] for d in ("n", "layers") if d in spec.model}
+        which = ", ".join(f"{k} = {v}" for k, v in {**fixed, **sizes}.items())
+        raise SpecError(
+            [
+                f"model.n: one case ({which or 'the largest'}) needs about "
+                f"{need / 2**30:,.1f} GiB of memory, more than half of this machine's "
+                f"({limit / 2**30:,.1f} GiB): choose a smaller n or fewer layers, or record "
+                "fewer steps (run.record, run.num_records)"
+            ]
+        )
 
 
 def store_bytes(spec: Spec, grid: Grid) -> int:
     """The store's size, uncompressed: 8 bytes per value of every variable and case."""
+    return _result_bytes(spec, grid) * grid.size
+
+
+def _result_bytes(spec: Spec, grid: Grid) -> int:
+    """The results of one case: 8 bytes per value of every variable."""
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     variables = family.variables(fixed, grid.coords, spec.run)
@@ -107,7 +169,7 @@ def store_bytes(spec: Spec, grid: Grid) -> int:
     size = {"summary": 1, "step": ntime}
     if "vector" in variables.values():
         size["vector"] = ntime * family.units(fixed, grid.coords)
-    return 8 * sum(size[kind] for kind in variables.values()) * grid.size
+    return 8 * sum(size[kind] for kind in variables.values())
 
 
 def check_size(spec: Spec, grid: Grid) -> None:
@@ -126,12 +188,13 @@ def check_size(spec: Spec, grid: Grid) -> None:
         )
 
 
-def _cut(grid: Grid, per_case: float, target: float) -> BlockPlan:
-    """Blocks of about ``target`` seconds: trailing dimensions whole, then one split."""
+def _cut(grid: Grid, per_case: float, target: float, most: int) -> BlockPlan:
+    """Blocks of about ``target`` seconds and at most ``most`` cases: trailing dimensions
+    whole, then one split."""
     chunks = [1] * len(grid.shape)
     cases = 1
     for d in reversed(range(len(grid.shape))):
-        room = max(1, int(target / (per_case * cases)))
+        room = max(1, min(int(target / (per_case * cases)), most // cases))
         chunks[d] = min(grid.shape[d], room)
         cases *= chunks[d]
         if chunks[d] < grid.shape[d]:
@@ -174,9 +237,15 @@ def stored_spec(attrs: dict) -> tuple[Spec, Grid]:
 
 def stored_plan(attrs: dict, grid: Grid) -> BlockPlan:
     """The block plan a store was created with (from its ``block_chunks`` attribute)."""
+    return plan_of(attrs, dict(zip(grid.dims, grid.shape, strict=True)))
+
+
+def plan_of(attrs: dict, sizes) -> BlockPlan:
+    """The block plan recorded in a store's attributes, given the sizes of its dimensions."""
     chunks = json.loads(attrs["block_chunks"])
     seconds = float(attrs.get("block_seconds_estimate", "nan"))
-    return BlockPlan(tuple(grid.shape), tuple(int(chunks[d]) for d in grid.dims), seconds)
+    shape = tuple(int(sizes[d]) for d in chunks)
+    return BlockPlan(shape, tuple(int(c) for c in chunks.values()), seconds)
 
 
 def _flat_coords(grid: Grid, slices: tuple[slice, ...]) -> dict[str, np.ndarray]:
@@ -197,9 +266,11 @@ def _fill(dtype: np.dtype):
 
 
 def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
-    """Write the store's template (metadata, coordinates, empty variables) once."""
+    """Write the store's template (metadata, coordinates, empty variables, the empty
+    integrity record) once."""
     import dask.array as da
     import xarray as xr
+    import zarr
 
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
@@ -215,7 +286,7 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
         full, chk = (*grid.shape, *extra[kind]), (*plan.chunks, *extra[kind])
         arr = da.full(full, _fill(dtype), dtype=dtype, chunks=chk or -1)
         data_vars[name] = xr.Variable((*grid.dims, *trailing[kind]), arr, attrs=_var_attrs(name))
-        data_vars[name].encoding = {"chunks": chk or None, "fill_value": _fill(dtype)}
+        data_vars[name].encoding = {"chunks": chk or None, "fill_value": _fill(dtype), **codecs()}
     data_vars[DONE] = xr.Variable(
         ("block",),
         da.zeros(plan.nblocks, dtype=np.int8, chunks=1),
@@ -226,12 +297,14 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
             "block); the only truth about completion.",
         },
     )
-    data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0}
-    coords = {d: (d, _coord_values(grid.coords[d])) for d in grid.dims}
+    data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0, **codecs()}
+    coords = {d: xr.Variable(d, _coord_values(grid.coords[d])) for d in grid.dims}
     coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=_var_attrs("time"))
     if "vector" in variables.values():
         units = np.arange(extra["vector"][1])
         coords[UNIT_DIM] = xr.Variable(UNIT_DIM, units, attrs=_var_attrs(UNIT_DIM))
+    for var in coords.values():
+        var.encoding = codecs()
     attrs = {
         "title": f"rnnlab sweep: family {spec.family}, {grid.size} cases",
         "family": spec.family,
@@ -248,7 +321,11 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     attrs["end_time"] = ""
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     with quiet_consolidation():
-        ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=True)
+        ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False)
+        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+        create_record(group, plan.nblocks, list(variables))
+        record_coordinates(Path(path), group)
+        zarr.consolidate_metadata(str(path))
 
 
 @contextlib.contextmanager
@@ -308,6 +385,8 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
         group[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape(*bshape, *trailing)
         if i == 0:
             fault_point("block_data")
+    pos = tuple(s.start // c for s, c in zip(slices, plan.chunks, strict=True))
+    record_block(Path(path), group, list(variables), pos, index)
     fault_point("block_done")
     group[DONE][index] = 1
     fault_point("between_blocks")
@@ -315,11 +394,12 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
 
 
 def read_done(path: Path) -> np.ndarray:
-    """The ``block_done`` flags of a store, as booleans."""
+    """The ``block_done`` flags of a store, as booleans (an element that cannot be read, or
+    holds anything but 1, is not done)."""
     import zarr
 
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    return np.asarray(group[DONE][:]) == 1
+    return read_flags(group[DONE])[0] == 1
 
 
 @contextlib.contextmanager
@@ -420,6 +500,24 @@ def store_attrs(path: Path) -> dict | None:
         return None
     attrs = dict(group.attrs)
     return attrs if "spec_sha256" in attrs else None
+
+
+def check_store_writable(path: Path) -> None:
+    """Raise StoreError unless the blocks of the existing store ``path`` can be written."""
+    path = Path(path)
+    folders = [path, *(p for p in path.iterdir() if p.is_dir())]
+    probe = path / f".rnnlab-write-test-{os.getpid()}"
+    try:
+        probe.write_text("")
+        probe.unlink()
+        bad = next((p for p in folders if not os.access(p, os.W_OK | os.X_OK)), None)
+        if bad is not None:
+            raise PermissionError(13, "Permission denied")
+    except OSError as err:
+        raise StoreError(
+            f"store.path: {path} cannot be written ({err.strerror}): make it writable "
+            f"(chmod -R u+w {path}) or run into another --store"
+        ) from None
 
 
 def check_writable(path: Path) -> None:

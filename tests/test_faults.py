@@ -61,6 +61,8 @@ def home(tmp_path):
     (tmp_path / "list.yaml").write_text("- model\n- run\n")
     (tmp_path / "broken.toml").write_text("[model\nfamily = rnn\n")
     (tmp_path / "latin1.toml").write_bytes("[model]\nfamily = 'r\xe9seau'\n".encode("latin-1"))
+    wide = SPEC.replace("n = 1", "n = 100000").replace("w = [0.5, 1.5]", "seed = [0, 1]")
+    (tmp_path / "wide.toml").write_text(wide % {"path": "x"})
     with open(tmp_path / "big.toml", "wb") as f:
         f.truncate(1_100_000)
     return tmp_path
@@ -120,6 +122,12 @@ BAD = [
     (("figures", "nowhere.zarr", "--out", "r"), "no such store"),
     (("figures", "mine", "--out", "r"), "mine: not a Zarr store"),
     (("run", "spec.toml", "--local", "-3"), "--local must be >= 1"),
+    (("run", "mine", "--sync"), "mine: a folder that is not an rnnlab store"),
+    (("validate", "mine"), "mine: a folder that is not an rnnlab store"),
+    (("status", "mine", "--verify"), "mine: not an rnnlab sweep store"),
+    (("validate", "wide.toml"), "model.n: one case (n = 100000) needs about"),
+    (("run", "wide.toml", "--sync"), "more than half of this machine's"),
+    (("figures", "nowhere.zarr", "--out", "r", "--allow-incomplete"), "no such store"),
 ]
 
 
@@ -340,28 +348,45 @@ path = "huge.zarr"
 """
 
 
-def test_a_grid_of_1e12_cases_is_planned_without_materialising_it(tmp_path):
-    """10^12 cases: refused for its size (80 TB) in one line, and accepted with
-    store.max_bytes raised, in well under a second and a few MB either way; the plan keeps
-    at most MAX_BLOCKS blocks."""
+def _planned(path: Path):
+    """open_sweep of a spec: (outcome, seconds, peak bytes traced)."""
     import tracemalloc
 
     from rnnlab.jobs.runner import open_sweep
+    from rnnlab.jobs.spec import SpecError
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        outcome = open_sweep(path)
+    except SpecError as err:
+        outcome = err
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return outcome, seconds, peak
+
+
+def test_a_grid_of_1e12_cases_is_answered_without_materialising_it(tmp_path):
+    """10^12 cases: refused for its size (80 TB) in one line; with store.max_bytes raised,
+    refused for its blocks (each holds at most BLOCK_BYTES of working memory, so it would
+    take over MAX_BLOCKS of them); 10^11 cases are accepted within MAX_BLOCKS blocks. Each
+    answer comes in well under a second, with a few MB traced."""
     from rnnlab.jobs.store import MAX_BLOCKS
 
     (tmp_path / "huge.toml").write_text(HUGE % {"extra": ""})
     out = rnnlab("validate", "huge.toml", cwd=tmp_path)
     assert out.returncode == 2 and "store.max_bytes: the store would hold about" in out.stderr
     (tmp_path / "huge.toml").write_text(HUGE % {"extra": "max_bytes = 1e15"})
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    _, grid, plan, _ = open_sweep(tmp_path / "huge.toml")
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert grid.size == 10**12
+    err, seconds, peak = _planned(tmp_path / "huge.toml")
+    assert "blocks of at most" in str(err) and f"more than {MAX_BLOCKS:,}" in str(err)
     assert seconds < 1.0 and peak < 50e6, (seconds, peak)
-    assert 0 < plan.nblocks <= MAX_BLOCKS
+    (tmp_path / "tenth.toml").write_text(
+        HUGE.replace("num = 1000000", "num = 100000") % {"extra": "max_bytes = 1e15"}
+    )
+    (_, grid, plan, _), seconds, peak = _planned(tmp_path / "tenth.toml")
+    assert grid.size == 10**11 and 0 < plan.nblocks <= MAX_BLOCKS
+    assert seconds < 1.0 and peak < 50e6, (seconds, peak)
     assert not list(tmp_path.glob("huge.zarr*"))
 
 

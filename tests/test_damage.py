@@ -1,0 +1,262 @@
+"""Damage after the fact: chunks deleted, truncated, grown or altered (one byte, size
+unchanged), garbage completion flags and records, lost metadata, damaged coordinates, a
+read-only store. Each is found (by ``status``, ``run`` or ``--verify``), said in one line,
+and repaired by the same command: the repaired store equals an undamaged one bit for bit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from .sweeps import SCALAR_SPEC, assert_same_store, rnnlab
+
+# the scalar sweep of the sweep tests, 168 cases cut into 8 blocks; no case blows up, so no
+# block writes a blowup_step chunk (all -1, the fill value): a legitimate absence
+SPEC = SCALAR_SPEC.replace('"scalar.zarr"', '"s.zarr"') % {"block_seconds": 0.00005}
+BLOCK = 3  # the block the tests damage
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An undamaged store (made once), and its spec."""
+    folder = tmp_path_factory.mktemp("ref")
+    (folder / "spec.toml").write_text(SPEC)
+    out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    return folder / "s.zarr"
+
+
+@pytest.fixture
+def store(reference, tmp_path) -> Path:
+    """A copy of the reference store (to damage), with its spec beside it."""
+    shutil.copytree(reference, tmp_path / "s.zarr")
+    (tmp_path / "spec.toml").write_text(SPEC)
+    return tmp_path / "s.zarr"
+
+
+def chunk(store: Path, name: str, block: int = BLOCK) -> Path:
+    """The file of variable ``name``'s chunk in ``block``."""
+    from rnnlab.jobs.store import plan_of
+
+    group = zarr.open_group(str(store), mode="r", use_consolidated=False)
+    arr = group[name]
+    if name == "block_done":
+        return store / name / arr.metadata.encode_chunk_key((block,))
+    sizes = dict(zip(arr.metadata.dimension_names, arr.shape, strict=True))
+    plan = plan_of(dict(group.attrs), sizes)
+    pos = np.unravel_index(block, plan.nblocks_per_dim)
+    coords = (*(int(p) for p in pos), *(0,) * (arr.ndim - len(pos)))
+    return store / name / arr.metadata.encode_chunk_key(coords)
+
+
+def _flip(file: Path) -> None:
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    file.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "deleted": lambda f: f.unlink(),
+    "truncated": lambda f: f.write_bytes(f.read_bytes()[:-9]),
+    "grown": lambda f: f.write_bytes(f.read_bytes() + b"\0" * 7),
+    "garbage": lambda f: f.write_bytes(os.urandom(f.stat().st_size + 3)),
+    "emptied": lambda f: f.write_bytes(b""),
+}
+
+
+def test_an_undamaged_store_is_intact_and_a_chunk_left_unwritten_is_no_damage(reference):
+    out = rnnlab("status", reference, "--verify", cwd=reference.parent)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "damaged:  none (done blocks checked: 8; sizes and checksums)" in out.stdout
+    assert not (reference / "blowup_step" / "c").exists()  # every value the fill value
+    assert chunk(reference, "state_norm").is_file()
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_a_damaged_chunk_is_found_by_run_and_recomputed(store, reference, how):
+    """The same command again finds the chunk (its size differs from the block's record),
+    says so, recomputes exactly its block, and the store equals the undamaged one."""
+    DAMAGE[how](chunk(store, "state_norm"))
+    out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=store.parent)
+    assert out.returncode == 0, out.stderr
+    assert f"found 1 damaged chunk in 1 block (block {BLOCK}: state_norm/" in out.stdout
+    assert "ran 1 blocks" in out.stdout and "(7 were done already)" in out.stdout
+    assert_same_store(reference, store, ignore=())
+
+
+def test_one_flipped_byte_is_found_by_verify_then_recomputed(store, reference):
+    """A changed byte, size unchanged: sizes agree, the CRC-32C does not. xarray refuses to
+    read the chunk; status --verify finds it, marks its block not done (exit 1), and
+    `rnnlab run STORE` recomputes it."""
+    import xarray as xr
+
+    _flip(chunk(store, "response"))
+    plain = rnnlab("status", "s.zarr", cwd=store.parent)
+    assert plain.returncode == 0 and "damaged:  none" in plain.stdout  # sizes only
+    with pytest.raises(ValueError, match="checksum"):
+        xr.open_zarr(store, consolidated=False).response.values  # noqa: B018
+    out = rnnlab("status", "s.zarr", "--verify", cwd=store.parent)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"block {BLOCK}: response/" in out.stdout and "altered: its checksum" in out.stdout
+    assert "marked not done: `rnnlab run s.zarr` recomputes them" in out.stdout
+    assert "done:     7 of 8 blocks" in out.stdout
+    again = rnnlab("run", "s.zarr", "--sync", "--no-progress", cwd=store.parent)
+    assert again.returncode == 0, again.stderr
+    assert "ran 1 blocks" in again.stdout
+    assert_same_store(reference, store, ignore=())
+    assert "damaged:  none" in rnnlab("status", "s.zarr", "--verify", cwd=store.parent).stdout
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+def test_analysis_refuses_a_damaged_store_or_draws_what_there_is(store, reference):
+    """open_results and `figures` refuse it (one line); allowed, the damaged block's cases
+    read as NaN, every other value is the undamaged one, and the figures say so."""
+    from rnnlab.analysis import DamagedStoreError, open_results
+    from rnnlab.analysis.figures import scalar_nonlinear
+
+    DAMAGE["truncated"](chunk(store, "state"))
+    with pytest.raises(DamagedStoreError, match=f"block {BLOCK}: state/"):
+        open_results(store)
+    out = rnnlab("figures", "s.zarr", "--out", "rep", cwd=store.parent)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "damaged: 1 damaged chunk in 1 block" in lines[0] and "--allow-incomplete" in lines[0]
+    ds = open_results(store, allow_incomplete=True).load()
+    ref = open_results(reference).load()
+    assert ds.attrs["missing_blocks"] == f"[{BLOCK}]" == ds.attrs["damaged_blocks"]
+    for name in ("state", "state_norm", "growth_rate"):
+        got, want = ds[name].values, ref[name].values
+        lost = np.isnan(got) & ~np.isnan(want)
+        assert lost.any(), name  # the block's cases, in every variable
+        np.testing.assert_array_equal(got[~lost], want[~lost])
+    fig = scalar_nonlinear(ds)
+    assert "Incomplete store: 1 of 8 blocks missing (1 damaged)" in fig.get_suptitle()
+    drawn = rnnlab("figures", "s.zarr", "--out", "rep", "--allow-incomplete", cwd=store.parent)
+    assert drawn.returncode == 0, drawn.stderr
+    page = (store.parent / "rep" / "index.html").read_text()
+    assert "Incomplete store: 1 of 8 blocks missing" in page
+
+
+def test_garbage_in_the_done_flags_or_the_record_means_recompute(store, reference):
+    """A block_done chunk or a record row that fails its checksum is no traceback: the
+    block is not done (or not recorded: damaged) and is recomputed."""
+    chunk(store, "block_done", 2).write_bytes(b"\x07garbage")
+    (store / "integrity" / "chunk_bytes" / "c" / "5" / "0").write_bytes(b"nonsense!")
+    out = rnnlab("status", "s.zarr", cwd=store.parent)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "block 5: integrity/chunk_bytes not recorded" in out.stdout
+    assert "missing:  2 blocks: 2, 5" in out.stdout
+    again = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=store.parent)
+    assert again.returncode == 0 and "ran 2 blocks" in again.stdout, again.stdout + again.stderr
+    assert_same_store(reference, store, ignore=())
+
+
+@pytest.mark.parametrize("what", ["metadata", "coordinate"])
+def test_damage_beyond_the_blocks_is_repaired_by_overwrite(store, reference, what):
+    """A lost metadata document or a damaged coordinate cannot be recomputed block by block:
+    status says so with the command that repairs it, run refuses in one line, and that
+    command (run --overwrite) gives the undamaged store back."""
+    if what == "metadata":
+        (store / "state_norm" / "zarr.json").unlink()
+    else:
+        w = store / "w" / "c" / "0"
+        w.write_bytes(w.read_bytes()[:-5])
+    out = rnnlab("status", "s.zarr", cwd=store.parent)
+    assert out.returncode == 1 and "`rnnlab run s.zarr --overwrite` recomputes it" in out.stdout
+    run = rnnlab("run", "s.zarr", "--sync", "--no-progress", cwd=store.parent)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert "is damaged beyond its blocks" in lines[0] and "use --overwrite" in lines[0]
+    fixed = rnnlab("run", "s.zarr", "--sync", "--no-progress", "--overwrite", cwd=store.parent)
+    assert fixed.returncode == 0, fixed.stderr
+    assert_same_store(reference, store, ignore=())
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` made read-only for this process: by its permissions for a user, by a
+    read-only bind mount for root (whom permissions do not bind)."""
+    if os.geteuid() != 0:
+        subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
+        return
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_store_is_refused_in_one_line_and_left_alone(store, reference):
+    """Resuming into a store that cannot be written: one line with the fix, exit 2, the
+    store unchanged; status still reads it, and reports its damage without marking it."""
+    from rnnlab.jobs import integrity
+
+    from .test_faults import _tree
+
+    integrity.mark_not_done(store, [6, 7])
+    DAMAGE["deleted"](chunk(store, "state_norm", 1))
+    before = _tree(store)
+    with read_only(store):
+        out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=store.parent)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1, out.stderr
+        assert "store.path: s.zarr cannot be written (" in lines[0]
+        assert "make it writable (chmod -R u+w s.zarr)" in lines[0]
+        status = rnnlab("status", "s.zarr", cwd=store.parent)
+        assert status.returncode == 1 and not status.stderr, status.stdout + status.stderr
+        assert "block 1: state_norm/" in status.stdout and "not marked (" in status.stdout
+        assert "done:     5 of 8 blocks" in status.stdout
+    assert _tree(store) == before  # nothing written, nothing removed
+    out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=store.parent)
+    assert out.returncode == 0 and "ran 3 blocks" in out.stdout, out.stdout + out.stderr
+    assert_same_store(reference, store, ignore=())
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str):
+    """A file system of ``size`` mounted on ``folder`` (tmpfs; root only), unmounted after."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield lambda new: subprocess.run(
+            ["mount", "-o", f"remount,size={new}", str(folder)], check=True
+        )
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("size", ["48k", "400k"])
+def test_a_full_disk_is_one_line_and_the_same_command_resumes(reference, tmp_path, size):
+    """The disk fills up while the store is created (48 kB) or between blocks (400 kB):
+    one line, exit 1, nothing half-made under the store's name; with room again the same
+    command finishes the store, equal to one that never ran out."""
+    disk = tmp_path / "disk"
+    with small_disk(disk, size) as resize:
+        (disk / "spec.toml").write_text(SPEC)
+        out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=disk)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 1 and len(lines) == 1, out.stderr
+        assert "No space left on device" in lines[0] and "run the same command again" in lines[0]
+        assert not [p for p in disk.iterdir() if ".creating-" in p.name]
+        if size == "48k":
+            assert not (disk / "s.zarr").exists()
+        else:
+            assert "block " in lines[0] and "the blocks done are kept" in lines[0]
+        resize("20m")
+        again = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=disk)
+        assert again.returncode == 0, again.stderr
+        assert_same_store(reference, disk / "s.zarr", ignore=())
