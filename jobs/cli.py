@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout",
         type=_seconds,
-        default=10.0,
-        help="seconds to wait for a scheduler (or its scheduler file) to answer (default: 10)",
+        default=None,
+        help="seconds to wait for a scheduler (or its scheduler file) to answer (default: "
+        "10), or for the embedded cluster's workers to start (default: 60)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     _dashboard_option(run)
@@ -157,13 +158,30 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--local", type=int, metavar="N", help="embedded cluster of N workers")
     report.add_argument("--sync", action="store_true", help="run in this process, no Dask")
     report.add_argument("--no-progress", action="store_true", help="no progress bars")
+    report.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        help="seconds the embedded cluster's workers may take to start (default: 60)",
+    )
     _dashboard_option(report)
     return parser
+
+
+def _address(text: str) -> str:
+    """``off`` or ``HOST:PORT`` with a port number (argparse type of --dashboard)."""
+    host, sep, port = text.rpartition(":")
+    if text.lower() == "off" or (sep and host and port.isdigit() and int(port) < 65536):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"give HOST:PORT (such as 127.0.0.1:8787) or off, not {text!r}"
+    )
 
 
 def _dashboard_option(parser) -> None:
     parser.add_argument(
         "--dashboard",
+        type=_address,
         metavar="HOST:PORT",
         default="127.0.0.1:0",
         help="where the embedded cluster's dashboard listens (default: a free port on "
@@ -172,16 +190,50 @@ def _dashboard_option(parser) -> None:
     )
 
 
+class _BadOption(ValueError):
+    """An option the command cannot use (exit 2)."""
+
+
+class _ClusterFailed(RuntimeError):
+    """The embedded cluster did not start (exit 1)."""
+
+
+def _check_listen(address: str) -> None:
+    """Refuse a dashboard address this machine cannot listen on, before any cluster."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host.strip("[]"), int(port)))
+    except OSError as err:
+        raise _BadOption(
+            f"--dashboard: cannot listen on {address} ({err.strerror}): give an address of "
+            "this machine with a free port (127.0.0.1:0 picks one), or off"
+        ) from None
+
+
 def _embedded(args):
     """The embedded cluster's client of ``run`` and ``report``, its dashboard as asked."""
-    from .runner import embedded_client
+    from .runner import CLUSTER_TIMEOUT, embedded_client
 
     # the workers' warnings on a Ctrl-C (cancelled tasks) and their "Compute Failed" dumps
     # are noise on a terminal: a failed block is reported in one line by the run itself;
     # a DASK_LOGGING__DISTRIBUTED set by the user wins
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
     dashboard = None if args.dashboard.lower() == "off" else args.dashboard
-    client = embedded_client(args.local, dashboard=dashboard)
+    if dashboard is not None:
+        _check_listen(dashboard)
+    timeout = getattr(args, "timeout", None) or CLUSTER_TIMEOUT
+    try:
+        client = embedded_client(args.local, dashboard=dashboard, timeout=timeout)
+    except Exception as err:  # distributed raises assertions, timeouts, RuntimeErrors
+        _close_clusters_quietly()
+        raise _ClusterFailed(
+            f"the embedded cluster did not start within {timeout:g} s "
+            f"({type(err).__name__}: {str(err)[:200]}): retry with a longer --timeout, "
+            "or run with --sync"
+        ) from None
     if dashboard is not None:
         print(f"Dask dashboard: {client.dashboard_link}")
     return client
@@ -293,12 +345,12 @@ def _dispatch(parser, args) -> int:
             return _figures(args.stores, args.out, args.allow_incomplete)
         if args.command == "report":
             return _report(args)
-    except (SpecError, StoreError, PathError) as err:
+    except (SpecError, StoreError, PathError, _BadOption) as err:
         return _fail(str(err))
-    except (SweepError, OSError) as err:  # a failure of the run, not of its input
+    except (SweepError, _ClusterFailed, OSError) as err:  # the run failed, not its input
         if os.environ.get("RNNLAB_DEBUG"):
             raise
-        _fail(str(err) if isinstance(err, SweepError) else _os_error(err))
+        _fail(_os_error(err) if isinstance(err, OSError) else str(err))
         return 1
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2  # pragma: no cover
@@ -368,7 +420,7 @@ def _run(args) -> int:
         if client is None:
             where = args.scheduler or args.scheduler_file
             return _fail(
-                f"--scheduler: no Dask scheduler answered at {where} within {args.timeout:g} s: "
+                f"--scheduler: no Dask scheduler answered at {where} within {_wait(args):g} s: "
                 "check the address and that the scheduler is running"
             )
         print(f"Dask dashboard: {client.dashboard_link}")
@@ -403,19 +455,27 @@ def _run(args) -> int:
     return 0
 
 
+#: Seconds to wait for a scheduler to answer, unless --timeout says.
+SCHEDULER_TIMEOUT = 10.0
+
+
+def _wait(args) -> float:
+    return args.timeout or SCHEDULER_TIMEOUT
+
+
 def _connect(args):
     from dask.distributed import Client
 
     try:
         if args.scheduler:
-            return Client(args.scheduler, timeout=args.timeout)
+            return Client(args.scheduler, timeout=_wait(args))
         # Dask waits for a missing scheduler file for ever: wait --timeout for it here
-        deadline = time.monotonic() + args.timeout
+        deadline = time.monotonic() + _wait(args)
         while not os.path.exists(args.scheduler_file) and time.monotonic() < deadline:
             time.sleep(0.1)
         if not os.path.exists(args.scheduler_file):
             return None
-        return Client(scheduler_file=args.scheduler_file, timeout=args.timeout)
+        return Client(scheduler_file=args.scheduler_file, timeout=_wait(args))
     except (OSError, TimeoutError, ValueError):
         return None
 

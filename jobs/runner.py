@@ -383,7 +383,15 @@ def _take(it, k):
 DASHBOARD = "127.0.0.1:0"
 
 
-def embedded_client(n_workers: int | None = None, dashboard: str | None = DASHBOARD):
+#: Seconds an embedded cluster's workers may take to start, unless told.
+CLUSTER_TIMEOUT = 60.0
+
+
+def embedded_client(
+    n_workers: int | None = None,
+    dashboard: str | None = DASHBOARD,
+    timeout: float = CLUSTER_TIMEOUT,
+):
     """A ``Client`` on a new ``LocalCluster``: one single-threaded worker process per core.
 
     Parameters
@@ -394,6 +402,9 @@ def embedded_client(n_workers: int | None = None, dashboard: str | None = DASHBO
         ``HOST:PORT`` of the dashboard (default ``127.0.0.1:0``: a free port reachable from
         this machine only), or None for no dashboard. The scheduler, the workers and their
         nannies always listen on 127.0.0.1 only.
+    timeout : float
+        Seconds each worker may take to start (and, later, to miss its scheduler before it
+        stops); past it the cluster fails to start with an error instead of waiting.
     """
     from dask.distributed import Client, LocalCluster
 
@@ -405,8 +416,9 @@ def embedded_client(n_workers: int | None = None, dashboard: str | None = DASHBO
         dashboard_address=dashboard,
         host="127.0.0.1",
         worker_dashboard_address=None,
+        death_timeout=timeout,
     )
-    return Client(cluster)
+    return Client(cluster, timeout=timeout)
 
 
 class _Reporter:

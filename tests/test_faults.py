@@ -128,6 +128,10 @@ BAD = [
     (("validate", "wide.toml"), "model.n: one case (n = 100000) needs about"),
     (("run", "wide.toml", "--sync"), "more than half of this machine's"),
     (("figures", "nowhere.zarr", "--out", "r", "--allow-incomplete"), "no such store"),
+    (("run", "spec.toml", "--dashboard", "nonsense"), "--dashboard: give HOST:PORT"),
+    (("run", "spec.toml", "--dashboard", "h:99999"), "--dashboard: give HOST:PORT"),
+    (("run", "spec.toml", "--dashboard", "192.0.2.1:8787"), "--dashboard: cannot listen on"),
+    (("report", "spec.toml", "--dashboard", "192.0.2.1:0"), "--dashboard: cannot listen on"),
 ]
 
 
@@ -200,6 +204,35 @@ def test_a_missing_scheduler_file_waits_for_timeout_only(home):
     assert out.returncode == 2 and "no Dask scheduler answered at nowhere.json" in out.stderr
     assert time.monotonic() - t0 < 10
     assert not (home / "s.zarr").exists()
+
+
+def test_a_cluster_that_does_not_start_ends_by_timeout(home):
+    """Workers that take 60 s to start (a preload that sleeps): the embedded cluster's start
+    ends after --timeout with one line (exit 1), nothing written, no process left."""
+    (home / "slowstart.py").write_text(
+        "import time\n\ndef dask_setup(worker):\n    time.sleep(60)\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(home),
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": '["slowstart"]',
+    }
+    t0 = time.monotonic()
+    out = rnnlab("run", "spec.toml", "--local", "1", "--timeout", "2", cwd=home, process=True,
+                 env=env)  # fmt: skip
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1, out.stderr
+    assert "the embedded cluster did not start within 2 s" in lines[0]
+    assert time.monotonic() - t0 < 30
+    assert not (home / "s.zarr").exists()
+    assert not [p for p in psutil.process_iter() if "slowstart" in _environ(p)]  # all ended
+
+
+def _environ(proc) -> str:
+    try:
+        return str(proc.environ())
+    except (psutil.Error, OSError):
+        return ""
 
 
 def test_the_embedded_cluster_listens_on_loopback_only():
