@@ -133,11 +133,11 @@ def _file_size(file: Path) -> int:
         return 0
 
 
-def record_block(path: Path, group, names: list[str], pos: tuple[int, ...], index: int) -> None:
-    """Record the size of every chunk block ``index`` (at block position ``pos``) wrote."""
+def record_block(path: Path, group, arrays: dict, pos: tuple[int, ...], index: int) -> None:
+    """Record the size of every chunk block ``index`` (at block position ``pos``) wrote into
+    ``arrays`` (name -> the Zarr array, in the record's order)."""
     sizes = []
-    for name in names:
-        arr = group[name]
+    for name, arr in arrays.items():
         coords = (*pos, *(0,) * (arr.ndim - len(pos)))
         sizes.append(_file_size(_chunk_file(path, arr, name, coords)))
     group[RECORD][index] = np.asarray(sizes, dtype=np.int64)

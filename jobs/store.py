@@ -379,14 +379,16 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     variables = family.variables(fixed, grid.coords, spec.run)
     results = family.run_cases(params, spec.run, list(variables))
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    arrays = {}
     for i, name in enumerate(variables):
         arr = results[name]
         trailing = arr.shape[1:]  # (), (time,) or (time, unit)
-        group[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape(*bshape, *trailing)
+        arrays[name] = group[name]
+        arrays[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape(*bshape, *trailing)
         if i == 0:
             fault_point("block_data")
     pos = tuple(s.start // c for s, c in zip(slices, plan.chunks, strict=True))
-    record_block(Path(path), group, list(variables), pos, index)
+    record_block(Path(path), group, arrays, pos, index)
     fault_point("block_done")
     group[DONE][index] = 1
     fault_point("between_blocks")
