@@ -1,0 +1,87 @@
+"""Mean-field theory of deep random nets against closed forms (never against itself), and the
+engine's simulated depth growth against it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+from scipy.special import erf
+
+from rnnlab.analysis import meanfield as mf
+
+ERF = (erf, lambda z: 2 / np.sqrt(np.pi) * np.exp(-(z**2)))
+
+
+@pytest.mark.parametrize("q", [1e-4, 0.01, 0.5, 3.0, 40.0, 1e4])
+def test_the_quadrature_against_the_erf_closed_forms(q):
+    """E[erf(sqrt(q) xi)^2] = (2/pi) arcsin(2q / (1 + 2q)) (Williams' arcsine kernel) and
+    E[erf'(sqrt(q) xi)^2] = (4/pi) / sqrt(1 + 4q)."""
+    f, df = ERF
+    kernel = 2 / np.pi * np.arcsin(2 * q / (1 + 2 * q))
+    assert mf.gaussian_mean(lambda z: f(z) ** 2, 0.0, q) == pytest.approx(kernel, rel=1e-11)
+    slope = 4 / np.pi / np.sqrt(1 + 4 * q)
+    assert mf.gaussian_mean(lambda z: df(z) ** 2, 0.0, q) == pytest.approx(slope, rel=1e-11)
+
+
+@pytest.mark.parametrize(("sigma_w", "sigma_b"), [(1.5, 0.0), (2.5, 0.3), (0.7, 0.5)])
+def test_the_erf_fixed_point_and_chi1_against_the_closed_form_map(sigma_w, sigma_b):
+    """q* solved independently from the closed-form length map of erf."""
+
+    def gap(q):
+        return sigma_w**2 * 2 / np.pi * np.arcsin(2 * q / (1 + 2 * q)) + sigma_b**2 - q
+
+    want = brentq(gap, 1e-9, 1e3, xtol=1e-15) if gap(1e-9) > 0 else 0.0
+    got = mf.q_star(ERF, sigma_w, sigma_b)
+    assert got == pytest.approx(want, rel=1e-10, abs=1e-12)
+    chi = sigma_w**2 * 4 / np.pi / np.sqrt(1 + 4 * want)
+    assert mf.chi1(ERF, sigma_w, sigma_b) == pytest.approx(chi, rel=1e-10)
+
+
+@pytest.mark.parametrize("sigma_w", [0.5, 1.0, 1.2, np.sqrt(2), 2.0, 3.0])
+def test_relu_chi1_is_half_sigma_w_squared(sigma_w):
+    """relu at zero bias: chi_1 = sigma_w^2 / 2 exactly, whatever q* (0, finite or growing)."""
+    assert mf.chi1("relu", sigma_w) == pytest.approx(sigma_w**2 / 2, rel=1e-12)
+
+
+def test_tanh_without_bias_is_critical_at_sigma_w_1():
+    """tanh, sigma_b = 0: q* = 0 and chi_1 = sigma_w^2 up to sigma_w = 1 (order), q* > 0
+    and chi_1 > 1 beyond (chaos): the critical sigma_w^2 is exactly 1."""
+    assert mf.chi1("tanh", 1.0) == 1.0
+    for s in (0.5, 0.9, 0.999):
+        assert mf.q_star("tanh", s) == 0.0 and mf.chi1("tanh", s) == pytest.approx(s**2)
+    for s in (1.001, 1.1, 2.0, 4.0):
+        assert mf.q_star("tanh", s) > 0 and mf.chi1("tanh", s) > 1
+    # with a bias the transition moves to a larger sigma_w
+    assert mf.chi1("tanh", 1.0, sigma_b=0.3) < 1
+
+
+def test_the_identity_and_the_linear_fixed_point():
+    """identity: chi_1 = sigma_w^2; q* = sigma_b^2 / (1 - sigma_w^2) below 1, inf above."""
+    assert mf.chi1("identity", 0.8) == pytest.approx(0.64, rel=1e-12)
+    assert mf.q_star("identity", 0.8, 0.1) == pytest.approx(0.01 / 0.36, rel=1e-10)
+    assert mf.q_star("identity", 1.2, 0.1) == float("inf")
+
+
+def test_the_simulated_depth_growth_matches_mean_field():
+    """The engine's growth rate of deep nets (width 256, 150 layers, exact Jacobian products)
+    against 0.5 ln chi_1, for three activations across order and chaos."""
+    from rnnlab.engine import simulate_mlp
+    from rnnlab.engine.mlp import mlp_weights
+    from rnnlab.engine.weights import impulse_direction
+
+    n, depth = 256, 150
+    gains = {"tanh": [0.8, 1.5, 2.5], "relu": [1.0, 2.0], "sigmoid": [4.0]}
+    for act, g in gains.items():
+        rates = []
+        for seed in range(2):
+            res = simulate_mlp(
+                mlp_weights(n, depth, "normal", seed), np.array(g) / np.sqrt(n),
+                np.zeros((len(g), 1)), activation=act, amplitude=np.ones(len(g)),
+                input_direction=impulse_direction(n, seed), record="none",
+                outputs=["growth_rate"],
+            )  # fmt: skip
+            rates.append(res["growth_rate"])
+        for gain, rate in zip(g, np.mean(rates, axis=0), strict=True):
+            theory = mf.depth_growth_rate(act, gain)
+            assert rate == pytest.approx(theory, abs=0.01), (act, gain, rate, theory)
