@@ -424,23 +424,29 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
 @_figure
 def gradient_by_depth(ds, ax=None):
     """Figure 7: the gradient norm by depth in deep feed-forward nets, one panel per
-    activation, one line per weight gain (median over seeds, band: min to max); dotted: the
-    estimate (gamma 2 gain)^l (sigma_max of an n x n Gaussian matrix with entries of variance
-    gain^2 / n is about 2 gain)."""
+    activation, one line per weight gain (median over seeds, band: min to max). Dotted: the
+    mean-field prediction, 0.5 ln chi_1 per layer (:mod:`rnnlab.analysis.meanfield`);
+    dashed: the bound (gamma sigma_max)^l, sigma_max of an n x n Gaussian matrix with entries
+    of variance gain^2 / n being about 2 gain (gain for orthogonal weights)."""
     _need(ds, "log10_gradient_norm", family="mlp")
     if "gain" not in ds.dims:
         raise MissingData("needs a gain dimension")
+    from .meanfield import depth_growth_rate
     from .metrics import gamma
 
-    acts = [str(a) for a in _values(ds, "activation")] or ["tanh"]
+    acts = [str(a) for a in _values(ds, "activation")] or [
+        str(ds.attrs.get("model_activation", "tanh"))
+    ]
     fig, axs = _axes(ax, len(acts), ncols=min(len(acts), 4), size=(3.8, 3.2))
     t = ds.time.values.astype(float)
     gains = ds.gain.values
     colors = _ramp(len(gains))
     init = str(ds.attrs.get("model_init", "normal"))
     sig = 1.0 if init == "orthogonal" else 2.0
+    bias = float(ds.attrs.get("model_bias", 0.0))
     for ax, act in zip(axs, acts, strict=True):
         one = ds.sel(activation=act) if "activation" in ds.dims else ds
+        lo, hi = np.inf, -np.inf
         for i, g in enumerate(gains):
             v = one.log10_gradient_norm.sel(gain=g)
             other = [d for d in v.dims if d != "time"]
@@ -449,12 +455,21 @@ def gradient_by_depth(ds, ax=None):
             if other:
                 ax.fill_between(t, v.min(other).values, v.max(other).values,
                                 color=colors[i], alpha=0.2, linewidth=0)  # fmt: skip
-            ax.plot(t, t * np.log10(gamma(act) * sig * g), color=colors[i], linestyle=":")
-        ax.plot([], [], color="0.4", linestyle=":", label=f"(gamma {sig:g} gain)^l")
+            rate = depth_growth_rate(act, float(g), bias=bias) / np.log(10)
+            ax.plot(t, t * rate, **{**_THEORY, "color": colors[i]})
+            ax.plot(t, t * np.log10(gamma(act) * sig * g), color=colors[i], linestyle="--",
+                    linewidth=0.8, alpha=0.6)  # fmt: skip
+            finite = med[np.isfinite(med)]
+            lo, hi = min(lo, finite.min(initial=0.0)), max(hi, finite.max(initial=0.0))
+        pad = 0.08 * (hi - lo + 1.0)
+        ax.set_ylim(lo - pad, hi + pad)  # the data, not the bound's far end
+        ax.plot([], [], color="0.3", linestyle=":", label="mean field: 0.5 ln chi_1 / layer")
+        ax.plot([], [], color="0.3", linestyle="--", linewidth=0.8,
+                label=f"bound: (gamma {sig:g} gain)^l")  # fmt: skip
         ax.set_xlabel("layer l")
         ax.set_ylabel("log10 ||dh(l)/dh(0)||")
         ax.set_title(f"{act}, width {ds.attrs.get('model_n', '?')}")
-    axs[-1].legend(fontsize="x-small")
+    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
@@ -634,7 +649,9 @@ FIGURES = [
      "(gamma sigma_max)^t: it vanishes when gamma sigma_max < 1 and can only explode when "
      "it is above 1."),
     ("gradient_by_depth", gradient_by_depth, "The same through depth: gradient norms of deep "
-     "feed-forward nets by layer, per activation and weight gain."),
+     "feed-forward nets by layer, per activation and weight gain. Dotted: the mean-field "
+     "prediction 0.5 ln chi_1 per layer (Poole et al. 2016); dashed: the bound "
+     "(gamma sigma_max)^l, which the gradient stays below."),
     ("input_weight_gradients", input_weight_gradients, "RNN vs LSTM (and GRU): each step's "
      "contribution to the gradient on the input weights, for an error at the last step only "
      "(median over seeds, band: quartiles). How far back the error reaches: the LSTM's "

@@ -238,7 +238,7 @@ def test_phase_boundary_of_linear_recursions(stores):
         (F.vector_nonlinear, "vector", 8, 5),  # 2 rows x 4 activations, 5 rho each
         (F.memory_phase, "scalar", 1, 0),
         (F.gradient_vs_lag, "vector", 4, 10),  # 5 rho x (simulation + bound)
-        (F.gradient_by_depth, "deep", 2, 6),  # 3 gains x (median + estimate)
+        (F.gradient_by_depth, "deep", 2, 9),  # 3 gains x (median + mean field + bound)
         (F.lstm_memory, "lstm_memory", 2, None),
         (F.phase_diagram, "vector", 1, None),
     ],
@@ -252,6 +252,26 @@ def test_figures_render_from_real_stores(stores, func, store, panels, lines):
         assert _lines(ax) or ax.images
         if lines is not None and lines:
             assert len(_lines(ax)) == lines, ax.get_title()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_the_depth_figure_draws_the_mean_field_prediction_and_the_bound(stores):
+    """relu at zero bias: chi_1 = gain^2 / 2 in closed form, so the dotted lines have the
+    slope 0.5 log10(gain^2 / 2) per layer; the dashed bounds log10(2 gain) (gamma = 1), and
+    the medians lie below them."""
+    ds = open_results(stores["deep"])
+    fig = F.gradient_by_depth(ds)
+    ax = fig.axes[[a.get_title() for a in fig.axes].index("relu, width 16")]
+    dotted = [ln for ln in _lines(ax) if ln.get_linestyle() == ":"]
+    dashed = [ln for ln in _lines(ax) if ln.get_linestyle() == "--"]
+    solid = [ln for ln in _lines(ax) if ln.get_linestyle() == "-"]
+    for g, dot, dash, med in zip(ds.gain.values, dotted, dashed, solid, strict=True):
+        layer = dot.get_xdata()
+        np.testing.assert_allclose(dot.get_ydata(), layer * 0.5 * np.log10(g**2 / 2), atol=1e-12)
+        np.testing.assert_allclose(dash.get_ydata(), layer * np.log10(2 * g), atol=1e-12)
+        assert np.all(med.get_ydata() <= dash.get_ydata() + 1e-9)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
