@@ -634,8 +634,21 @@ class LstmFamily(LayeredFamily):
         **_COMMON_LAYERED,
         "variant": Param(str, "vanilla", tuple(LSTM_VARIANTS), help="Greff et al.'s variant"),
         "peepholes": Param(bool, False, help="peephole weights p_i, p_f, p_o"),
-        "forget_bias": Param(float, 0.0, help="added to the forget-gate bias"),
+        "forget_bias": Param(
+            float, 0.0, help="added to the forget-gate bias (CIFG: through f = 1 - i)"
+        ),
     }
+
+    def weights(self, p: dict, i: int) -> list[dict]:
+        """The layers of case i. CIFG has no forget gate of its own (f = 1 - i): its forget
+        bias b is subtracted from the input gate's, so that f = sigmoid(b - z_i) is biased
+        like a forget gate (not silently ignored)."""
+        layers = super().weights(p, i)
+        if str(p["variant"][i]) == "CIFG":
+            n = int(p["n"][i])
+            for d in layers:
+                d["bias_ih"][:n] -= float(p["forget_bias"][i])
+        return layers
 
     def weight_options(self, p, i):
         return dict(

@@ -68,6 +68,19 @@ def test_lstm_sweep_equals_the_engine(tmp_path):
             np.testing.assert_array_equal(sub[name].values, direct[name][0], err_msg=name)
     # the variants differ as they should: no forget gate means f = 1
     np.testing.assert_array_equal(ds.forget_gate_mean.sel(variant="NFG").values, 1.0)
+    # CIFG's forget bias acts through f = 1 - i: the input gate's bias lowered by it
+    layers = _stacked("lstm", 6, 1, 0, init="normal", scale=0.4, peepholes=True)
+    layers[0]["bias_ih"][0, :6] -= 3.0
+    direct = simulate_network(
+        "lstm", layers, variant="CIFG", steps=40, input="noise", noise_seed=0, loss_step=30,
+        record="all",
+    )  # fmt: skip
+    cifg = ds.sel(variant="CIFG", layers=1, seed=0)
+    np.testing.assert_array_equal(
+        cifg.forget_gate_mean.sel(forget_bias=3.0).values, direct["forget_gate_mean"][0]
+    )
+    f0, f3 = (cifg.forget_gate_mean.sel(forget_bias=b).values[1:] for b in (0.0, 3.0))
+    assert np.all(f3 > f0) and np.all(f3 > 0.8), (f0, f3)
     for name, var in ds.data_vars.items():
         assert {"long_name", "units", "description"} <= set(var.attrs), name
 
