@@ -363,6 +363,8 @@ def memory_phase(ds, ax=None, *, x=None, select=None):
     mesh = ax.imshow(np.maximum(shown, 1), aspect="auto", cmap="cividis", norm=norm,
                      origin="lower")  # fmt: skip
     for (r, c), v in np.ndenumerate(hor):
+        if np.isnan(v):  # a case of a missing block (open_results(allow_incomplete=True))
+            continue
         text = "x" if blow[r, c] else ("inf" if v < 0 else f"{int(v)}")
         light = np.log(max(shown[r, c], 1)) < 0.5 * np.log(steps)
         ax.text(c, r, text, ha="center", va="center", fontsize=7,

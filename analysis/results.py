@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.jobs.integrity import DONE, check, hidden_chunks, read_flags
+from rnnlab.jobs.integrity import DONE, check, hidden_chunks
 
 __all__ = [
     "DamagedStoreError",
@@ -43,16 +43,19 @@ class DamagedStoreError(IncompleteStoreError):
         self.damage = damage
 
 
-def _open(store):
+def _open(store, consolidated: bool = True):
     import xarray as xr
 
     with warnings.catch_warnings():
         # zarr-python flags consolidated metadata as a format-3 extension on every read
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        try:  # rnnlab stores are consolidated once at creation: one metadata read
-            return xr.open_zarr(store, consolidated=True)
-        except (KeyError, ValueError, FileNotFoundError):
-            return xr.open_zarr(store, consolidated=False)
+        if consolidated:  # rnnlab stores are consolidated: one metadata read
+            try:
+                return xr.open_zarr(store, consolidated=True)
+            except (KeyError, ValueError, FileNotFoundError) as err:
+                if "checksum" in str(err):
+                    raise
+        return xr.open_zarr(store, consolidated=False)
 
 
 def _hiding_store(path: Path, hidden: set[str]):
@@ -161,50 +164,88 @@ def open_results(path, *, allow_incomplete: bool = False, verify: bool = False):
     path = Path(path)
     if not path.exists():
         raise NotAStoreError(f"{path}: no such store: run `rnnlab run SPEC` to make it")
-    try:
-        ds = _open(path)
-    except Exception as err:  # zarr/xarray raise many kinds for a non-store folder
-        raise NotAStoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from None
-    if "spec_sha256" not in ds.attrs or DONE not in ds:
-        raise NotAStoreError(f"{path}: a Zarr store, but not one written by rnnlab")
-    ds, damage = _checked(path, ds, verify, allow_incomplete)
-    missing = missing_blocks(ds)
-    if missing and not allow_incomplete:
-        raise _incomplete(path, ds, missing, damage)
-    if missing:
-        ds.attrs["missing_blocks"] = json.dumps([m["block"] for m in missing])
-    if damage is not None and damage.blocks:
-        ds.attrs["damaged_blocks"] = json.dumps(damage.blocks)
-    return ds
-
-
-def _checked(path: Path, ds, verify: bool, allow_incomplete: bool):
-    """The store compared with its record; ``block_done`` replaced by the flags in force
-    (done and intact), and, to draw what there is, every other block's chunks hidden."""
-    import zarr
-
-    from rnnlab.jobs.store import plan_of
-
-    plan = plan_of(ds.attrs, ds.sizes)
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    flags, unreadable = read_flags(group[DONE])
-    done = flags == 1
-    report = check(path, plan, verify=verify, done=done)
+    plan = _plan(path)
+    report = check(path, plan, verify=verify)
     if report.unrepairable:
+        raise _beyond_blocks(path, report)
+    intact = report.intact
+    store = path
+    if allow_incomplete and not intact.all():
+        store = _hiding_store(path, hidden_chunks(path, plan, np.flatnonzero(~intact)))
+    try:
+        ds = _open(store, consolidated=not report.stale_consolidation)
+    except ValueError as err:  # a chunk read at opening (a coordinate) fails its checksum
         raise DamagedStoreError(
-            f"{path}: damaged beyond its blocks ({report.unrepairable[0]}): recompute it "
+            f"{path}: a coordinate cannot be read ({str(err)[:120]}): recompute the store "
             f"with `rnnlab run {path} --overwrite`",
             [],
             report.damage,
-        )
-    intact = done.copy()
-    intact[report.blocks] = False
-    if not intact.all() and allow_incomplete:
-        hidden = hidden_chunks(path, plan, np.flatnonzero(~intact))
-        hidden |= {f"{DONE}/{group[DONE].metadata.encode_chunk_key((i,))}" for i in unreadable}
-        ds = _open(_hiding_store(path, hidden))
+        ) from None
     ds[DONE] = ds[DONE].copy(data=intact.astype(np.int8))
-    return ds, report
+    missing = missing_blocks(ds)
+    if missing and not allow_incomplete:
+        raise _incomplete(path, ds, missing, report)
+    if missing:
+        ds = _mask_cases(ds, intact, plan)
+        ds.attrs["missing_blocks"] = json.dumps([m["block"] for m in missing])
+    if report.blocks:
+        ds.attrs["damaged_blocks"] = json.dumps(report.blocks)
+    return ds
+
+
+def _plan(path: Path):
+    """The block plan of the rnnlab store at ``path`` (from its attributes and spec)."""
+    import zarr
+
+    from rnnlab.jobs.spec import SpecError
+    from rnnlab.jobs.store import stored_plan, stored_spec
+
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r", use_consolidated=False).attrs)
+    except Exception as err:  # zarr raises many kinds for a folder that is not a store
+        raise NotAStoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from None
+    if "spec_sha256" not in attrs or "block_chunks" not in attrs:
+        raise NotAStoreError(f"{path}: a Zarr store, but not one written by rnnlab")
+    try:
+        return stored_plan(attrs, stored_spec(attrs)[1])
+    except (SpecError, KeyError, ValueError) as err:
+        raise DamagedStoreError(
+            f"{path}: its attributes are damaged ({str(err)[:120]}): recompute it with "
+            f"`rnnlab run SPEC --store {path} --overwrite`",
+            [],
+            [],
+        ) from None
+
+
+def _beyond_blocks(path: Path, report) -> DamagedStoreError:
+    return DamagedStoreError(
+        f"{path}: damaged beyond its blocks ({report.unrepairable[0]}): recompute it with "
+        f"`rnnlab run {path} --overwrite`",
+        [],
+        report.damage,
+    )
+
+
+def _mask_cases(ds, intact: np.ndarray, plan):
+    """Every grid variable NaN in the cases of blocks not done or damaged (integer and
+    boolean summaries become floats: their fill values -1 and False would read as "never
+    forgot", "never blew up")."""
+    import dask.array as da
+    import xarray as xr
+
+    dims = list(json.loads(ds.attrs["block_chunks"]))
+    flags = intact.reshape(plan.nblocks_per_dim)
+
+    def block(x, block_info=None):
+        info = block_info[None]
+        return np.full(info["chunk-shape"], flags[tuple(info["chunk-location"])])
+
+    lazy = da.map_blocks(block, da.empty(plan.shape, chunks=plan.chunks, dtype=bool), dtype=bool)
+    mask = xr.DataArray(lazy, dims=dims)
+    for name, var in ds.data_vars.items():
+        if name != DONE and tuple(var.dims[: len(dims)]) == tuple(dims):
+            ds[name] = var.where(mask)
+    return ds
 
 
 def _incomplete(path: Path, ds, missing: list[dict], damage) -> IncompleteStoreError:

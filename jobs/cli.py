@@ -484,19 +484,20 @@ def _status(args) -> int:
     from pathlib import Path
 
     from . import integrity
-    from .store import StoreError, read_done, store_attrs, stored_plan, stored_spec
+    from .store import StoreError, store_attrs, stored_plan, stored_spec
 
     path = Path(args.store)
+    if not path.exists():
+        raise StoreError(f"{path}: no such store: give the path of an rnnlab store")
     attrs = store_attrs(path)
     if attrs is None:
         raise StoreError(f"{path}: not an rnnlab sweep store (no spec_sha256 attribute)")
     spec, grid = stored_spec(attrs)
     plan = stored_plan(attrs, grid)
-    done = read_done(path)
-    report = integrity.check(path, plan, verify=args.verify, done=done)
+    report = integrity.check(path, plan, verify=args.verify)
+    done = report.intact
     if report.damage:
         note = _mark_damaged(path, report)
-        done[report.blocks] = False
         attrs = store_attrs(path) or attrs
     else:
         attrs = _finalise_if_needed(path) or attrs
@@ -534,14 +535,19 @@ def _mark_damaged(path, report) -> str:
         return f"not repairable block by block: `rnnlab run {path} --overwrite` recomputes it"
     try:
         with store_lock(path):
-            integrity.mark_not_done(path, report.blocks)
+            integrity.repair(path, report)
     except StoreError:
-        return f"not marked (another run is writing {path}): run `rnnlab status` when it ends"
+        return (
+            f"not marked (another rnnlab command holds {path}): run `rnnlab status` again "
+            "when it ends"
+        )
     except OSError as err:
         return (
             f"not marked ({err.strerror}): `rnnlab run {path}` recomputes them where the "
             "store can be written"
         )
+    if not report.blocks:
+        return "the metadata was consolidated again from its documents (checked): repaired"
     return f"marked not done: `rnnlab run {path}` recomputes them"
 
 

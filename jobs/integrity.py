@@ -36,6 +36,8 @@ __all__ = [
     "read_flags",
     "record_block",
     "record_coordinates",
+    "record_metadata",
+    "repair",
 ]
 
 #: The completion flags (one element per block, written last by each block).
@@ -52,9 +54,15 @@ def codecs() -> dict:
     return {"compressors": (ZstdCodec(level=0, checksum=False), Crc32cCodec())}
 
 
+#: How a damage is mended: the block recomputed, the metadata consolidated again from the
+#: per-array documents (which are checked), or the store recomputed (``--overwrite``).
+BLOCK, CONSOLIDATE, OVERWRITE = -1, -2, -3
+
+
 @dataclass(frozen=True)
 class Damage:
-    """One damaged chunk (``block`` -1 for a coordinate or a metadata document)."""
+    """One damaged chunk or document: ``block`` is its block, or BLOCK's siblings
+    CONSOLIDATE and OVERWRITE for what recomputing a block cannot mend."""
 
     block: int
     array: str
@@ -63,16 +71,19 @@ class Damage:
 
     def __str__(self) -> str:
         where = f"block {self.block}: " if self.block >= 0 else ""
-        return f"{where}{self.array}/{self.key} {self.what}"
+        name = f"{self.array}/{self.key}" if self.array else self.key
+        return f"{where}{name} {self.what}"
 
 
 @dataclass
 class Report:
-    """What :func:`check` found: the damage, and the blocks it makes not done."""
+    """What :func:`check` found: the damage, the done flags as read (an unreadable flag is
+    not done), and how many done blocks were compared with the record."""
 
     damage: list[Damage]
     checked_blocks: int
     verified: bool
+    done: np.ndarray
 
     @property
     def blocks(self) -> list[int]:
@@ -81,8 +92,20 @@ class Report:
 
     @property
     def unrepairable(self) -> list[Damage]:
-        """Damage that recomputing blocks cannot mend (coordinates, metadata)."""
-        return [d for d in self.damage if d.block < 0]
+        """Damage that recomputing blocks cannot mend (coordinates, metadata documents)."""
+        return [d for d in self.damage if d.block == OVERWRITE]
+
+    @property
+    def stale_consolidation(self) -> bool:
+        """Whether the consolidated copy of the metadata differs from the documents."""
+        return any(d.block == CONSOLIDATE for d in self.damage)
+
+    @property
+    def intact(self) -> np.ndarray:
+        """The done flags of the blocks that are done and undamaged."""
+        out = self.done.copy()
+        out[self.blocks] = False
+        return out
 
     def counts(self) -> str:
         """How many damaged chunks, in how many blocks."""
@@ -176,13 +199,10 @@ def record_coordinates(path: Path, group) -> None:
 
 
 def _crc_ok(file: Path) -> bool:
-    import google_crc32c
-
     data = file.read_bytes()
     if len(data) < _CRC:
         return False
-    crc = np.uint32(google_crc32c.value(data[:-_CRC])).tobytes()
-    return crc == data[-_CRC:]
+    return np.uint32(_crc(data[:-_CRC])).tobytes() == data[-_CRC:]
 
 
 def _compare(file: Path, expected: int, verify: bool) -> str | None:
@@ -205,20 +225,64 @@ def _recorded_names(group) -> list[str]:
     return list(json.loads(group.attrs.get("integrity_variables", "[]")))
 
 
-def _metadata_damage(path: Path, group) -> list[Damage]:
-    """Arrays whose metadata document is gone or unreadable."""
+def _crc(data: bytes) -> int:
+    import google_crc32c
+
+    return int(google_crc32c.value(data))
+
+
+def _attributes_crc(attrs: dict) -> int:
+    """The CRC-32C of the root attributes that never change (all but the end time)."""
+    kept = {k: v for k, v in attrs.items() if k not in ("end_time", "attributes_crc32c")}
+    return _crc(json.dumps(kept, sort_keys=True, default=str).encode())
+
+
+def record_metadata(path: Path, group) -> None:
+    """Record, once at creation, the CRC-32C of every metadata document below the root
+    and of the root's attributes (but its end time)."""
+    path = Path(path)
+    docs = {
+        str(doc.parent.relative_to(path)): _crc(doc.read_bytes())
+        for doc in sorted(path.rglob("zarr.json"))
+        if doc.parent != path
+    }
+    group.attrs["metadata_crc32c"] = json.dumps(docs)
+    group.attrs["attributes_crc32c"] = _attributes_crc(dict(group.attrs))
+
+
+def _metadata_damage(path: Path, attrs: dict) -> list[Damage]:
+    """Metadata documents gone or altered (against their recorded CRC-32C), the root's
+    attributes altered, and a consolidated copy that differs from the documents."""
+    if "metadata_crc32c" not in attrs:
+        return []  # a store of rnnlab < 0.2
     out = []
-    names = _recorded_names(group)
-    for name in [*names, DONE, *([RECORD] if names else [])]:
-        doc = path / name / "zarr.json"
+    if attrs.get("attributes_crc32c") != _attributes_crc(attrs):
+        out.append(Damage(OVERWRITE, "", "zarr.json", "altered: its attributes' checksum"))
+    docs = {}
+    for name, crc in json.loads(attrs["metadata_crc32c"]).items():
         try:
-            json.loads(doc.read_bytes())
-        except (OSError, ValueError):
-            out.append(Damage(-1, name, "zarr.json", "missing or unreadable"))
+            data = (path / name / "zarr.json").read_bytes()
+        except OSError:
+            out.append(Damage(OVERWRITE, name, "zarr.json", "missing"))
+            continue
+        if _crc(data) != crc:
+            out.append(Damage(OVERWRITE, name, "zarr.json", "altered: its checksum"))
+        else:
+            docs[name] = json.loads(data)
+    try:
+        copy = json.loads((path / "zarr.json").read_bytes())["consolidated_metadata"]["metadata"]
+    except (OSError, ValueError, KeyError, TypeError):
+        copy = {}
+
+    def bare(doc):  # a group's copy holds its own (empty) consolidated metadata
+        return {k: v for k, v in doc.items() if k != "consolidated_metadata"}
+
+    if any(bare(copy.get(name) or {}) != bare(doc) for name, doc in docs.items()):
+        out.append(Damage(CONSOLIDATE, "", "zarr.json", "consolidated copy differs"))
     return out
 
 
-def check(path, plan, *, verify: bool = False, done: np.ndarray | None = None) -> Report:
+def check(path, plan, *, verify: bool = False) -> Report:
     """Compare a store with its record of what each done block wrote.
 
     Parameters
@@ -229,48 +293,57 @@ def check(path, plan, *, verify: bool = False, done: np.ndarray | None = None) -
         Its block plan (``rnnlab.jobs.store.stored_plan``).
     verify : bool
         Also read every chunk of every done block and check its CRC-32C (finds a flipped
-        byte that leaves the size unchanged). Without it only file sizes are compared.
-    done : array of bool, optional
-        The done flags, if already read.
+        byte that leaves the size unchanged). Without it only file sizes are compared. The
+        metadata documents and the coordinates (small) are always checked in full.
 
     Returns
     -------
     Report
-        The damaged chunks (none for an intact store). Blocks not done are not checked:
-        they are recomputed anyway.
+        The damage found (none for an intact store) and the done flags. Blocks not done are
+        not checked: they are recomputed anyway.
     """
     path = Path(path)
     group = _open(path)
-    damage = _metadata_damage(path, group)
-    if done is None:
-        flags, _ = read_flags(group[DONE])
-        done = flags == 1
-    damage += _coordinate_damage(path, group, verify)
-    names = _recorded_names(group)
-    if not names:
-        return Report(damage, 0, verify)  # a store of rnnlab < 0.2: nothing recorded
+    attrs = dict(group.attrs)
+    damage = _metadata_damage(path, attrs)
     try:
-        rows, unreadable = read_flags(group[RECORD])
-    except KeyError:  # its metadata is gone: reported above
-        return Report(damage, 0, verify)
+        flags, _ = read_flags(group[DONE])
+    except (KeyError, ValueError, OSError):  # its metadata document is gone or garbled
+        if not any(d.array == DONE for d in damage):
+            damage.append(Damage(OVERWRITE, DONE, "zarr.json", "missing or unreadable"))
+        return Report(damage, 0, verify, np.zeros(plan.nblocks, dtype=bool))
+    done = flags == 1
+    damage += _coordinate_damage(path, attrs)
+    names = _recorded_names(group)
+    try:
+        rows, unreadable = read_flags(group[RECORD]) if names else (None, [])
+    except (KeyError, ValueError, OSError):  # its metadata is gone: reported above
+        names = []
+    if not names:  # nothing recorded (a store of rnnlab < 0.2), or the record is lost
+        return Report(damage, 0, verify, done)
     arrays = _arrays(group, names)
     blocks = np.flatnonzero(done)
     for index in blocks:
         if index in unreadable or rows[index, 0] < 0:
             damage.append(Damage(int(index), "integrity", "chunk_bytes", "not recorded"))
             continue
-        pos = _block_position(plan, int(index))
-        for j, name in enumerate(names):
-            if name not in arrays:
-                continue  # reported as metadata damage
-            arr = arrays[name]
-            coords = (*pos, *(0,) * (arr.ndim - len(pos)))
-            file = _chunk_file(path, arr, name, coords)
-            what = _compare(file, int(rows[index, j]), verify)
-            if what is not None:
-                key = arr.metadata.encode_chunk_key(coords)
-                damage.append(Damage(int(index), name, key, what))
-    return Report(damage, int(blocks.size), verify)
+        damage += _block_damage(path, arrays, names, plan, int(index), rows[index], verify)
+    return Report(damage, int(blocks.size), verify, done)
+
+
+def _block_damage(path, arrays, names, plan, index, sizes, verify) -> list[Damage]:
+    """The damaged chunks of one done block, against its recorded sizes."""
+    out = []
+    pos = _block_position(plan, index)
+    for j, name in enumerate(names):
+        if name not in arrays:
+            continue  # reported as metadata damage
+        arr = arrays[name]
+        coords = (*pos, *(0,) * (arr.ndim - len(pos)))
+        what = _compare(_chunk_file(path, arr, name, coords), int(sizes[j]), verify)
+        if what is not None:
+            out.append(Damage(index, name, arr.metadata.encode_chunk_key(coords), what))
+    return out
 
 
 def _arrays(group, names: list[str]) -> dict:
@@ -284,14 +357,15 @@ def _arrays(group, names: list[str]) -> dict:
     return out
 
 
-def _coordinate_damage(path: Path, group, verify: bool) -> list[Damage]:
-    recorded = json.loads(group.attrs.get("coordinate_bytes", "{}"))
+def _coordinate_damage(path: Path, attrs: dict) -> list[Damage]:
+    """Damaged chunks of the coordinates (sizes and checksums: they are small)."""
+    recorded = json.loads(attrs.get("coordinate_bytes", "{}"))
     out = []
     for key, size in recorded.items():
-        what = _compare(path / key, int(size), verify)
+        what = _compare(path / key, int(size), verify=True)
         if what is not None:
             name, _, chunk = key.partition("/")
-            out.append(Damage(-1, name, chunk, what))
+            out.append(Damage(OVERWRITE, name, chunk, what))
     return out
 
 
@@ -302,7 +376,8 @@ def _block_position(plan, index: int) -> tuple[int, ...]:
 
 
 def mark_not_done(path, blocks) -> None:
-    """Unset the done flags of ``blocks`` and the end time, so that ``run`` recomputes them."""
+    """Unset the done flags of ``blocks`` and the end time, so that ``run`` recomputes them,
+    and consolidate the metadata again (from the per-array documents)."""
     import zarr
 
     from .store import quiet_consolidation
@@ -310,9 +385,17 @@ def mark_not_done(path, blocks) -> None:
     group = _open(path, "r+")
     for index in blocks:
         group[DONE][int(index)] = 0
-    group.attrs["end_time"] = ""
+    if blocks:
+        group.attrs["end_time"] = ""
     with quiet_consolidation():
         zarr.consolidate_metadata(str(path))
+
+
+def repair(path, report: Report) -> None:
+    """Mend what the same command can: mark the damaged blocks not done, and consolidate the
+    metadata again if its copy is stale."""
+    if report.blocks or report.stale_consolidation:
+        mark_not_done(path, report.blocks)
 
 
 def hidden_chunks(path, plan, blocks) -> set[str]:

@@ -36,7 +36,6 @@ from .store import (
     create_store,
     finalise,
     plan_blocks,
-    read_done,
     store_attrs,
     store_lock,
     stored_plan,
@@ -117,6 +116,8 @@ def open_sweep(spec_or_path, store: str | Path | None = None):
         path = check_target(spec.store.path, "store.path")
     else:
         path = check_target(store, "--store")
+    if path.is_symlink():  # the store is where the link points (the link is the user's)
+        path = path.resolve()
     return spec, grid, plan, path
 
 
@@ -173,9 +174,8 @@ def is_complete(spec: Spec, grid: Grid, path: Path) -> bool:
         return False
     if attrs.get("rnnlab_version") != provenance()["rnnlab_version"]:
         return False
-    done = read_done(path)
-    plan = stored_plan(attrs, grid)
-    return bool(done.all()) and not integrity.check(path, plan, done=done).damage
+    report = integrity.check(path, stored_plan(attrs, grid))
+    return bool(report.done.all()) and not report.damage
 
 
 def _refuse_foreign(path: Path, attrs: dict | None) -> None:
@@ -235,17 +235,14 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
 def _resume(path: Path, plan: BlockPlan):
     """The plan, the done flags and the damage of an existing store: blocks marked done
     whose chunks are missing or of another size are marked not done, to be recomputed."""
-    done = read_done(path)
-    report = integrity.check(path, plan, done=done)
+    report = integrity.check(path, plan)
     if report.unrepairable:
         raise StoreError(
             f"store.path: {path} is damaged beyond its blocks ({report.unrepairable[0]}): "
             "use --overwrite to recompute it"
         )
-    if report.blocks:
-        integrity.mark_not_done(path, report.blocks)
-        done[report.blocks] = False
-    return plan, done, report if report.damage else None
+    integrity.repair(path, report)
+    return plan, report.intact, report if report.damage else None
 
 
 def run_sweep(

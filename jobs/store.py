@@ -21,7 +21,15 @@ from rnnlab.engine import OUTPUTS
 
 from .families import get_family
 from .faults import fault_point
-from .integrity import DONE, codecs, create_record, read_flags, record_block, record_coordinates
+from .integrity import (
+    DONE,
+    codecs,
+    create_record,
+    read_flags,
+    record_block,
+    record_coordinates,
+    record_metadata,
+)
 from .schema import TIME_DIM, UNIT_DIM, VARIABLES, provenance
 from .spec import Grid, Spec
 
@@ -109,13 +117,19 @@ def case_bytes(spec: Spec, grid: Grid) -> float:
     """Working memory of the grid's largest case in a block: the family's arrays (weights,
     tangents; largest at the largest ``n`` and ``layers``) and ``RESULT_COPIES`` copies of
     its results."""
+    return sum(_case_parts(spec, grid))
+
+
+def _case_parts(spec: Spec, grid: Grid) -> tuple[float, float]:
+    """(the model's arrays, the copies of the results) of the largest case, in bytes."""
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     flat = {d: np.asarray(grid.coords[d][:1]) for d in grid.dims}
     for d in set(grid.dims) & {"n", "layers"}:
         flat[d] = np.asarray([grid.coords[d].max()])
     params = family.case_params(fixed, flat, 1)
-    return float(family.case_bytes(params, spec.run)[0]) + RESULT_COPIES * _result_bytes(spec, grid)
+    model = float(family.case_bytes(params, spec.run)[0])
+    return model, float(RESULT_COPIES * _result_bytes(spec, grid))
 
 
 def check_plan(spec: Spec, grid: Grid, plan: BlockPlan) -> None:
@@ -140,19 +154,30 @@ def check_memory(spec: Spec, grid: Grid) -> None:
 
     from .spec import SpecError
 
-    need, limit = case_bytes(spec, grid), memory_limit()
-    if need > limit:
-        sizes = {d: int(grid.coords[d].max()) for d in ("n", "layers") if d in grid.dims}
-        fixed = {d: spec.model[d] for d in ("n", "layers") if d in spec.model}
-        which = ", ".join(f"{k} = {v}" for k, v in {**fixed, **sizes}.items())
+    model, results = _case_parts(spec, grid)
+    limit = memory_limit()
+    if model + results <= limit:
+        return
+    need = (
+        f"{(model + results) / 2**30:,.1f} GiB of memory, more than half of this "
+        f"machine's ({limit / 2**30:,.1f} GiB)"
+    )
+    if results >= model:
         raise SpecError(
             [
-                f"model.n: one case ({which or 'the largest'}) needs about "
-                f"{need / 2**30:,.1f} GiB of memory, more than half of this machine's "
-                f"({limit / 2**30:,.1f} GiB): choose a smaller n or fewer layers, or record "
-                "fewer steps (run.record, run.num_records)"
+                f"run.steps: one case records about {need}: record fewer steps "
+                '(run.record = "log", run.num_records) or fewer outputs (run.outputs)'
             ]
         )
+    sizes = {d: int(grid.coords[d].max()) for d in ("n", "layers") if d in grid.dims}
+    fixed = {d: spec.model[d] for d in ("n", "layers") if d in spec.model}
+    which = ", ".join(f"{k} = {v}" for k, v in {**fixed, **sizes}.items())
+    raise SpecError(
+        [
+            f"model.n: one case ({which or 'the largest'}) needs about {need}: choose a "
+            "smaller n or fewer layers"
+        ]
+    )
 
 
 def store_bytes(spec: Spec, grid: Grid) -> int:
@@ -325,6 +350,7 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
         group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
         create_record(group, plan.nblocks, list(variables))
         record_coordinates(Path(path), group)
+        record_metadata(Path(path), group)
         zarr.consolidate_metadata(str(path))
 
 
@@ -401,7 +427,14 @@ def read_done(path: Path) -> np.ndarray:
     import zarr
 
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    return read_flags(group[DONE])[0] == 1
+    try:
+        array = group[DONE]
+    except (KeyError, ValueError, OSError):
+        raise StoreError(
+            f"{path}: damaged beyond its blocks ({DONE}/zarr.json missing or unreadable): "
+            "use --overwrite to recompute it"
+        ) from None
+    return read_flags(array)[0] == 1
 
 
 @contextlib.contextmanager
@@ -423,9 +456,9 @@ def store_lock(path: Path):
     from filelock import FileLock, Timeout
 
     path = Path(path)
-    parent = path.absolute().parent
-    lock_file = parent / f".{path.name}.lock"
-    info = parent / f".{path.name}.lock.json"
+    real = path.resolve()  # one lock whatever the path: a symlink, ".", a relative path
+    lock_file = real.parent / f".{real.name}.lock"
+    info = real.parent / f".{real.name}.lock.json"
     lock = FileLock(str(lock_file))
     try:
         lock.acquire(timeout=0)

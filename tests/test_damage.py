@@ -158,25 +158,90 @@ def test_garbage_in_the_done_flags_or_the_record_means_recompute(store, referenc
     assert_same_store(reference, store, ignore=())
 
 
-@pytest.mark.parametrize("what", ["metadata", "coordinate"])
+def _flip_in(file: Path, old: bytes, new: bytes) -> None:
+    data = file.read_bytes()
+    assert old in data
+    file.write_bytes(data.replace(old, new, 1))
+
+
+BEYOND = {
+    # a variable's document lost; one bit of another's flipped (fill value -1 -> -0: every
+    # case would read "blew up at step 0")
+    "metadata lost": lambda s: (s / "state_norm" / "zarr.json").unlink(),
+    "metadata flipped": lambda s: _flip_in(
+        s / "blowup_step" / "zarr.json", b'"fill_value": -1', b'"fill_value": -0'
+    ),
+    "coordinate metadata lost": lambda s: (s / "w" / "zarr.json").unlink(),
+    "done metadata lost": lambda s: (s / "block_done" / "zarr.json").unlink(),
+    "record metadata lost": lambda s: (s / "integrity" / "zarr.json").unlink(),
+    "coordinate truncated": lambda s: DAMAGE["truncated"](s / "w" / "c" / "0"),
+    "coordinate flipped": lambda s: _flip(s / "w" / "c" / "0"),
+    "root attributes altered": lambda s: _flip_in(
+        s / "zarr.json", b'"nblocks": 8', b'"nblocks": 9'
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(BEYOND))
 def test_damage_beyond_the_blocks_is_repaired_by_overwrite(store, reference, what):
-    """A lost metadata document or a damaged coordinate cannot be recomputed block by block:
-    status says so with the command that repairs it, run refuses in one line, and that
+    """A metadata document lost or altered, a damaged coordinate, altered root attributes:
+    recomputing blocks cannot mend them. status says so (sizes only, no --verify needed)
+    with the command that repairs it, run and open_results refuse in one line, and that
     command (run --overwrite) gives the undamaged store back."""
-    if what == "metadata":
-        (store / "state_norm" / "zarr.json").unlink()
-    else:
-        w = store / "w" / "c" / "0"
-        w.write_bytes(w.read_bytes()[:-5])
+    from rnnlab.analysis import DamagedStoreError, open_results
+
+    BEYOND[what](store)
     out = rnnlab("status", "s.zarr", cwd=store.parent)
-    assert out.returncode == 1 and "`rnnlab run s.zarr --overwrite` recomputes it" in out.stdout
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "`rnnlab run s.zarr --overwrite` recomputes it" in out.stdout, out.stdout
+    assert "Traceback" not in out.stderr
     run = rnnlab("run", "s.zarr", "--sync", "--no-progress", cwd=store.parent)
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1, run.stderr
-    assert "is damaged beyond its blocks" in lines[0] and "use --overwrite" in lines[0]
+    assert "damaged beyond its blocks" in lines[0] and "--overwrite" in lines[0]
+    with pytest.raises(DamagedStoreError, match="--overwrite"):
+        open_results(store, allow_incomplete=True)
     fixed = rnnlab("run", "s.zarr", "--sync", "--no-progress", "--overwrite", cwd=store.parent)
     assert fixed.returncode == 0, fixed.stderr
     assert_same_store(reference, store, ignore=())
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+def test_a_stale_consolidated_copy_is_not_read_and_is_consolidated_again(store, reference):
+    """The root's consolidated copy of a document altered (a fill value 7): readers use the
+    checked documents instead, and status consolidates the copy again."""
+    from rnnlab.analysis import open_results
+
+    _flip_in(store / "zarr.json", b'"fill_value": -1', b'"fill_value": 7')
+    ds = open_results(store)
+    np.testing.assert_array_equal(ds.blowup_step.values, open_results(reference).blowup_step)
+    out = rnnlab("status", "s.zarr", cwd=store.parent)
+    assert out.returncode == 1 and "consolidated copy differs" in out.stdout, out.stdout
+    assert "consolidated again from its documents (checked): repaired" in out.stdout
+    assert rnnlab("status", "s.zarr", cwd=store.parent).returncode == 0
+    assert_same_store(reference, store, ignore=())
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+def test_missing_cases_are_nan_in_every_variable_never_a_fill_value(store):
+    """Allowed to draw what there is, a missing block's integer and boolean summaries are NaN
+    too: their fill values (-1, False) would read "never forgot", "never blew up"."""
+    from rnnlab.analysis import classify, open_results
+    from rnnlab.analysis.figures import memory_phase
+
+    chunk(store, "block_done", 2).unlink()
+    ds = open_results(store, allow_incomplete=True)
+    lost = ds.growth_rate.isnull().compute()
+    assert 0 < int(lost.sum()) < lost.size
+    for name in ("memory_horizon", "blowup_step", "saturation_step", "bounded"):
+        np.testing.assert_array_equal(ds[name].isnull().values, lost.values, err_msg=name)
+    assert (classify(ds).values[lost.values] == -1).all()  # undetermined, not "stable memory"
+    fig = memory_phase(ds, select={"bias": 0.0, "amplitude": 1.0})
+    hidden = lost.sel(bias=0.0, amplitude=1.0).transpose("activation", "w").values
+    assert len(fig.axes[0].texts) == hidden.size - int(hidden.sum())  # no label on a gap
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 @contextlib.contextmanager

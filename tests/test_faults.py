@@ -118,7 +118,7 @@ BAD = [
     (("validate", "list.yaml"), "list.yaml: the spec must be a table of tables"),
     (("validate", "broken.toml"), "broken.toml: not valid TOML"),
     (("status", "notes.txt"), "notes.txt: not an rnnlab sweep store"),
-    (("status", "nowhere.zarr"), "nowhere.zarr: not an rnnlab sweep store"),
+    (("status", "nowhere.zarr"), "nowhere.zarr: no such store"),
     (("figures", "nowhere.zarr", "--out", "r"), "no such store"),
     (("figures", "mine", "--out", "r"), "mine: not a Zarr store"),
     (("run", "spec.toml", "--local", "-3"), "--local must be >= 1"),
@@ -353,6 +353,10 @@ def test_one_writer_per_store_and_a_killed_writers_lock_is_taken_over(tmp_path):
         lines = second.stderr.strip().splitlines()
         assert second.returncode == 2 and len(lines) == 1, second.stderr
         assert f"is being written by another run (pid {first.pid} on " in lines[0]
+        (folder / "link.zarr").symlink_to("s.zarr")  # the same store by another name
+        for args in (("link.zarr",), ("spec.toml", "--store", "./link.zarr")):
+            via = rnnlab("run", *args, "--sync", "--no-progress", cwd=folder)
+            assert via.returncode == 2 and f"(pid {first.pid} on " in via.stderr, via.stderr
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(60)

@@ -154,7 +154,7 @@ def test_status_lists_done_and_missing_blocks_and_the_provenance(tmp_path):
     run_sweep(spec, store=tmp_path / "s.zarr", sync=True)
     assert "none (the sweep is complete)" in rnnlab("status", "s.zarr", cwd=tmp_path).stdout
     bad = rnnlab("status", "nothing.zarr", cwd=tmp_path)
-    assert bad.returncode == 2 and "not an rnnlab sweep store" in bad.stderr
+    assert bad.returncode == 2 and "nothing.zarr: no such store" in bad.stderr
 
 
 def test_a_store_from_another_rnnlab_version_is_not_resumed(tmp_path):
