@@ -342,40 +342,50 @@ def vector_nonlinear(ds, ax=None, *, seed=None):
 
 @_figure
 def memory_phase(ds, ax=None, *, x=None, select=None):
-    """Figure 5: the memory horizon over (w or spectral radius) x activation.
+    """Figure 5: the memory of the input at t = 0 over (w or spectral radius) x activation.
 
-    Each cell shows the first step after which the response to x(0) stays below
-    ``memory_rtol`` of its initial value; "inf": never forgets within the run; "x": blew up.
+    A run that forgot shows its memory horizon (the first step after which the response to
+    x(0) stays below ``memory_rtol`` of its initial value), coloured by it; the others show
+    their ``memory_class``: "kept" (never forgotten within the run), "grows" (never
+    forgotten and still growing), "blew up". Cases of missing blocks are left blank.
     """
-    _need(ds, "memory_horizon", "blowup_step")
+    _need(ds, "memory_horizon", "memory_class")
     x = x or next((d for d in ("w", "spectral_radius", "gain") if d in ds.dims), None)
     if x is None or "activation" not in ds.dims:
         raise MissingData("needs an activation dimension and a w or spectral_radius one")
     sub = _pick(ds, {"bias": 0.0, "amplitude": 1.0, "remove_dominant": False, **(select or {})})
     hor = np.asarray(sub.memory_horizon.transpose("activation", x).values, dtype=float)
-    blow = np.asarray(sub.blowup_step.transpose("activation", x).values) >= 0
+    cls = np.asarray(sub.memory_class.transpose("activation", x).values, dtype=float)
     steps = int(ds.attrs.get("run_steps", ds.time.values[-1] + 1))
-    shown = np.where(hor < 0, steps, hor)
-    fig, (ax,) = _axes(ax, 1, size=(6.5, 3.4))
+    fig, (ax,) = _axes(ax, 1, size=(6.8, 3.4))
     import matplotlib as mpl
 
     norm = mpl.colors.LogNorm(vmin=1, vmax=steps)
-    mesh = ax.imshow(np.maximum(shown, 1), aspect="auto", cmap="cividis", norm=norm,
-                     origin="lower")  # fmt: skip
-    for (r, c), v in np.ndenumerate(hor):
-        if np.isnan(v):  # a case of a missing block (open_results(allow_incomplete=True))
+    cmap = mpl.colormaps["cividis"]
+    rgba = cmap(norm(np.clip(np.nan_to_num(hor, nan=1.0), 1, steps)))
+    others = {1: ("kept", "#F0E442"), 2: ("grows", PALETTE[3]), 3: ("blew up", "0.35")}
+    for code, (_, colour) in others.items():
+        rgba[cls == code] = mpl.colors.to_rgba(colour)
+    rgba[np.isnan(cls) | (cls < 0)] = (1.0, 1.0, 1.0, 0.0)
+    ax.imshow(rgba, aspect="auto", origin="lower", interpolation="nearest")
+    for (r, c), k in np.ndenumerate(cls):
+        if np.isnan(k) or k < 0:  # a missing case (or no response recorded)
             continue
-        text = "x" if blow[r, c] else ("inf" if v < 0 else f"{int(v)}")
-        light = np.log(max(shown[r, c], 1)) < 0.5 * np.log(steps)
-        ax.text(c, r, text, ha="center", va="center", fontsize=7,
-                color="white" if light else "black")  # fmt: skip
+        text = f"{int(hor[r, c])}" if k == 0 else others[int(k)][0]
+        dark = k == 3 or (k == 0 and norm(max(hor[r, c], 1)) < 0.5)
+        ax.text(c, r, text, ha="center", va="center", fontsize=6.5,
+                color="white" if dark else "black")  # fmt: skip
     xs = sub[x].values
     ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
     ax.set_yticks(range(sub.sizes["activation"]), [str(a) for a in sub.activation.values])
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("activation")
-    fig.colorbar(mesh, ax=ax, label="memory horizon (steps)")
-    ax.set_title("Memory of the input at t = 0")
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
+                 label="memory horizon (steps), runs that forgot")  # fmt: skip
+    handles = [mpl.patches.Patch(color=c, label=t) for t, c in others.values()]
+    ax.legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(0, -0.18),
+              ncol=3, frameon=False)  # fmt: skip
+    ax.set_title("Memory of the input at t = 0: forgotten after how many steps, or not")
     return fig
 
 
@@ -645,8 +655,9 @@ FIGURES = [
      "forgets; relu vanishes or blows up."),
     ("vector_nonlinear", vector_nonlinear, "Vector nonlinear recursions: the state norm and the "
      "memory of the input at t = 0, for each activation across spectral radii."),
-    ("memory_phase", memory_phase, "Memory horizon: steps until the response to x(0) falls "
-     "below the tolerance for good, per activation and weight scale."),
+    ("memory_phase", memory_phase, "Memory of the input at t = 0, per activation and weight "
+     "scale: the steps until the response falls below the tolerance for good, or, for runs "
+     "that never forget, whether the memory is kept, grows or blew up (memory_class)."),
     ("gradient_vs_lag", gradient_vs_lag, "Gradient norm against the lag with the bound "
      "(gamma sigma_max)^t: it vanishes when gamma sigma_max < 1 and can only explode when "
      "it is above 1."),

@@ -31,7 +31,17 @@ import numpy as np
 from ._jit import jit
 from ._numerics import log_slope
 
-__all__ = ["OUTPUTS", "TRACKERS", "Output", "OutputPlan", "collect", "finish_case", "plan_outputs"]
+__all__ = [
+    "MEMORY_CLASSES",
+    "OUTPUTS",
+    "TRACKERS",
+    "Output",
+    "OutputPlan",
+    "collect",
+    "finish_case",
+    "memory_class",
+    "plan_outputs",
+]
 
 # Rows of the recorded per-step scalars. A kernel writes row r into ``rec_out[i, slots[r], k]``
 # when ``slots[r] >= 0`` (only requested rows are allocated).
@@ -107,6 +117,7 @@ def switches(iopt):
 SUMMARIES = (
     "blowup_step",
     "memory_horizon",
+    "memory_class",
     "saturation_step",
     "growth_rate",
     "response_growth_rate",
@@ -226,6 +237,7 @@ OUTPUTS: dict[str, Output] = {
         Output("log10_input_weight_grad", "step", ("input_grad",), R_INPUT_GRAD, "float64"),
         Output("blowup_step", "summary", (), S_BLOWUP, "int64"),
         Output("memory_horizon", "summary", ("response",), S_MEMORY, "int64"),
+        Output("memory_class", "summary", ("response",), S_MEMORY, "int8"),
         Output("saturation_step", "summary", ("saturation",), S_SATURATION, "int64"),
         Output("growth_rate", "summary", ("gradient",), S_GROWTH, "float64"),
         Output("response_growth_rate", "summary", ("response",), S_RESPONSE_GROWTH, "float64"),
@@ -312,10 +324,20 @@ def _plan(names) -> OutputPlan:
 
 
 def collect(
-    plan: OutputPlan, rec_out, sums, state_dtype, *, signed=False, vectors=None, extra=None
+    plan: OutputPlan,
+    rec_out,
+    sums,
+    state_dtype,
+    *,
+    steps: int,
+    signed=False,
+    vectors=None,
+    extra=None,
 ) -> dict:
     """The result's variables from the kernel's arrays, in the requested order.
 
+    ``steps`` is the run's length (the classes of the memory are judged over its second
+    half).
     ``signed``: row ``R_STATE`` holds h itself (n = 1) rather than its norm. ``vectors``
     holds the per-step vector outputs (``hidden_state``, ``cell_state``) and ``extra`` the
     variables computed outside the kernel (weight norms).
@@ -339,11 +361,31 @@ def collect(
         elif o.index < 0:  # computed outside the kernel, and not this time
             data[name] = np.full(ncase, np.nan, dtype=dt)
         else:
-            data[name] = _summary(name, sums[:, o.index], dt, sums)
+            data[name] = _summary(name, sums[:, o.index], dt, sums, steps)
     return data
 
 
-def _summary(name, col, dt, sums):
+#: memory_class codes, and the factor by which a response that was never forgotten must
+#: grow over the second half of the run to count as growing (else it is kept).
+MEMORY_CLASSES = {0: "forgets", 1: "keeps", 2: "grows", 3: "blows up"}
+GROWS_BY = 2.0
+
+
+def memory_class(sums, steps: int) -> np.ndarray:
+    """Per case: 3 blew up (a non-finite state), 0 forgot (the memory horizon was reached),
+    2 grew (never forgot, and the response grew by more than ``GROWS_BY`` over the second
+    half of the run, from t = (steps - 1) // 2 to the last step), else 1 kept."""
+    span = (steps - 1) - (steps - 1) // 2
+    growth = sums[:, S_RESPONSE_GROWTH] * span
+    code = np.where(growth > np.log(GROWS_BY), 2, 1)
+    code = np.where(sums[:, S_MEMORY] >= 0, 0, code)
+    code = np.where(sums[:, S_BLOWUP] >= 0, 3, code)
+    return np.where(np.isnan(sums[:, S_MEMORY]) & (sums[:, S_BLOWUP] < 0), -1, code)
+
+
+def _summary(name, col, dt, sums, steps):
+    if name == "memory_class":
+        return memory_class(sums, steps).astype(dt)
     if name in ("fixed_point", "fixed_point_norm"):
         value = col if name == "fixed_point" else np.abs(col)
         return np.where(sums[:, S_SATURATION] >= 0, value, np.nan)

@@ -158,7 +158,7 @@ def simulate_mlp(
         "rnn", net, settings, plan, activation=act.code, inputs=inputs,
         threads=threads_for(parallel),
     )  # fmt: skip
-    data = K.collect(plan, rec_out, sums, fdt, vectors=vectors)
+    data = K.collect(plan, rec_out, sums, fdt, steps=settings.steps, vectors=vectors)
     attrs = dict(
         family="mlp",
         activation=act.name,

@@ -397,7 +397,9 @@ def simulate_network(
         W = net.Whh.astype(np.float64)
         extra["spectral_radius"] = np.abs(np.linalg.eigvals(W)).max(axis=(-2, -1))
         extra["max_singular_value"] = np.linalg.norm(W, ord=2, axis=(-2, -1)).max(axis=-1)
-    data = K.collect(plan, rec_out, sums, settings.dtype, vectors=vectors, extra=extra)
+    data = K.collect(
+        plan, rec_out, sums, settings.dtype, steps=settings.steps, vectors=vectors, extra=extra
+    )
     attrs = dict(
         family=cell,
         cell=cell,

@@ -256,7 +256,10 @@ def simulate_rnn(
     if plan.needs("weights"):
         names = ("spectral_radius", "max_singular_value", "second_eigenvalue_modulus")
         extra = dict(zip(names, _weight_norms(Wa, scalar), strict=True))
-    data = K.collect(plan, rec_out, sums, fdt, signed=scalar, vectors=vectors, extra=extra)
+    data = K.collect(
+        plan, rec_out, sums, fdt, steps=settings.steps, signed=scalar, vectors=vectors,
+        extra=extra,
+    )  # fmt: skip
     attrs = dict(
         family="rnn",
         activation=act.name,

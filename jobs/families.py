@@ -36,6 +36,8 @@ from rnnlab.engine import (
     simulate_rnn,
 )
 
+from .schema import VARIABLES
+
 __all__ = [
     "FAMILIES",
     "CecFamily",
@@ -187,6 +189,11 @@ class Family:
         runner compiles each once before the workers start, see ``warm_kernels``). The
         layered kernels depend only on the family's cell and the run's precision."""
         return [{}]
+
+    def variable_attrs(self, name: str) -> dict:
+        """The stored attributes of a variable (the schema's; a family may say more)."""
+        long_name, units, description = VARIABLES[name]
+        return {"long_name": long_name, "units": units, "description": description}
 
     def case_bytes(self, params: dict, run) -> np.ndarray:
         """Working memory of each case in a block, beyond its results: weights, their
@@ -722,6 +729,24 @@ class MlpFamily(Family):
         n = params["n"].astype(float)
         grad = 0.0 if run.gradient == "none" else 1.0
         return (1e-6 + (4 * n * n + grad * 2 * n**3) / 20e9) * run.steps
+
+    def variable_attrs(self, name: str) -> dict:
+        """The time axis of a deep net is its layer index: its step counts and rates are
+        per layer, and say so."""
+        attrs = super().variable_attrs(name)
+        if name == "time":
+            attrs["long_name"] = "layer index"
+            attrs["description"] = "Layer index l of the deep net (the mlp family's time axis)."
+        elif name in ("memory_horizon", "blowup_step", "saturation_step"):
+            attrs["units"] = "layers"
+            attrs["long_name"] += " (in layers)"
+            attrs["description"] = (
+                "Counted in layers (the mlp family's time axis is the layer index). "
+                + attrs["description"].replace("step", "layer")
+            )
+        elif attrs["units"] == "1/step":
+            attrs["units"] = "1/layer"
+        return attrs
 
     def case_bytes(self, params, run):
         """The weights of every layer (steps n x n matrices) and the n x n tangent."""

@@ -59,6 +59,14 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "First step after which the response stays below memory_rtol * response(0) until the "
         "end of the run; -1 if it never does (or the run blew up).",
     ),
+    "memory_class": (
+        "memory class",
+        "1",
+        "What became of the memory of the input at t = 0: 0 forgets (the memory horizon was "
+        "reached), 1 keeps (never forgotten within the run, not growing), 2 grows (never "
+        "forgotten and the response more than doubled over the second half of the run), 3 "
+        "blows up (a non-finite state); -1 undetermined.",
+    ),
     "saturation_step": (
         "saturation step",
         "1",

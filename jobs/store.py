@@ -30,7 +30,7 @@ from .integrity import (
     record_coordinates,
     record_metadata,
 )
-from .schema import TIME_DIM, UNIT_DIM, VARIABLES, provenance
+from .schema import TIME_DIM, UNIT_DIM, provenance
 from .spec import Grid, Spec
 
 __all__ = [
@@ -310,7 +310,8 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
         dtype = variable_dtype(name, spec.run)
         full, chk = (*grid.shape, *extra[kind]), (*plan.chunks, *extra[kind])
         arr = da.full(full, _fill(dtype), dtype=dtype, chunks=chk or -1)
-        data_vars[name] = xr.Variable((*grid.dims, *trailing[kind]), arr, attrs=_var_attrs(name))
+        attrs = family.variable_attrs(name)
+        data_vars[name] = xr.Variable((*grid.dims, *trailing[kind]), arr, attrs=attrs)
         data_vars[name].encoding = {"chunks": chk or None, "fill_value": _fill(dtype), **codecs()}
     data_vars[DONE] = xr.Variable(
         ("block",),
@@ -324,10 +325,10 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     )
     data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0, **codecs()}
     coords = {d: xr.Variable(d, _coord_values(grid.coords[d])) for d in grid.dims}
-    coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=_var_attrs("time"))
+    coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=family.variable_attrs("time"))
     if "vector" in variables.values():
         units = np.arange(extra["vector"][1])
-        coords[UNIT_DIM] = xr.Variable(UNIT_DIM, units, attrs=_var_attrs(UNIT_DIM))
+        coords[UNIT_DIM] = xr.Variable(UNIT_DIM, units, attrs=family.variable_attrs(UNIT_DIM))
     for var in coords.values():
         var.encoding = codecs()
     attrs = {
@@ -381,11 +382,6 @@ def variable_dtype(name: str, run) -> np.dtype:
     """The stored dtype of a variable: the run's precision for states, else the table's."""
     kind = OUTPUTS[name].dtype
     return np.dtype(run.dtype if kind == "state" else kind)
-
-
-def _var_attrs(name: str) -> dict:
-    long_name, units, description = VARIABLES[name]
-    return {"long_name": long_name, "units": units, "description": description}
 
 
 def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int) -> int:

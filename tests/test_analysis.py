@@ -257,6 +257,24 @@ def test_figures_render_from_real_stores(stores, func, store, panels, lines):
     plt.close(fig)
 
 
+def test_the_memory_figure_shows_each_cases_class_or_horizon(stores):
+    """Every cell's label is the store's: the horizon of a run that forgot, else its class
+    (kept, grows, blew up), never "inf" for all three."""
+    ds = open_results(stores["scalar"])
+    fig = F.memory_phase(ds)
+    sub = ds.sel(bias=0.0, amplitude=1.0).transpose("activation", "w")
+    labels = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+              for t in fig.axes[0].texts}  # fmt: skip
+    names = {1: "kept", 2: "grows", 3: "blew up"}
+    cls, hor = sub.memory_class.values, sub.memory_horizon.values
+    for (r, c), k in np.ndenumerate(cls):
+        assert labels[(r, c)] == (str(hor[r, c]) if k == 0 else names[k]), (r, c)
+    assert set(np.unique(cls)) >= {0, 1}  # the store has both
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_the_depth_figure_draws_the_mean_field_prediction_and_the_bound(stores):
     """relu at zero bias: chi_1 = gain^2 / 2 in closed form, so the dotted lines have the
     slope 0.5 log10(gain^2 / 2) per layer; the dashed bounds log10(2 gain) (gamma = 1), and

@@ -32,6 +32,23 @@ def test_scalar_linear_is_w_to_the_t():
     np.testing.assert_allclose(res["response_growth_rate"], np.log(np.abs(w)), rtol=1e-12)
 
 
+def test_memory_class_of_linear_recursions_over_long_runs():
+    """h(t) = w h(t-1) over 10^4 steps: |w| < 1 forgets (at ceil(ln 1e-3 / ln|w|)), |w| = 1
+    keeps, |w| > 1 grows while finite (1.0005^10^4 = 148) and blows up once w^t overflows
+    (1.1^7448 > 1.8e308); vector W alike, with its largest |lambda| deciding."""
+    w = np.array([0.5, -0.999, 1.0, -1.0, 1.0005, 1.05, 1.1, 3.0])
+    res = simulate_rnn(w, activation="identity", steps=10_000, record="none")
+    np.testing.assert_array_equal(res["memory_class"], [0, 0, 1, 1, 2, 2, 3, 3])
+    np.testing.assert_array_equal(
+        res["memory_horizon"][:2], np.ceil(np.log(1e-3) / np.log(np.abs(w[:2])))
+    )
+    W = np.stack(
+        [_symmetric_with_spectrum(8, np.linspace(-lam, lam, 8)) for lam in (0.9, 1.0, 1.02)]
+    )
+    vec = simulate_rnn(W, activation="identity", steps=10_000, record="none")
+    np.testing.assert_array_equal(vec["memory_class"], [0, 1, 2])
+
+
 def test_vector_linear_response_is_norm_of_W_to_the_t_v():
     rng = np.random.default_rng(1)
     n, steps = 6, 80
