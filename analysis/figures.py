@@ -72,6 +72,11 @@ def _figure(func):
     return draw
 
 
+def _fmt(value) -> str:
+    """A grid value for a label: numbers short (%g), names as they are."""
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
+
+
 def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
@@ -514,14 +519,15 @@ def input_weight_gradients(datasets, ax=None):
             k = one.time.values
             other = [x for x in one.dims if x != "time"]
             med = 10 ** (one.median(other).values if other else one.values)
-            what = ", ".join(f"{g.replace('_', ' ')} {val:g}" for g, val in combo.items())
+            what = ", ".join(f"{g.replace('_', ' ')} {_fmt(val)}" for g, val in combo.items())
             label = (
                 f"{fam.upper()} (H = {d.attrs.get('model_n', '?')}{', ' + what if what else ''})"
             )
             ax.plot(k, med, color=_color(n), linestyle=styles.get(fam, ":"), label=label)
             if other:
-                lo = 10 ** one.quantile(0.25, other).values
-                hi = 10 ** one.quantile(0.75, other).values
+                with np.errstate(invalid="ignore"):  # quartiles next to -inf (underflow)
+                    lo = 10 ** one.quantile(0.25, other).values
+                    hi = 10 ** one.quantile(0.75, other).values
                 ax.fill_between(k, lo, hi, color=_color(n), alpha=0.15, linewidth=0)
             n += 1
     ax.set_yscale("log")
@@ -619,8 +625,8 @@ def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
     ax.imshow(codes.values, aspect="auto", origin="lower", cmap=cmap, norm=norm,
               interpolation="nearest")  # fmt: skip
     xs, ys = sub[x].values, sub[y].values
-    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
+    ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
     if sub[x].dtype.kind in "fiu":

@@ -198,7 +198,7 @@ def _plan(path: Path):
     import zarr
 
     from rnnlab.jobs.spec import SpecError
-    from rnnlab.jobs.store import stored_plan, stored_spec
+    from rnnlab.jobs.store import StoreError, stored_plan, stored_spec, trusted_attrs
 
     try:
         attrs = dict(zarr.open_group(str(path), mode="r", use_consolidated=False).attrs)
@@ -206,6 +206,10 @@ def _plan(path: Path):
         raise NotAStoreError(f"{path}: not a Zarr store ({type(err).__name__}: {err})") from None
     if "spec_sha256" not in attrs or "block_chunks" not in attrs:
         raise NotAStoreError(f"{path}: a Zarr store, but not one written by rnnlab")
+    try:
+        trusted_attrs(path, attrs)
+    except StoreError as err:
+        raise DamagedStoreError(str(err), [], []) from None
     try:
         return stored_plan(attrs, stored_spec(attrs)[1])
     except (SpecError, KeyError, ValueError) as err:
@@ -248,6 +252,14 @@ def _mask_cases(ds, intact: np.ndarray, plan):
     return ds
 
 
+def _repair_command(path: Path, damage) -> str:
+    """The commands that recompute the damaged blocks: a checksum-only damage must be marked
+    by ``status --verify`` first (``run`` compares sizes only)."""
+    if damage.needs_verify:
+        return f"`rnnlab status {path} --verify` then `rnnlab run {path}`"
+    return f"`rnnlab run {path}`"
+
+
 def _incomplete(path: Path, ds, missing: list[dict], damage) -> IncompleteStoreError:
     """The error of a store with blocks missing or damaged: which, and what to do."""
     total = int(ds.attrs.get("nblocks", ds.sizes.get("block", 0)))
@@ -261,8 +273,8 @@ def _incomplete(path: Path, ds, missing: list[dict], damage) -> IncompleteStoreE
     fix = f"finish it with `rnnlab run {path}` (it resumes), or open it anyway with {ANYWAY}"
     if damage is not None and damage.damage:
         return DamagedStoreError(
-            f"{path}: damaged: {damage.summary()}: recompute those blocks with `rnnlab run "
-            f"{path}`, or open it anyway with {ANYWAY}",
+            f"{path}: damaged: {damage.summary()}: recompute those blocks with "
+            f"{_repair_command(path, damage)}, or open it anyway with {ANYWAY}",
             missing,
             damage.damage,
         )

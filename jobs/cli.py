@@ -446,7 +446,7 @@ def _run(args) -> int:
             if not (args.scheduler or args.scheduler_file) and cluster is not None:
                 cluster.close()
     if result.damage is not None:
-        print(f"{path}: found {result.damage.summary()}: recomputed")
+        print(f"{path}: found {result.damage.summary()}: repaired")
     if result.ran == 0:
         print(f"{path}: all {result.nblocks} blocks are done already; nothing to do")
     else:
@@ -484,7 +484,7 @@ def _status(args) -> int:
     from pathlib import Path
 
     from . import integrity
-    from .store import StoreError, store_attrs, stored_plan, stored_spec
+    from .store import StoreError, store_attrs, stored_plan, stored_spec, trusted_attrs
 
     path = Path(args.store)
     if not path.exists():
@@ -492,6 +492,11 @@ def _status(args) -> int:
     attrs = store_attrs(path)
     if attrs is None:
         raise StoreError(f"{path}: not an rnnlab sweep store (no spec_sha256 attribute)")
+    try:
+        trusted_attrs(path, attrs)
+    except StoreError as err:  # damage found: exit 1, as for any other damage
+        _fail(str(err))
+        return 1
     spec, grid = stored_spec(attrs)
     plan = stored_plan(attrs, grid)
     report = integrity.check(path, plan, verify=args.verify)
@@ -606,6 +611,8 @@ def _report(args) -> int:
             result = run_sweep(
                 (spec, grid), client, store=path, sync=args.sync, progress=not args.no_progress
             )
+            if result.damage is not None:
+                print(f"{path}: found {result.damage.summary()}: repaired")
             print(f"{path}: {result.ran} blocks run, {result.already_done} done already")
     except KeyboardInterrupt:
         return _interrupted()

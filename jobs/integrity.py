@@ -30,6 +30,7 @@ __all__ = [
     "RECORD",
     "Damage",
     "Report",
+    "attributes_damage",
     "check",
     "codecs",
     "mark_not_done",
@@ -108,9 +109,22 @@ class Report:
         return out
 
     def counts(self) -> str:
-        """How many damaged chunks, in how many blocks."""
-        n, b = len(self.damage), len(self.blocks)
-        return f"{n} damaged chunk{'s' * (n != 1)} in {b} block{'s' * (b != 1)}"
+        """How many damaged chunks, in how many blocks, and damaged documents."""
+        docs = sum(d.key == "zarr.json" for d in self.damage)
+        n, b = len(self.damage) - docs, len(self.blocks)
+        parts = (
+            [f"{n} damaged chunk{'s' * (n != 1)}" + (f" in {b} block{'s' * (b != 1)}" if b else "")]
+            if n
+            else []
+        )
+        if docs:
+            parts.append(f"{docs} damaged metadata document{'s' * (docs != 1)}")
+        return " and ".join(parts)
+
+    @property
+    def needs_verify(self) -> bool:
+        """Whether only reading the chunks (``verify``) finds some of this damage."""
+        return any(d.what.startswith("altered: its checksum does not match") for d in self.damage)
 
     def summary(self, limit: int = 3) -> str:
         """One line: the counts, and the first few chunks named."""
@@ -195,7 +209,7 @@ def record_coordinates(path: Path, group) -> None:
         for i in range(arr.cdata_shape[0]):
             key = arr.metadata.encode_chunk_key((i,))
             sizes[f"{name}/{key}"] = _file_size(path / name / key)
-    group.attrs["coordinate_bytes"] = json.dumps(sizes)
+    group.attrs["coordinate_bytes"] = json.dumps(sizes, sort_keys=True)
 
 
 def _crc_ok(file: Path) -> bool:
@@ -250,14 +264,28 @@ def record_metadata(path: Path, group) -> None:
     group.attrs["attributes_crc32c"] = _attributes_crc(dict(group.attrs))
 
 
+def attributes_damage(attrs: dict) -> Damage | None:
+    """The root attributes' own damage: their checksum (rnnlab >= 0.2), and the spec's text
+    against its sha256. Nothing else in them can be trusted while this is not None."""
+    import hashlib
+
+    if "attributes_crc32c" in attrs and attrs["attributes_crc32c"] != _attributes_crc(attrs):
+        return Damage(OVERWRITE, "", "zarr.json", "attributes altered (their checksum)")
+    text = attrs.get("spec")
+    if not isinstance(text, str) or hashlib.sha256(text.encode()).hexdigest() != attrs.get(
+        "spec_sha256"
+    ):
+        return Damage(OVERWRITE, "", "zarr.json", "spec altered (not its sha256)")
+    return None
+
+
 def _metadata_damage(path: Path, attrs: dict) -> list[Damage]:
-    """Metadata documents gone or altered (against their recorded CRC-32C), the root's
-    attributes altered, and a consolidated copy that differs from the documents."""
+    """Metadata documents gone or altered (against their recorded CRC-32C), and a
+    consolidated copy that differs from the documents (names included). No consolidated
+    copy at all is no damage: a run stopped before its finalisation, which consolidates."""
     if "metadata_crc32c" not in attrs:
         return []  # a store of rnnlab < 0.2
     out = []
-    if attrs.get("attributes_crc32c") != _attributes_crc(attrs):
-        out.append(Damage(OVERWRITE, "", "zarr.json", "altered: its attributes' checksum"))
     docs = {}
     for name, crc in json.loads(attrs["metadata_crc32c"]).items():
         try:
@@ -270,14 +298,21 @@ def _metadata_damage(path: Path, attrs: dict) -> list[Damage]:
         else:
             docs[name] = json.loads(data)
     try:
-        copy = json.loads((path / "zarr.json").read_bytes())["consolidated_metadata"]["metadata"]
-    except (OSError, ValueError, KeyError, TypeError):
-        copy = {}
+        root = json.loads((path / "zarr.json").read_bytes())
+        copy = (root.get("consolidated_metadata") or {}).get("metadata")
+    except (OSError, ValueError, AttributeError):
+        copy = None
+    if copy is None:
+        return out
 
     def bare(doc):  # a group's copy holds its own (empty) consolidated metadata
         return {k: v for k, v in doc.items() if k != "consolidated_metadata"}
 
-    if any(bare(copy.get(name) or {}) != bare(doc) for name, doc in docs.items()):
+    recorded = set(json.loads(attrs["metadata_crc32c"]))
+    stale = set(copy) != recorded or any(
+        bare(copy.get(name) or {}) != bare(doc) for name, doc in docs.items()
+    )
+    if stale:
         out.append(Damage(CONSOLIDATE, "", "zarr.json", "consolidated copy differs"))
     return out
 
@@ -305,6 +340,8 @@ def check(path, plan, *, verify: bool = False) -> Report:
     path = Path(path)
     group = _open(path)
     attrs = dict(group.attrs)
+    if (bad := attributes_damage(attrs)) is not None:  # nothing else in them can be trusted
+        return Report([bad], 0, verify, np.zeros(plan.nblocks, dtype=bool))
     damage = _metadata_damage(path, attrs)
     try:
         flags, _ = read_flags(group[DONE])

@@ -40,6 +40,7 @@ from .store import (
     store_lock,
     stored_plan,
     stored_spec,
+    trusted_attrs,
     write_block,
 )
 
@@ -127,7 +128,7 @@ def _spec_of_store(path: Path) -> tuple[Spec, Grid]:
         raise SpecError(
             [f"{path}: a folder that is not an rnnlab store: give a spec file or a store"]
         )
-    return stored_spec(attrs)
+    return stored_spec(trusted_attrs(path, attrs))
 
 
 def _dict_text(d: dict) -> str:
@@ -174,6 +175,8 @@ def is_complete(spec: Spec, grid: Grid, path: Path) -> bool:
         return False
     if attrs.get("rnnlab_version") != provenance()["rnnlab_version"]:
         return False
+    if integrity.attributes_damage(attrs) is not None:
+        return False  # the run refuses it, saying why
     report = integrity.check(path, stored_plan(attrs, grid))
     return bool(report.done.all()) and not report.damage
 
@@ -195,6 +198,7 @@ def _prepare_store(spec: Spec, grid: Grid, plan: BlockPlan, path: Path, overwrit
     """
     attrs = store_attrs(path)
     if attrs is not None and not overwrite:
+        trusted_attrs(path, attrs)
         if attrs.get("spec_sha256") != spec.sha256:
             raise StoreError(
                 f"store.path: {path} holds a sweep of a different spec: use --overwrite to "
@@ -239,7 +243,7 @@ def _resume(path: Path, plan: BlockPlan):
     if report.unrepairable:
         raise StoreError(
             f"store.path: {path} is damaged beyond its blocks ({report.unrepairable[0]}): "
-            "use --overwrite to recompute it"
+            f"recompute it with `rnnlab run {path} --overwrite`"
         )
     integrity.repair(path, report)
     return plan, report.intact, report if report.damage else None

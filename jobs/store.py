@@ -41,6 +41,7 @@ __all__ = [
     "plan_blocks",
     "read_done",
     "store_lock",
+    "trusted_attrs",
     "write_block",
 ]
 
@@ -406,7 +407,7 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
         arr = results[name]
         trailing = arr.shape[1:]  # (), (time,) or (time, unit)
         arrays[name] = group[name]
-        arrays[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape(*bshape, *trailing)
+        arrays[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape((*bshape, *trailing))
         if i == 0:
             fault_point("block_data")
     pos = tuple(s.start // c for s, c in zip(slices, plan.chunks, strict=True))
@@ -531,6 +532,28 @@ def store_attrs(path: Path) -> dict | None:
         return None
     attrs = dict(group.attrs)
     return attrs if "spec_sha256" in attrs else None
+
+
+def trusted_attrs(path: Path, attrs: dict) -> dict:
+    """``attrs`` of the store at ``path``, after checking them (their checksum, the spec
+    against its sha256).
+
+    Raises
+    ------
+    StoreError
+        One line: the attributes are damaged, so the store's own spec cannot be used to
+        recompute it; the command that does, from the spec file.
+    """
+    from .integrity import attributes_damage
+
+    bad = attributes_damage(attrs)
+    if bad is not None:
+        raise StoreError(
+            f"{path}: damaged beyond its blocks ({bad.what}): its own spec cannot be "
+            f"trusted: recompute it from the spec file with `rnnlab run SPEC --store {path} "
+            "--overwrite`"
+        )
+    return attrs
 
 
 def check_store_writable(path: Path) -> None:

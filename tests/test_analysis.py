@@ -87,9 +87,10 @@ steps = 150
 input = "noise"
 """,
 }
-for fam, extra in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"'),
-                   ("lstm", 'init = "normal"\ninit_scale = 0.1'),
-                   ("gru", 'init = "normal"\ninit_scale = 0.1')):  # fmt: skip
+for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
+                         ("lstm", 'init = "normal"\ninit_scale = 0.1',
+                          'variant = ["vanilla", "NFG"]'),  # a grid of names, too
+                         ("gru", 'init = "normal"\ninit_scale = 0.1', "")):  # fmt: skip
     SPECS[f"{fam}_gradients"] = f"""
 [model]
 family = "{fam}"
@@ -97,6 +98,7 @@ n = 8
 loss_step = 30
 {extra}
 [grid]
+{grid}
 seed = {{range = 3}}
 [run]
 steps = 31
@@ -307,7 +309,10 @@ def test_lstm_and_input_weight_figures_have_a_line_per_group(stores):
     dss = [open_results(stores[f"{f}_gradients"]) for f in ("rnn", "lstm", "gru")]
     fig = F.input_weight_gradients(dss)
     (ax,) = fig.axes
-    assert [ln.get_label() for ln in _lines(ax)] == ["RNN (H = 8)", "LSTM (H = 8)", "GRU (H = 8)"]
+    assert [ln.get_label() for ln in _lines(ax)] == [
+        "RNN (H = 8)", "LSTM (H = 8, variant vanilla)", "LSTM (H = 8, variant NFG)",
+        "GRU (H = 8)",
+    ]  # fmt: skip
     assert all(len(ln.get_xdata()) == 31 for ln in _lines(ax))
     plt.close(fig)
 

@@ -6,6 +6,7 @@ and repaired by the same command: the repaired store equals an undamaged one bit
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -102,6 +103,10 @@ def test_one_flipped_byte_is_found_by_verify_then_recomputed(store, reference):
     assert plain.returncode == 0 and "damaged:  none" in plain.stdout  # sizes only
     with pytest.raises(ValueError, match="checksum"):
         xr.open_zarr(store, consolidated=False).response.values  # noqa: B018
+    from rnnlab.analysis import DamagedStoreError, open_results
+
+    with pytest.raises(DamagedStoreError, match=r"s\.zarr --verify` then `rnnlab run "):
+        open_results(store, verify=True)
     out = rnnlab("status", "s.zarr", "--verify", cwd=store.parent)
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"block {BLOCK}: response/" in out.stdout and "altered: its checksum" in out.stdout
@@ -176,9 +181,14 @@ BEYOND = {
     "record metadata lost": lambda s: (s / "integrity" / "zarr.json").unlink(),
     "coordinate truncated": lambda s: DAMAGE["truncated"](s / "w" / "c" / "0"),
     "coordinate flipped": lambda s: _flip(s / "w" / "c" / "0"),
-    "root attributes altered": lambda s: _flip_in(
-        s / "zarr.json", b'"nblocks": 8', b'"nblocks": 9'
-    ),
+}
+
+ATTRIBUTES = {
+    # the spec's text changed (its sha256 not): --overwrite from it would compute another sweep
+    "spec": (b"steps = 300", b"steps = 900"),
+    "plan": (b'"nblocks": 8', b'"nblocks": 9'),
+    "record of the documents": (b'"metadata_crc32c": "{', b'"metadata_crc32c": "{{'),
+    "block chunks": (b'{\\"activation\\": 1', b'{\\"activation\\": 2'),
 }
 
 
@@ -206,15 +216,55 @@ def test_damage_beyond_the_blocks_is_repaired_by_overwrite(store, reference, wha
     assert_same_store(reference, store, ignore=())
 
 
+@pytest.mark.parametrize("what", sorted(ATTRIBUTES))
+def test_altered_root_attributes_are_not_trusted(store, reference, what):
+    """The root's attributes (the spec, the plan, the integrity records) fail their checksum:
+    nothing reads them (one line, no traceback), and the store's own spec is not used to
+    recompute it: the spec file is (`run SPEC --store STORE --overwrite`)."""
+    from rnnlab.analysis import DamagedStoreError, open_results
+
+    _flip_in(store / "zarr.json", *ATTRIBUTES[what])
+    fix = "recompute it from the spec file with `rnnlab run SPEC --store s.zarr --overwrite`"
+    for args, code in ((("status", "s.zarr"), 1), (("run", "s.zarr", "--sync"), 2),
+                       (("run", "spec.toml", "--sync"), 2),
+                       (("figures", "s.zarr", "--out", "rep"), 2)):  # fmt: skip
+        out = rnnlab(*args, cwd=store.parent)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == code and len(lines) == 1, (args, out.stdout, out.stderr)
+        assert "attributes altered (their checksum)" in lines[0] or "spec altered" in lines[0]
+        assert fix in lines[0], lines[0]
+    with pytest.raises(DamagedStoreError, match="its own spec cannot be trusted"):
+        open_results(store, allow_incomplete=True)
+    out = rnnlab("run", "spec.toml", "--store", "s.zarr", "--sync", "--no-progress",
+                 "--overwrite", cwd=store.parent)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert_same_store(reference, store, ignore=())
+
+
+def _consolidated(store: Path, change) -> None:
+    """Change the root document's consolidated copy of the metadata (parsed JSON)."""
+    doc = json.loads((store / "zarr.json").read_bytes())
+    change(doc["consolidated_metadata"]["metadata"])
+    (store / "zarr.json").write_text(json.dumps(doc, indent=2))
+
+
+CONSOLIDATED = {
+    "a fill value": lambda m: m["blowup_step"].update(fill_value=7),
+    "a made-up variable": lambda m: m.update(fake_var=dict(m["blowup_step"])),
+}
+
+
 @pytest.mark.filterwarnings("ignore:Consolidated metadata")
-def test_a_stale_consolidated_copy_is_not_read_and_is_consolidated_again(store, reference):
-    """The root's consolidated copy of a document altered (a fill value 7): readers use the
-    checked documents instead, and status consolidates the copy again."""
+@pytest.mark.parametrize("what", sorted(CONSOLIDATED))
+def test_a_stale_consolidated_copy_is_not_read_and_is_consolidated_again(store, reference, what):
+    """The root's consolidated copy of the documents altered: readers use the checked
+    documents instead, and status consolidates the copy again."""
     from rnnlab.analysis import open_results
 
-    _flip_in(store / "zarr.json", b'"fill_value": -1', b'"fill_value": 7')
+    _consolidated(store, CONSOLIDATED[what])
     ds = open_results(store)
     np.testing.assert_array_equal(ds.blowup_step.values, open_results(reference).blowup_step)
+    assert set(ds.variables) == set(open_results(reference).variables)
     out = rnnlab("status", "s.zarr", cwd=store.parent)
     assert out.returncode == 1 and "consolidated copy differs" in out.stdout, out.stdout
     assert "consolidated again from its documents (checked): repaired" in out.stdout
@@ -325,3 +375,18 @@ def test_a_full_disk_is_one_line_and_the_same_command_resumes(reference, tmp_pat
         again = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=disk)
         assert again.returncode == 0, again.stderr
         assert_same_store(reference, disk / "s.zarr", ignore=())
+
+
+def test_a_run_killed_while_it_finalised_is_finalised_by_status(store, reference, tmp_path):
+    """Killed between the end time and the consolidated metadata (the root document then
+    has no consolidated copy at all): status finalises it, exit 0, no damage reported."""
+    folder = tmp_path / "k"
+    folder.mkdir()
+    (folder / "spec.toml").write_text(SPEC)
+    env = {**os.environ, "RNNLAB_FAULT": "finalise:1", "RNNLAB_FAULT_REACHED": str(folder / "r")}
+    out = rnnlab("run", "spec.toml", "--sync", "--no-progress", cwd=folder, process=True, env=env)
+    assert out.returncode == -9 and (folder / "r").read_text() == "finalise:1"
+    status = rnnlab("status", "s.zarr", cwd=folder)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "finalised (end time, metadata)" in status.stdout and "damaged:  none" in status.stdout
+    assert_same_store(reference, folder / "s.zarr", ignore=())

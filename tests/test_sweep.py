@@ -161,9 +161,11 @@ def test_a_store_from_another_rnnlab_version_is_not_resumed(tmp_path):
     import zarr
 
     spec = write_spec(tmp_path, VECTOR_SPEC)
+    from rnnlab.jobs.integrity import _attributes_crc
+
     res = run_sweep(spec, store=tmp_path / "s.zarr", sync=True)
-    zarr.open_group(str(res.path), mode="r+", use_consolidated=False).attrs["rnnlab_version"] = (
-        "0.0.1"
-    )
+    group = zarr.open_group(str(res.path), mode="r+", use_consolidated=False)
+    group.attrs["rnnlab_version"] = "0.0.1"  # as that version would have written them:
+    group.attrs["attributes_crc32c"] = _attributes_crc(dict(group.attrs))  # consistent
     with pytest.raises(StoreError, match=r"written by rnnlab 0\.0\.1"):
         run_sweep(spec, store=res.path, sync=True)
