@@ -385,8 +385,9 @@ def memory_phase(ds, ax=None, *, x=None, select=None):
     ax.set_yticks(range(sub.sizes["activation"]), [str(a) for a in sub.activation.values])
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("activation")
+    unit = "layers" if ds.memory_horizon.attrs.get("units") == "layers" else "steps"
     fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
-                 label="memory horizon (steps), runs that forgot")  # fmt: skip
+                 label=f"memory horizon ({unit}), runs that forgot")  # fmt: skip
     handles = [mpl.patches.Patch(color=c, label=t) for t, c in others.values()]
     ax.legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(0, -0.18),
               ncol=3, frameon=False)  # fmt: skip
