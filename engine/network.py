@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _tracking as K
 from ._driver import make_kernel
+from ._linear import exact_response
 from ._parallel import run_chunks, threads_for
 from ._validate import RunSettings, as_cases, check_choice, check_memory, input_arrays, run_settings
 from .activations import get_activation
@@ -392,6 +393,9 @@ def simulate_network(
         cell, net, settings, plan, activation=act.code, inputs=(kind, xs, keys, amp),
         loss_step=ls, threads=threads_for(parallel),
     )  # fmt: skip
+    if cell == "rnn" and act.name == "identity" and L == 1 and plan.needs("response"):
+        exact_response(net.Whh[:, 0], net.C, (kind, xs, keys, amp), settings, plan, rec_out,
+                       sums, np.zeros(ncase, dtype=bool))  # fmt: skip
     extra = {}
     if plan.needs("weights"):  # the largest over the layers
         W = net.Whh.astype(np.float64)

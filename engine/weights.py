@@ -21,6 +21,7 @@ __all__ = [
     "WEIGHT_KINDS",
     "base_matrix",
     "case_rng",
+    "dominant_complement",
     "impulse_direction",
     "init_layers",
     "recurrent_matrix",
@@ -178,16 +179,13 @@ def impulse_direction(n: int, seed: int = 0) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def remove_dominant_component(W: np.ndarray, u: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
-    """Remove from ``u`` its component along the dominant eigenvector(s) of ``W``.
+def dominant_complement(W: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """The spectral projector onto the complement of W's dominant eigenspace (real).
 
-    Writing ``u = sum_i a_i v_i`` in the eigenbasis of ``W``, the terms whose eigenvalue has
-    the largest modulus (both members of a complex-conjugate pair, and any ties within
-    ``rtol``) are removed (an oblique projection with the left eigenvectors; orthogonal when W
-    is symmetric). ``W^t u`` then grows like ``|lambda_2|^t`` instead of ``|lambda_1|^t``, until
-    rounding errors of size ``eps |lambda_1|^t`` catch up.
-
-    The result is not renormalised (its norm is at most that of ``u`` for symmetric W).
+    The dominant group is every eigenvalue whose modulus is within ``rtol`` of the largest
+    (both members of a complex-conjugate pair, any ties); the projector
+    ``I - V_D (V^-1)_D`` (an oblique projection with the left eigenvectors, orthogonal when W
+    is symmetric) commutes with W.
 
     Raises
     ------
@@ -200,9 +198,27 @@ def remove_dominant_component(W: np.ndarray, u: np.ndarray, rtol: float = 1e-9) 
     Vinv = np.linalg.inv(V)
     mod = np.abs(lam)
     dominant = mod >= mod.max() * (1.0 - rtol)
-    coeffs = Vinv @ u
-    removed = V[:, dominant] @ coeffs[dominant]
-    return np.real(u - removed).astype(u.dtype)
+    return np.eye(W.shape[0]) - np.real(V[:, dominant] @ Vinv[dominant, :])
+
+
+def remove_dominant_component(W: np.ndarray, u: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Remove from ``u`` its component along the dominant eigenvector(s) of ``W``.
+
+    Writing ``u = sum_i a_i v_i`` in the eigenbasis of ``W``, the terms whose eigenvalue has
+    the largest modulus (both members of a complex-conjugate pair, and any ties within
+    ``rtol``) are removed: ``u`` times :func:`dominant_complement`. ``W^t u`` then grows like
+    ``|lambda_2|^t`` instead of ``|lambda_1|^t`` until rounding errors of size
+    ``eps |lambda_1|^t`` catch up; :func:`rnnlab.engine.simulate_rnn` projects the response
+    of a linear recursion every step, so that they never do.
+
+    The result is not renormalised (its norm is at most that of ``u`` for symmetric W).
+
+    Raises
+    ------
+    ValueError
+        If ``W`` is not diagonalisable to working precision.
+    """
+    return (dominant_complement(W, rtol) @ u).astype(u.dtype)
 
 
 #: Number of gate blocks in the weight rows of each cell (PyTorch's layout: i, f, g, o for

@@ -404,13 +404,11 @@ class RnnFamily(Family):
             u = np.stack([impulse_direction(n, int(s)) for s in seeds])
             C = c[:, None] * u
             b = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
-        if n > 1:
-            for i in np.flatnonzero(p["remove_dominant"].astype(bool)):
-                C[i] = remove_dominant_component(W[i], C[i])
         return simulate_rnn(
             W,
             C,
             b,
+            remove_dominant=p["remove_dominant"].astype(bool) if n > 1 else False,
             activation=act,
             steps=run.steps,
             input=run.input,

@@ -235,7 +235,7 @@ def test_phase_boundary_of_linear_recursions(stores):
     ("func", "store", "panels", "lines"),
     [
         (F.scalar_linear, "scalar", 1, 12),  # 6 w x (simulation + closed form)
-        (F.vector_linear, "vector", 1, 20),  # 5 rho x 2 inputs x (simulation + slope)
+        (F.vector_linear, "vector", 2, None),
         (F.scalar_nonlinear, "scalar", 3, 10),  # per panel: 5 positive w x 2 input signs
         (F.vector_nonlinear, "vector", 8, 5),  # 2 rows x 4 activations, 5 rho each
         (F.memory_phase, "scalar", 1, 0),
@@ -254,6 +254,27 @@ def test_figures_render_from_real_stores(stores, func, store, panels, lines):
         assert _lines(ax) or ax.images
         if lines is not None and lines:
             assert len(_lines(ax)) == lines, ax.get_title()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_the_vector_figure_draws_the_stored_response_and_its_eigenvalue_slopes(stores):
+    """Left panel: each dashed line is the stored response of the case without the dominant
+    part, and it falls like |lambda_2|^t (the store's second_eigenvalue_modulus)."""
+    ds = open_results(stores["vector"])
+    fig = F.vector_linear(ds)
+    left = fig.axes[0]
+    dashed = [ln for ln in _lines(left) if ln.get_linestyle() == "--"]
+    sub = ds.sel(activation="identity", remove_dominant=True, seed=0)
+    assert len(dashed) == sub.sizes["spectral_radius"]
+    for ln, rho in zip(dashed, sub.spectral_radius.values, strict=True):
+        one = sub.sel(spectral_radius=rho)
+        np.testing.assert_array_equal(ln.get_ydata(), one.response.values)
+        t, y = ln.get_xdata(), np.log(ln.get_ydata())
+        half = t >= t[-1] / 2
+        slope = np.polyfit(t[half], y[half], 1)[0]
+        assert slope == pytest.approx(np.log(float(one.second_eigenvalue_modulus)), abs=1e-6)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
