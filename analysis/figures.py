@@ -553,45 +553,79 @@ def input_weight_gradients(datasets, ax=None):
 
 
 @_figure
-def lstm_memory(ds, ax=None, *, lag=100):
-    """Figure 9: the LSTM cell's gradient retention. Left: log10 ||dc(t)/dc(0)|| against t for
-    each forget-gate bias (vanilla LSTM). Right: its value at ``lag`` against the forget-gate
-    bias for each of Greff et al.'s variants (median over seeds)."""
-    _need(ds, "log10_cell_gradient_norm", family="lstm")
+def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
+    """Figure 9: the LSTM cell's gradient: the constant error carousel against all paths.
+
+    Left (vanilla LSTM, one colour per forget-gate bias): log10 ||dc(t)/dc(0)|| through every
+    path (solid) and through the carousel alone, log10 max_u prod f_u (dashed), down to
+    ``floor`` (curves below keep falling; the note gives their last value). Right: both at
+    step ``lag`` (default: the last step) for each of Greff et al.'s variants and forget-gate
+    biases, coloured by the all-path value (red: the gradient grew, blue: it vanished), each
+    cell reading "all paths (carousel)". Medians over seeds.
+    """
+    _need(ds, "log10_cell_gradient_norm", "log10_carousel_gain", family="lstm")
     if "forget_bias" not in ds.dims:
         raise MissingData("needs a forget_bias dimension")
-    fig, axs = _axes(ax, 2, size=(4.6, 3.6))
-    v = ds.log10_cell_gradient_norm
-    seeds = [d for d in ("seed",) if d in v.dims]
-    if seeds:
-        v = v.median(seeds)
-    base = v.sel(variant="vanilla") if "variant" in v.dims else v
-    extra = [d for d in base.dims if d not in ("time", "forget_bias")]
-    base = base.isel({d: 0 for d in extra})
+    import matplotlib as mpl
+
+    fig, axs = _axes(ax, 2, size=(5.2, 4.0))
+    both = [ds.log10_cell_gradient_norm, ds.log10_carousel_gain]
+    both = [v.median("seed") if "seed" in v.dims else v for v in both]
     fbs = ds.forget_bias.values
     colors = _ramp(len(fbs))
     t = ds.time.values
+    lowest = np.inf
     for i, fb in enumerate(fbs):
-        axs[0].plot(t, base.sel(forget_bias=fb).values, color=colors[i],
-                    label=f"forget bias {fb:g}")  # fmt: skip
+        for v, style in zip(both, ("-", "--"), strict=True):
+            one = v.sel(variant="vanilla") if "variant" in v.dims else v
+            one = one.sel(forget_bias=fb)
+            one = one.isel({d: 0 for d in one.dims if d != "time"}).values
+            lowest = min(lowest, np.nanmin(one))
+            axs[0].plot(t, one, color=colors[i], linestyle=style,
+                        label=f"forget bias {fb:g}" if style == "-" else None)  # fmt: skip
+    axs[0].plot([], [], color="0.4", linestyle="-", label="all paths")
+    axs[0].plot([], [], color="0.4", linestyle="--", label="carousel: prod f")
+    top = max(np.nanmax(v.values) for v in both)
+    axs[0].set_ylim(floor, max(top, 0.0) + 3)
+    if lowest < floor:
+        axs[0].text(
+            0.98,
+            0.02,
+            f"below: they keep falling, to {lowest:.0f} at t = {t[-1]}",
+            transform=axs[0].transAxes,
+            ha="right",
+            va="bottom",
+            fontsize="x-small",
+        )
     axs[0].set_ylabel("log10 ||dc(t)/dc(0)||")
     _time_axis(axs[0])
     axs[0].set_title("Cell gradient, vanilla LSTM")
-    axs[0].legend(fontsize="x-small")
-    k = int(t[np.argmin(np.abs(t - lag))])
-    at = v.sel(time=k)
-    variants = [str(x) for x in ds.variant.values] if "variant" in ds.dims else [None]
-    for i, var in enumerate(variants):
-        one = at.sel(variant=var) if var is not None else at
-        extra = [d for d in one.dims if d != "forget_bias"]
-        one = one.isel({d: 0 for d in extra})
-        style = "-" if i < len(PALETTE) else "--"
-        axs[1].plot(fbs, one.values, marker="o", color=_color(i), linestyle=style,
-                    label=var or "lstm")  # fmt: skip
+    axs[0].legend(fontsize="x-small", loc="lower right", bbox_to_anchor=(1, 0.06))
+    k = int(t[-1] if lag is None else t[np.argmin(np.abs(t - lag))])
+    grid = []
+    variants = [str(x) for x in ds.variant.values] if "variant" in ds.dims else ["lstm"]
+    for v in both:
+        at = v.sel(time=k)
+        at = at.isel({d: 0 for d in at.dims if d not in ("variant", "forget_bias")})
+        at = (
+            at.transpose("variant", "forget_bias")
+            if "variant" in at.dims
+            else at.expand_dims(variant=variants)
+        )
+        grid.append(np.asarray(at.values, dtype=float))
+    allp, direct = grid
+    norm = mpl.colors.TwoSlopeNorm(vcenter=0.0, vmin=-10.0, vmax=10.0)
+    mesh = axs[1].imshow(np.clip(allp, -10, 10), cmap="RdBu_r", norm=norm, aspect="auto",
+                         origin="lower")  # fmt: skip
+    for (r, c), a in np.ndenumerate(allp):
+        axs[1].text(c, r, f"{a:.1f}\n({direct[r, c]:.1f})", ha="center", va="center",
+                    fontsize=6, color="white" if abs(a) > 6 else "black")  # fmt: skip
+    axs[1].set_xticks(range(len(fbs)), [_fmt(f) for f in fbs])
+    axs[1].set_yticks(range(len(variants)), variants)
     axs[1].set_xlabel("forget-gate bias")
-    axs[1].set_ylabel(f"log10 ||dc(t)/dc(0)|| at t = {k}")
-    axs[1].set_title("Retention across variants (Greff et al. 2017)")
-    axs[1].legend(fontsize="x-small", ncols=2)
+    axs[1].set_ylabel("variant (Greff et al. 2017)")
+    axs[1].set_title(f"At t = {k}: all paths (carousel)")
+    fig.colorbar(mesh, ax=axs[1], extend="both", label="log10 ||dc(t)/dc(0)||, all paths")
     return fig
 
 
@@ -689,12 +723,14 @@ FIGURES = [
      "(gamma sigma_max)^l, which the gradient stays below."),
     ("input_weight_gradients", input_weight_gradients, "RNN vs LSTM (and GRU): each step's "
      "contribution to the gradient on the input weights, for an error at the last step only "
-     "(median over seeds, band: quartiles). How far back the error reaches: the LSTM's "
-     "carousel carries it when the forget gate is open (a positive forget-gate bias); with "
-     "f near 1/2 the LSTM forgets as fast as the RNN, or faster."),
-    ("lstm_memory", lstm_memory, "LSTM cell-gradient retention: the carousel multiplies the "
-     "gradient by the forget gate only, so a larger forget-gate bias keeps it longer; across "
-     "Greff et al.'s variants, removing the forget gate (NFG) keeps it at 1."),
+     "(median over seeds, band: quartiles). How far back the error reaches: with f near 1/2 "
+     "(no forget-gate bias) the LSTM forgets as fast as the RNN, or faster; with a "
+     "forget-gate bias of 3 the error is not merely carried back but amplified on the way "
+     "(through the gates: the carousel alone would shrink it)."),
+    ("lstm_memory", lstm_memory, "LSTM cell gradient: the carousel alone (dashed; prod f, "
+     "the direct path) decays like f^t and stays exactly 1 without a forget gate (NFG), but "
+     "through the gates the all-path gradient (solid) can grow: the LSTM can still explode "
+     "(red cells: NFG, and forget-gate biases of 2 and more)."),
     ("phase_diagram", phase_diagram, "Dynamical phases over two grid dimensions: vanishing, "
      "stable memory, saturating, chaotic and exploding, with the growth-rate-zero boundary."),
 ]  # fmt: skip

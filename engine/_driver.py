@@ -143,8 +143,18 @@ def _adjoint_step(Tb, lam, lam2, LR, GH):
 
 
 @jit
-def _record(i, kk, S, H, trk, resp, hn, gsum, nh, slots, rec_out, hid_out, cell_out, hbuf):
+def _carousel(cache, clog, H):
+    """Add this step's ln f of every unit (the LSTM cache's row 2) to clog."""
+    for l in range(cache.shape[0]):
+        for u in range(H):
+            clog[l * H + u] += np.log(cache[l, 2, u])
+
+
+@jit
+def _record(i, kk, S, H, trk, resp, hn, gsum, nh, slots, rec_out, hid_out, cell_out, hbuf, clog):
     """Write case i's recorded quantities of this step (column kk)."""
+    if slots[K.R_CAROUSEL] >= 0:
+        rec_out[i, slots[K.R_CAROUSEL], kk] = np.max(clog) / _LN10
     if slots[K.R_STATE] >= 0:
         rec_out[i, slots[K.R_STATE], kk] = hn
     if slots[K.R_RESPONSE] >= 0:
@@ -204,6 +214,8 @@ def make_kernel(cell):
         gsum, gsumb = np.zeros(3), np.zeros(3)
         B = np.zeros((nh, kh), dt)
         hbuf, dbuf = np.zeros(nh), np.zeros(nh)
+        clog = np.zeros(nh)  # ln prod f(s) per unit: the direct cell path
+        car_on = has_cell and slots[K.R_CAROUSEL] >= 0
         trk = np.zeros(K.N_TRK)
         # backpropagation through time, for the loss at loss_step
         bptt = loss_step >= 0
@@ -249,6 +261,7 @@ def make_kernel(cell):
             K.reset(trk)
             _copy_state(S0[i], S)
             Sb[:, :] = 0.0
+            clog[:] = 0.0
             if grad_on:
                 _seed(T, probe, H, np.bool_(has_cell))
             resp = np.nan
@@ -262,6 +275,8 @@ def make_kernel(cell):
                     i, Wc, x, S, S2, k if tang else 0, T, T2, no_inj, no, dAh, dax, dG, gsum
                 )
                 S, S2 = S2, S
+                if car_on and t > 0:  # before the run without the input reuses the cache
+                    _carousel(cache, clog, H)
                 if tang:
                     T, T2 = T2, T
                     trk[K.K_SCALE_H] += renormalise(T, zero, kh)
@@ -298,7 +313,7 @@ def make_kernel(cell):
                 if is_rec:
                     _record(
                         i, kk, S, H, trk, resp, hn, gsum, nh, slots, rec_out, hid_out,
-                        cell_out, hbuf,
+                        cell_out, hbuf, clog,
                     )  # fmt: skip
                     kk += 1
                 if trk[K.K_BLOWUP] >= 0:

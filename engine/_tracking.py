@@ -52,7 +52,8 @@ R_CELL = 3
 R_CELL_GRADIENT = 4
 R_GATE = 5  # 5, 6, 7: the cell's gate means, in the order of the cell's GATE_MEANS
 R_INPUT_GRAD = 8
-N_ROWS = 9
+R_CAROUSEL = 9  # log10 of the LSTM's direct cell path, max over units of prod f(s)
+N_ROWS = 10
 
 # Columns of the per-case summaries ``sums`` (cases, N_SUMS), float64.
 S_BLOWUP = 0
@@ -229,6 +230,7 @@ OUTPUTS: dict[str, Output] = {
         Output("log10_gradient_norm", "step", ("gradient",), R_GRADIENT, "float64"),
         Output("cell_norm", "step", (), R_CELL, "state"),
         Output("log10_cell_gradient_norm", "step", ("gradient",), R_CELL_GRADIENT, "float64"),
+        Output("log10_carousel_gain", "step", (), R_CAROUSEL, "float64"),
         Output("input_gate_mean", "step", (), R_GATE, "float64"),
         Output("forget_gate_mean", "step", (), R_GATE + 1, "float64"),
         Output("output_gate_mean", "step", (), R_GATE + 2, "float64"),

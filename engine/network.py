@@ -58,7 +58,7 @@ def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...]
     c = get_cell(cell)
     steps = ["state_norm", "hidden_state", "response", "log10_gradient_norm"]
     if c.has_cell:
-        steps += ["cell_norm", "cell_state", "log10_cell_gradient_norm"]
+        steps += ["cell_norm", "cell_state", "log10_cell_gradient_norm", "log10_carousel_gain"]
     steps += list(c.gate_means)
     if loss_step:
         steps.append("log10_input_weight_grad")
@@ -79,6 +79,7 @@ OUTPUT_HINTS = {
     "cell_norm": "LSTM only",
     "cell_state": "LSTM only",
     "log10_cell_gradient_norm": "LSTM only",
+    "log10_carousel_gain": "LSTM only",
     "cell_growth_rate": "LSTM only",
 }
 
@@ -355,7 +356,9 @@ def simulate_network(
     -------
     RnnResult
         Per-step (cases, ntime): ``state_norm``, ``response``, ``log10_gradient_norm``; for
-        the LSTM ``cell_norm``, ``log10_cell_gradient_norm`` (dc(t)/dc(0), all paths) and
+        the LSTM ``cell_norm``, ``log10_cell_gradient_norm`` (dc(t)/dc(0), all paths),
+        ``log10_carousel_gain`` (the direct cell path alone: log10 max over units of
+        prod_{s=1..t} f(s), the constant error carousel) and
         ``input_gate_mean``, ``forget_gate_mean``, ``output_gate_mean`` (mean over every
         unit of every layer); for the GRU ``reset_gate_mean``, ``update_gate_mean``; with
         ``loss_step``, ``log10_input_weight_grad``. Per-case summaries as for

@@ -133,7 +133,7 @@ def network_reference(
     -------
     dict
         ``state_norm``, ``response``, ``log10_gradient_norm``, and as the cell has them
-        ``cell_norm``, ``log10_cell_gradient_norm``, the gate means and
+        ``cell_norm``, ``log10_cell_gradient_norm``, ``log10_carousel_gain``, the gate means and
         ``log10_input_weight_grad``, each of shape (steps,).
     """
     layers = [{k: np.asarray(v, dtype=np.float64) for k, v in w.items()} for w in layers]
@@ -163,8 +163,9 @@ def network_reference(
     states, Js, Bs = [], [], []
     out = {k: np.full(steps, np.nan) for k in ("state_norm", "response", "log10_gradient_norm")}
     if cell == "lstm":
-        for k in ("cell_norm", "log10_cell_gradient_norm"):
+        for k in ("cell_norm", "log10_cell_gradient_norm", "log10_carousel_gain"):
             out[k] = np.full(steps, np.nan)
+    ln_f = np.zeros(L * H)  # the carousel: sum over s = 1..t of ln f(s), per unit
     gnames = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}.get(cell, ())
     for g in gnames:
         out[f"{g}_gate_mean"] = np.full(steps, np.nan)
@@ -194,6 +195,9 @@ def network_reference(
             out["cell_norm"][t] = np.linalg.norm(s[crows])
             cc = M[np.ix_(crows, crows)]
             out["log10_cell_gradient_norm"][t] = np.log10(np.linalg.norm(cc, 2))
+            if t > 0:
+                ln_f += np.log(np.concatenate([gs[1] for gs in gates]))
+            out["log10_carousel_gain"][t] = ln_f.max() / np.log(10)
         for gi, g in enumerate(gnames):
             out[f"{g}_gate_mean"][t] = np.mean(np.concatenate([gs[gi] for gs in gates]))
     if loss_step is not None:

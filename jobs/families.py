@@ -224,6 +224,7 @@ OUTPUT_HINTS = {
     "cell_norm": "family lstm only",
     "cell_state": "family lstm only",
     "log10_cell_gradient_norm": "family lstm only",
+    "log10_carousel_gain": "family lstm only",
     "cell_growth_rate": "family lstm only",
 }
 

@@ -118,6 +118,13 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "c(t), every unit of every layer (dimension unit), at the recorded steps.",
     ),
     "cell_norm": ("norm of the LSTM cell state", "1", "Euclidean norm ||c(t)|| (all layers)."),
+    "log10_carousel_gain": (
+        "log10 of the constant error carousel's gain",
+        "1",
+        "log10 of the direct path of the LSTM cell from c(0) to c(t), holding the gates fixed: "
+        "max over units (and layers) of prod_{s=1..t} f(s). 0 (a gain of 1) without a forget "
+        "gate; the all-path dc(t)/dc(0) is log10_cell_gradient_norm.",
+    ),
     "log10_cell_gradient_norm": (
         "log10 of the cell gradient norm",
         "1",

@@ -322,10 +322,21 @@ def test_the_depth_figure_draws_the_mean_field_prediction_and_the_bound(stores):
 def test_lstm_and_input_weight_figures_have_a_line_per_group(stores):
     import matplotlib.pyplot as plt
 
-    fig = F.lstm_memory(open_results(stores["lstm_memory"]))
-    left, right = fig.axes
-    assert len(_lines(left)) == 3  # one per forget bias
-    assert len(_lines(right)) == 3  # one per variant
+    ds = open_results(stores["lstm_memory"])
+    fig = F.lstm_memory(ds)
+    left, right = fig.axes[:2]
+    assert len(_lines(left)) == 2 * 3  # all paths and the carousel, per forget bias
+    last = ds.isel(time=-1).median("seed")
+    image = right.images[0].get_array()
+    want = last.log10_cell_gradient_norm.transpose("variant", "forget_bias").values
+    np.testing.assert_allclose(image, np.clip(want, -10, 10))
+    texts = [t.get_text() for t in right.texts]
+    direct = last.log10_carousel_gain.transpose("variant", "forget_bias").values
+    assert texts == [
+        f"{a:.1f}\n({d:.1f})" for a, d in zip(want.ravel(), direct.ravel(), strict=True)
+    ]
+    nfg = list(ds.variant.values).index("NFG")
+    assert (direct[nfg] == 0).all()  # no forget gate: the carousel's gain is exactly 1
     plt.close(fig)
     dss = [open_results(stores[f"{f}_gradients"]) for f in ("rnn", "lstm", "gru")]
     fig = F.input_weight_gradients(dss)
