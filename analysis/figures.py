@@ -629,6 +629,77 @@ def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
     return fig
 
 
+#: Colours of the scalar map's phases (rnnlab.analysis.scalar_maps.PHASES).
+_PHASE_COLORS = {0: "#DDDDDD", 1: PALETTE[2], 2: PALETTE[1], 3: PALETTE[3]}
+#: The smallest w x bias grid drawn as a map.
+MAP_MIN = 64
+
+
+@_figure
+def scalar_phase_map(ds, ax=None, *, amplitude=None):
+    """Figure 11: the phases of the scalar map h -> f(w h + b) over a fine (w, b) grid, one
+    column per activation. Top: one fixed point, two (the input's sign picks one: a kept
+    memory), period-2 oscillation, divergence (:func:`rnnlab.analysis.scalar_maps.
+    scalar_phases`), with the closed-form fold (solid) and flip (dashed) curves of sigmoid
+    and tanh. Bottom (with ``memory_horizon``): the memory horizon of the input at t = 0 of
+    amplitude ``amplitude`` (default: the largest), blank where it is never forgotten.
+    """
+    import matplotlib as mpl
+
+    from .scalar_maps import PHASES, bifurcation_curves, scalar_phases
+
+    _need(ds, "saturation_step", "fixed_point", "bounded", "blowup_step", family="rnn")
+    if not all(d in ds.dims for d in ("w", "bias", "amplitude")):
+        raise MissingData("needs w, bias and amplitude dimensions")
+    if min(ds.sizes["w"], ds.sizes["bias"]) < MAP_MIN:
+        raise MissingData(f"needs a w x bias grid of at least {MAP_MIN} x {MAP_MIN}")
+    phases = scalar_phases(ds)
+    acts = [str(a) for a in _values(ds, "activation")] or ["tanh"]
+    rows = 2 if "memory_horizon" in ds else 1
+    fig, axs = _axes(ax, rows * len(acts), ncols=len(acts), size=(4.4, 3.8))
+    w, b = ds.w.values, ds.bias.values
+    extent = [w[0], w[-1], b[0], b[-1]]
+    cmap = mpl.colors.ListedColormap([_PHASE_COLORS[k] for k in PHASES])
+    for j, act in enumerate(acts):
+        one = phases.sel(activation=act) if "activation" in phases.dims else phases
+        ax = axs[j]
+        image = dict(origin="lower", extent=extent, aspect="auto", interpolation="nearest")
+        ax.imshow(one.transpose("bias", "w").values, cmap=cmap, vmin=-0.5, vmax=3.5, **image)
+        if act in ("sigmoid", "tanh"):
+            for name, (cw, cb) in bifurcation_curves(act).items():
+                ax.plot(cw, cb, color="black", linewidth=1.0,
+                        linestyle="-" if name == "fold" else "--")  # fmt: skip
+        ax.set_xlim(w[0], w[-1])
+        ax.set_ylim(b[0], b[-1])
+        ax.set_xlabel("w")
+        ax.set_ylabel("bias b")
+        ax.set_title(f"{act}: {ds.sizes['w']} x {ds.sizes['bias']} (w, b)")
+    handles = [mpl.patches.Patch(color=_PHASE_COLORS[k], label=v) for k, v in PHASES.items()]
+    handles += [mpl.lines.Line2D([], [], color="black", label="fold: w f' = 1 (closed form)"),
+                mpl.lines.Line2D([], [], color="black", linestyle="--",
+                                 label="flip: w f' = -1 (closed form)")]  # fmt: skip
+    axs[len(acts) - 1].legend(handles=handles, fontsize="x-small", loc="upper left",
+                              bbox_to_anchor=(1.01, 1))  # fmt: skip
+    if rows == 2:
+        a = float(ds.amplitude.max()) if amplitude is None else amplitude
+        steps = int(ds.attrs.get("run_steps", 1000))
+        norm = mpl.colors.LogNorm(vmin=1, vmax=steps)
+        for j, act in enumerate(acts):
+            hor = ds.memory_horizon.sel(amplitude=a)
+            hor = hor.sel(activation=act) if "activation" in hor.dims else hor
+            hv = np.asarray(hor.transpose("bias", "w").values, dtype=float)
+            ax = axs[len(acts) + j]
+            image = dict(origin="lower", extent=extent, aspect="auto", interpolation="nearest")
+            # 0: the input changed nothing (a saturated start), drawn as 1 on the log scale
+            shown = np.where(hv >= 0, np.maximum(hv, 1), np.nan)
+            mesh = ax.imshow(shown, cmap="cividis", norm=norm, **image)
+            ax.set_xlabel("w")
+            ax.set_ylabel("bias b")
+            ax.set_title(f"{act}: memory horizon, x(0) = {a:g}")
+        fig.colorbar(mesh, ax=axs[len(acts) :], label="steps (blank: never forgotten)")
+    return fig
+
+
 _CLASS_COLORS = {
     -1: "#FFFFFF",
     0: PALETTE[0],
@@ -731,6 +802,13 @@ FIGURES = [
      "the direct path) decays like f^t and stays exactly 1 without a forget gate (NFG), but "
      "through the gates the all-path gradient (solid) can grow: the LSTM can still explode "
      "(red cells: NFG, and forget-gate biases of 2 and more)."),
+    ("scalar_phase_map", scalar_phase_map, "The scalar map h -> f(w h + b) over a fine (w, b) "
+     "grid: one fixed point, two (the input picks one: a kept memory), period-2 "
+     "oscillation or divergence, with the closed-form fold (w f' = 1) and flip (w f' = -1) "
+     "curves of sigmoid and tanh, on which the simulated phases change; below, the memory "
+     "horizon of x(0) = 20: longest next to the curves, where the map settles slowly; "
+     "blank where it is never forgotten (two fixed points, or the phase of an oscillation, "
+     "keep it)."),
     ("phase_diagram", phase_diagram, "Dynamical phases over two grid dimensions: vanishing, "
      "stable memory, saturating, chaotic and exploding, with the growth-rate-zero boundary."),
 ]  # fmt: skip

@@ -14,6 +14,7 @@ from rnnlab.jobs.paths import PathError, check_target, replacing
 from .figures import FIGURES, MissingData, incomplete_note
 from .metrics import CLASSES, classify, growth_rate_theory
 from .results import ANYWAY, IncompleteStoreError, NotAStoreError, open_results
+from .scalar_maps import phase_agreement
 
 __all__ = ["Report", "ReportError", "write_report"]
 
@@ -74,6 +75,16 @@ def _key_numbers(name: str, ds) -> list[str]:
         lines.append("classes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     except ValueError:
         pass
+    for act in ("sigmoid", "tanh"):
+        try:
+            agree = phase_agreement(ds, act)
+        except (ValueError, KeyError, MissingData):
+            continue
+        lines.append(
+            f"{act} map: the simulated phase of {agree['differ']:,} of {agree['cells']:,} "
+            f"(w, b) cells differs from the closed-form fold and flip curves, each within "
+            f"{agree['distance']:.2f} grid cells of a curve"
+        )
     if "log10_input_weight_grad" in ds:
         v = ds.log10_input_weight_grad.dropna("time", how="all")
         groups = [d for d in v.dims if d not in ("time", "seed")]

@@ -85,3 +85,59 @@ def test_the_simulated_depth_growth_matches_mean_field():
         for gain, rate in zip(g, np.mean(rates, axis=0), strict=True):
             theory = mf.depth_growth_rate(act, gain)
             assert rate == pytest.approx(theory, abs=0.01), (act, gain, rate, theory)
+
+
+PHASE_SPEC = """
+[model]
+family = "rnn"
+n = 1
+[grid]
+activation = ["sigmoid", "tanh"]
+w = {start = -10.0, stop = 10.0, num = 256}
+bias = {start = -9.0, stop = 11.0, num = 256}
+amplitude = [-20.0, 20.0]
+[run]
+steps = 2400
+record = "none"
+dtype = "float32"
+outputs = ["saturation_step", "fixed_point", "bounded", "blowup_step"]
+[store]
+path = "phases.zarr"
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+def test_simulated_phases_lie_within_one_cell_of_the_closed_form_bifurcations(tmp_path):
+    """The scalar sigmoid and tanh maps over a 256 x 256 (w, b) grid (the flagship spec at a
+    quarter of its resolution: float32, 2400 steps, inputs of both signs): every cell whose
+    simulated phase (one fixed point, two, period-2 oscillation) differs from the closed-form
+    prediction (fold w f' = 1, flip w f' = -1) lies within one grid cell of a bifurcation
+    curve, and the phases all occur; the figure draws exactly these phases."""
+    from rnnlab.analysis import open_results
+    from rnnlab.analysis.scalar_maps import phase_agreement, scalar_phases, theoretical_phase
+    from rnnlab.jobs import run_sweep
+
+    (tmp_path / "p.toml").write_text(PHASE_SPEC)
+    ds = open_results(run_sweep(tmp_path / "p.toml", store=tmp_path / "p.zarr", sync=True).path)
+    ds = ds.load()
+    for act in ("sigmoid", "tanh"):
+        got = scalar_phases(ds.sel(activation=act)).values
+        want = theoretical_phase(act, ds.w.values[:, None], ds.bias.values[None, :])
+        assert set(np.unique(got)) == {0, 1, 2} == set(np.unique(want)), act
+        agree = phase_agreement(ds, act)
+        assert agree["cells"] == 256 * 256 and agree["differ"] < 0.03 * agree["cells"], agree
+        assert agree["distance"] <= 1.0, (act, agree)
+    # the figure draws these phases, and the closed-form curves over them
+    import matplotlib.pyplot as plt
+
+    from rnnlab.analysis.figures import scalar_phase_map
+    from rnnlab.analysis.scalar_maps import bifurcation_curves
+
+    fig = scalar_phase_map(ds)
+    for ax, act in zip(fig.axes[:2], ("sigmoid", "tanh"), strict=True):
+        drawn = np.asarray(ax.images[0].get_array())
+        want = scalar_phases(ds.sel(activation=act)).transpose("bias", "w").values
+        np.testing.assert_array_equal(drawn, want)
+        fold = bifurcation_curves(act)["fold"]
+        np.testing.assert_array_equal(ax.lines[0].get_xdata(), fold[0])
+    plt.close(fig)
