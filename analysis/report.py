@@ -11,7 +11,7 @@ import numpy as np
 
 from rnnlab.jobs.paths import PathError, check_target, replacing
 
-from .figures import FIGURES, MissingData, incomplete_note
+from .figures import FIGURES, MAP_MIN, MissingData, incomplete_note
 from .metrics import CLASSES, classify, growth_rate_theory
 from .results import ANYWAY, IncompleteStoreError, NotAStoreError, open_results
 from .scalar_maps import phase_agreement
@@ -75,7 +75,8 @@ def _key_numbers(name: str, ds) -> list[str]:
         lines.append("classes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     except ValueError:
         pass
-    for act in ("sigmoid", "tanh"):
+    fine = all(ds.sizes.get(d, 0) >= MAP_MIN for d in ("w", "bias"))
+    for act in ("sigmoid", "tanh") if fine else ():
         try:
             agree = phase_agreement(ds, act)
         except (ValueError, KeyError, MissingData):
