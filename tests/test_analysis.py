@@ -87,6 +87,20 @@ steps = 150
 input = "noise"
 """,
 }
+SPECS["phases"] = """
+[model]
+family = "rnn"
+n = 1
+[grid]
+activation = ["tanh"]
+w = {start = -4.0, stop = 4.0, num = 64}
+bias = {start = -3.0, stop = 3.0, num = 64}
+amplitude = [-20.0, 20.0]
+[run]
+steps = 300
+record = "none"
+outputs = ["saturation_step", "fixed_point", "bounded", "blowup_step", "memory_horizon"]
+"""
 for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
                          ("lstm", 'init = "normal"\ninit_scale = 0.1',
                           'variant = ["vanilla", "NFG"]'),  # a grid of names, too
