@@ -168,10 +168,24 @@ def _logy(ax, label):
     ax.set_ylabel(label)
 
 
-def _time_axis(ax, symlog=False):
-    ax.set_xlabel("time step t")
-    if symlog:
-        ax.set_xscale("symlog", linthresh=10)
+def _log1p(t):
+    return np.log10(np.maximum(np.asarray(t, dtype=float) + 1.0, 1e-12))
+
+
+def _exp1m(y):
+    return 10.0 ** np.asarray(y, dtype=float) - 1.0
+
+
+def _time_axis(ax, log=False):
+    """The time axis; ``log``: at log10(t + 1), so that t = 0 has its place and the axis has
+    no kink (a symlog axis bends at its linear threshold)."""
+    ax.set_xlabel("time step t" + (" (log scale of t + 1)" if log else ""))
+    if log:
+        ax.set_xscale("function", functions=(_log1p, _exp1m))
+        right = ax.get_xlim()[1]
+        ticks = [v for v in (0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10**4, 3 * 10**4, 10**5)
+                 if v <= right * 1.01]  # fmt: skip
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
         ax.set_xlim(left=0)
 
 
@@ -185,15 +199,15 @@ def _positive(a, lo=1e-250, hi=1e250):
 def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-12, 1e12)):
     """Figure 1: the scalar linear recursion h(t) = w h(t-1) + c x(t), impulse input.
 
-    The response |h(t)| = |w|^t |c x(0)| for each w: below, at and above 1, and negative
-    (dashed: the sign alternates), with the closed form drawn dotted; the first ``tmax``
-    steps, within ``ylim``.
+    The state h(t) = w^t c x(0) itself, signed, for each w: below, at and above 1 in size,
+    and negative (dots: the sign alternates every step), on a symmetric log axis (beyond
+    +-``ylim[0]``), with the closed form dotted; the first ``tmax`` steps.
     """
-    _need(ds, "response", family="rnn", what=" with n = 1 and a w dimension")
+    _need(ds, "state", family="rnn", what=" with n = 1 and a w dimension")
     if "w" not in ds.dims or not _has_activation(ds, "identity"):
         raise MissingData("needs a w dimension and the identity (linear) activation")
     sub = _pick(_sel_activation(ds, "identity"), {"bias": bias, "amplitude": amplitude})
-    fig, (ax,) = _axes(ax, 1, size=(6.5, 4.0))
+    fig, (ax,) = _axes(ax, 1, size=(6.5, 4.2))
     t = sub.time.values
     c = float(ds.attrs.get("model_input_weight", 1.0))
     a = (
@@ -205,17 +219,27 @@ def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-12
     colors = _ramp(len(ws))
     keep = t <= tmax
     t = t[keep]
-    lo, hi = ylim[0] / 10, ylim[1] * 10
     for i, w in enumerate(ws):
-        r = sub.response.sel(w=w).values[keep]
-        ax.plot(t, _positive(r, lo, hi), color=colors[i], linestyle="--" if w < 0 else "-",
-                label=f"w = {w:g}")  # fmt: skip
-        with np.errstate(over="ignore"):
-            theory = np.abs(c * a) * np.abs(w) ** t.astype(float)
-        ax.plot(t, _positive(theory, lo, hi), **_THEORY)
-    ax.plot([], [], **_THEORY, label="|w|^t |c x(0)|")
-    _logy(ax, "response |h(t)|")
-    ax.set_ylim(*ylim)
+        h = sub.state.sel(w=w).values[keep].astype(float)
+        h = np.where(np.abs(h) <= ylim[1] * 10, h, np.nan)
+        if w < 0:  # the sign alternates: points above and below 0, mirror images
+            ax.plot(t, h, color=colors[i], linestyle="none", marker="o", markersize=2.5,
+                    label=f"w = {w:g} (dots)")  # fmt: skip
+        else:
+            ax.plot(t, h, color=colors[i], linewidth=1.2, label=f"w = {w:g}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            size = np.abs(c * a) * np.abs(np.float64(w)) ** t.astype(float)
+        size = np.where(size <= ylim[1] * 10, size, np.nan)
+        sign = np.sign(c * a)
+        for side in (sign, -sign) if w < 0 else (sign,):  # w < 0: the envelope +-|w|^t
+            ax.plot(t, side * size, **_THEORY)
+    ax.plot([], [], **_THEORY, label="w^t c x(0) (w < 0: +-|w|^t)")
+    ax.set_yscale("symlog", linthresh=ylim[0])
+    ax.set_ylim(-ylim[1], ylim[1])
+    ticks = [-ylim[1], -1e6, -1.0, -1e-6, 0.0, 1e-6, 1.0, 1e6, ylim[1]]
+    ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
+    ax.set_ylabel("h(t), signed (symmetric log scale)")
+    ax.axhline(0.0, color="0.8", linewidth=0.6, zorder=0)
     ax.set_xlim(0, t[-1])
     _time_axis(ax)
     ax.set_title("Scalar linear recursion: memory of x(0)")
@@ -290,22 +314,32 @@ def vector_linear(ds, ax=None, *, seed=None, tmax=None, ylim=(1e-80, 1e80)):
 
 @_figure
 def scalar_nonlinear(
-    ds, ax=None, *, bias=0.0, activations=("sigmoid", "tanh", "relu"), relu_max=1e12
+    ds, ax=None, *, biases=None, activations=("sigmoid", "tanh", "relu"), relu_max=1e12
 ):
     """Figure 3: scalar nonlinear recursions h(t) = f(w h(t-1) + c x(t) + b), side by side.
 
-    One panel per activation; colour: w (the positive ones: a negative w alternates the
-    sign every step, which log-spaced records cannot show); solid: positive input, dashed:
-    negative input. Sigmoid saturates in a few steps to a value set by w and b, tanh depends
-    on w and forgets, relu vanishes or blows up (shown up to ``relu_max``).
+    One column per activation, one row per bias (``biases``: default every bias of the
+    store, at most three: the lowest, zero or the middle, the highest); colour: w (the
+    positive ones: a negative w alternates the sign every step, which log-spaced records
+    cannot show); solid: positive input, dashed: negative input (for relu it is cut to 0 at
+    once, the dashed line along 0). Time on a log scale of t + 1. Sigmoid saturates in a
+    few steps to a value set by w and b, tanh depends on w and forgets, relu vanishes or
+    blows up (shown up to ``relu_max`` on a symmetric log axis).
     """
     _need(ds, "state", family="rnn", what=" with n = 1")
     acts = [a for a in activations if _has_activation(ds, a)]
     if "w" not in ds.dims or not acts:
         raise MissingData(f"needs a w dimension and one of {', '.join(activations)}")
-    fig, axs = _axes(ax, len(acts))
-    for ax, act in zip(axs, acts, strict=True):
-        sub = _pick(_sel_activation(ds, act), {"bias": bias})
+    if biases is None:
+        values = _values(ds, "bias") if "bias" in ds.dims else [None]
+        if len(values) > 3:
+            values = [values[0], min(values, key=abs), values[-1]]
+        biases = list(dict.fromkeys(values))
+    fig, axs = _axes(ax, len(acts) * len(biases), ncols=len(acts), size=(4.2, 3.1))
+    for k, (b, act) in enumerate((b, a) for b in biases for a in acts):
+        ax = axs[k]
+        sub = _sel_activation(ds, act)
+        sub = _pick(sub.sel(bias=b) if b is not None else sub, {})
         t = sub.time.values
         ws = sub.w.values[sub.w.values > 0]
         colors = _ramp(len(ws))
@@ -319,15 +353,15 @@ def scalar_nonlinear(
                 if act == "relu":
                     h = np.where(np.abs(h) <= relu_max, h, np.nan)
                 ax.plot(t, h, color=colors[i], linestyle=style, label=label)
-        _time_axis(ax, symlog=True)
+        _time_axis(ax, log=True)
         ax.set_ylabel("h(t)")
         if act == "relu":
             ax.set_yscale("symlog", linthresh=1.0)
             ax.set_ylim(-0.5, relu_max)
-        b = float(sub.bias) if "bias" in sub.coords else 0.0
-        ax.set_title(f"{act}, b = {b:g}")
-    axs[-1].plot([], [], color="0.4", linestyle="--", label="negative input")
-    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+        bias = float(b) if b is not None else float(ds.attrs.get("model_bias", 0.0))
+        ax.set_title(f"{act}, b = {bias:g}")
+    axs[len(acts) - 1].plot([], [], color="0.4", linestyle="--", label="negative input")
+    axs[len(acts) - 1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
@@ -352,7 +386,7 @@ def vector_nonlinear(ds, ax=None, *, seed=None):
                 y = _positive(one[var].sel(spectral_radius=rho).values, 1e-30, 1e30)
                 ax.plot(t, y, color=colors[i], label=f"rho = {rho:g}")
             _logy(ax, "||h(t)||" if var == "state_norm" else "response ||h - hbar||")
-            _time_axis(ax, symlog=True)
+            _time_axis(ax, log=True)
             ax.set_title(f"{act}: {'state' if row == 0 else 'memory of x(0)'}")
     axs[len(acts) - 1].legend(fontsize="x-small")
     return fig

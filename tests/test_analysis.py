@@ -248,9 +248,9 @@ def test_phase_boundary_of_linear_recursions(stores):
 @pytest.mark.parametrize(
     ("func", "store", "panels", "lines"),
     [
-        (F.scalar_linear, "scalar", 1, 12),  # 6 w x (simulation + closed form)
+        (F.scalar_linear, "scalar", 1, 14),  # 6 w x (simulation + closed form), +-|w|^t
         (F.vector_linear, "vector", 2, None),
-        (F.scalar_nonlinear, "scalar", 3, 10),  # per panel: 5 positive w x 2 input signs
+        (F.scalar_nonlinear, "scalar", 6, 10),  # 2 biases x 3: 5 positive w x 2 input signs
         (F.vector_nonlinear, "vector", 8, 5),  # 2 rows x 4 activations, 5 rho each
         (F.memory_phase, "scalar", 1, 0),
         (F.gradient_vs_lag, "vector", 4, 10),  # 5 rho x (simulation + bound)
@@ -271,6 +271,27 @@ def test_figures_render_from_real_stores(stores, func, store, panels, lines):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_the_scalar_figures_draw_the_signed_state_of_every_bias(stores):
+    """Figure 1 plots h(t) itself (a negative w's states below 0, not |h|); figure 3 has a
+    row per bias of the store, each line the store's state."""
+    ds = open_results(stores["scalar"])
+    fig = F.scalar_linear(ds)
+    dots = [ln for ln in _lines(fig.axes[0]) if ln.get_marker() == "o"]
+    want = ds.state.sel(activation="identity", w=-0.5, bias=0.0, amplitude=1.0).values
+    np.testing.assert_array_equal(dots[0].get_ydata(), want[ds.time.values <= 100])
+    assert (dots[0].get_ydata() < 0).any()
+    fig3 = F.scalar_nonlinear(ds)
+    titles = [a.get_title() for a in fig3.axes]
+    assert "tanh, b = 0.5" in titles and "tanh, b = 0" in titles
+    ax = fig3.axes[titles.index("tanh, b = 0.5")]
+    first = ds.state.sel(activation="tanh", bias=0.5, w=0.5, amplitude=-1.0).values
+    np.testing.assert_array_equal(_lines(ax)[0].get_ydata(), first)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(fig3)
 
 
 def test_the_vector_figure_draws_the_stored_response_and_its_eigenvalue_slopes(stores):
