@@ -15,7 +15,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from .metrics import CLASSES, classify, phase_boundary
+from .metrics import CLASSES, classify
 
 __all__ = [
     "FIGURES",
@@ -748,10 +748,12 @@ _CLASS_COLORS = {
 def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
     """Figure 10: the dynamical class (vanishing / stable memory / saturating / chaotic /
     exploding, see :func:`rnnlab.analysis.classify`) over two grid dimensions of any store,
-    the most common class over seeds; the line marks where the growth rate crosses 0.
+    the most common class over seeds; a mark "|" at every crossing of the growth rate
+    through 0 along ``x`` (marks only: rows of names are not joined).
 
     ``x``, ``y``: grid dimensions (default: the first two with more than one value, seeds
-    aside); other dimensions are taken at ``select`` or their first value.
+    aside). The other dimensions are taken at ``select``, else at the slice that shows the
+    most classes (ties: the values nearest 0, then positive ones); the title says which.
     """
     _need(ds, "growth_rate", "blowup_step", "saturation_step", "fixed_point_norm", "memory_horizon")
     dims = [d for d in ds.dims if d not in ("time", "block", "seed") and ds.sizes[d] > 1]
@@ -759,9 +761,11 @@ def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
     y = y or (dims[0] if dims else None)
     if x is None or y is None or x == y:
         raise MissingData("needs two grid dimensions with more than one value")
-    rest = {d: (select or {}).get(d, ds[d].values[0]) for d in dims if d not in (x, y)}
+    others = [d for d in dims if d not in (x, y)]
+    codes_all = classify(ds, tol=tol)
+    rest = _richest_slice(codes_all, others, select or {})
     sub = ds.sel(rest)
-    codes = classify(sub, tol=tol)
+    codes = codes_all.sel(rest)
     if "seed" in codes.dims:
         c = np.asarray(codes.transpose(..., "seed").values)
         counts = np.stack([(c == k).sum(-1) for k in CLASSES], axis=-1)
@@ -783,23 +787,49 @@ def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
     if sub[x].dtype.kind in "fiu":
-        try:
-            b = phase_boundary(sub, x, y)
-        except ValueError:
-            b = None
-        if b is not None and np.isfinite(b.values).any():
-            pos = np.interp(b.values, xs.astype(float), np.arange(len(xs)))
-            ax.plot(np.where(np.isfinite(b.values), pos, np.nan), np.arange(len(ys)),
-                    color="black", marker="|", markersize=14, markeredgewidth=2, linewidth=1.5,
-                    label="growth rate = 0")  # fmt: skip
+        _draw_crossings(ax, sub, x, y, xs)
     import matplotlib.patches as mpatches
 
     handles = [mpatches.Patch(color=_CLASS_COLORS[k], label=CLASSES[k]) for k in present]
     handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    what = ", ".join(f"{k} = {v}" for k, v in rest.items())
+    what = ", ".join(f"{k} = {_fmt(v)}" for k, v in rest.items())
     ax.set_title(f"Dynamical phases ({_family(ds)}{'; ' + what if what else ''})", fontsize=9)
     return fig
+
+
+def _richest_slice(codes, others: list[str], select: dict) -> dict:
+    """The values of the dimensions ``others``: ``select``'s, else those of the slice with
+    the most distinct classes (ties: the values nearest 0, then positive ones)."""
+    free = [d for d in others if d not in select]
+    best, best_key = {}, None
+    combos = [{}]
+    for d in free:
+        combos = [{**c, d: v} for c in combos for v in codes[d].values][:512]
+    for combo in combos:
+        kinds = len(np.unique(codes.sel({**select, **combo}).values))
+        numbers = [float(v) for v in combo.values() if isinstance(v, int | float | np.number)]
+        key = (-kinds, sum(map(abs, numbers)), sum(v < 0 for v in numbers))
+        if best_key is None or key < best_key:
+            best, best_key = combo, key
+    return {**{d: select[d] for d in others if d in select}, **best}
+
+
+def _draw_crossings(ax, sub, x: str, y: str, xs) -> None:
+    """A mark at every crossing of the (median over seeds) growth rate through 0 along x."""
+    from .metrics import crossings
+
+    g = sub.growth_rate
+    g = g.median("seed") if "seed" in g.dims else g
+    g = g.sortby(x).transpose(y, x)
+    order = np.sort(xs.astype(float))
+    first = True
+    for r, row in enumerate(np.asarray(g.values, dtype=float)):
+        for c in crossings(order, row):
+            ax.plot(np.interp(c, xs.astype(float), np.arange(len(xs))), r, color="black",
+                    marker="|", markersize=14, markeredgewidth=2, linestyle="none",
+                    label="growth rate = 0" if first else None)  # fmt: skip
+            first = False
 
 
 #: (name, function, caption) of every figure, in the report's order.

@@ -13,6 +13,7 @@ import xarray as xr
 __all__ = [
     "CLASSES",
     "classify",
+    "crossings",
     "gamma",
     "gradient_crossing_step",
     "growth_rate_theory",
@@ -275,6 +276,20 @@ def classify(ds: xr.Dataset, tol: float = 1e-3, fixed_point_tol: float = 1e-8) -
     return code.rename("dynamical_class")
 
 
+def crossings(xs: np.ndarray, values: np.ndarray) -> list[float]:
+    """Every x at which ``values`` (over the sorted ``xs``) changes sign, by linear
+    interpolation between the two grid values around it (a zero on the grid counts once)."""
+    out = []
+    s = np.sign(values)
+    ok = np.isfinite(values[:-1]) & np.isfinite(values[1:])
+    for i in np.flatnonzero((s[:-1] * s[1:] <= 0) & ok):
+        a, b = values[i], values[i + 1]
+        x = xs[i] if a == b else xs[i] + (xs[i + 1] - xs[i]) * a / (a - b)
+        if not out or x != out[-1]:
+            out.append(float(x))
+    return out
+
+
 def phase_boundary(
     ds: xr.Dataset,
     x: str,
@@ -328,12 +343,9 @@ def phase_boundary(
     vals = np.asarray(v.values, dtype=float) - level
     out = np.full(vals.shape[0], np.nan)
     for j, row in enumerate(vals):
-        s = np.sign(row)
-        idx = np.flatnonzero((s[:-1] * s[1:] <= 0) & np.isfinite(row[:-1]) & np.isfinite(row[1:]))
-        if idx.size:
-            i = idx[0]
-            a, b = row[i], row[i + 1]
-            out[j] = xs[i] if a == b else xs[i] + (xs[i + 1] - xs[i]) * a / (a - b)
+        found = crossings(xs, row)
+        if found:
+            out[j] = found[0]
     da = xr.DataArray(out, coords={y: v[y].values}, dims=(y,), name=f"{x}_boundary")
     da.attrs = {
         "long_name": f"{x} at which {variable} = {level:g}",

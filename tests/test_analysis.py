@@ -273,6 +273,29 @@ def test_figures_render_from_real_stores(stores, func, store, panels, lines):
     plt.close(fig)
 
 
+def test_the_phase_diagram_marks_every_crossing_and_joins_no_rows(stores):
+    """Every crossing of the growth rate through 0 is found (ln|w| crosses at w = -1 and 1;
+    only the first was drawn before), the identity row of the store is marked at w = 1, and
+    the marks are not joined across rows of names."""
+    ds = open_results(stores["scalar"])
+    fig = F.phase_diagram(ds, x="w", y="activation")
+    ax = fig.axes[0]
+    marks = [ln for ln in _lines(ax) if ln.get_marker() == "|"]
+    assert all(ln.get_linestyle() == "None" for ln in marks)
+    row = list(ds.activation.values).index("identity")
+    ws = ds.w.values
+    at = sorted(np.interp(ln.get_xdata()[0], np.arange(len(ws)), ws) for ln in marks
+                if ln.get_ydata()[0] == row)  # fmt: skip
+    assert at == pytest.approx([1.0])  # this grid's w holds 1, not -1
+    from rnnlab.analysis.metrics import crossings
+
+    w = np.array([-1.5, -1.2, -0.8, -0.5, 0.5, 0.8, 1.2, 1.5])
+    assert crossings(w, np.log(np.abs(w))) == pytest.approx([-1.0, 1.0], abs=0.05)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_the_scalar_figures_draw_the_signed_state_of_every_bias(stores):
     """Figure 1 plots h(t) itself (a negative w's states below 0, not |h|); figure 3 has a
     row per bias of the store, each line the store's state."""
