@@ -866,6 +866,8 @@ FIGURES = [
      "the direct path) decays like f^t and stays exactly 1 without a forget gate (NFG), but "
      "through the gates the all-path gradient (solid) can grow: the LSTM can still explode "
      "(red cells: NFG, and forget-gate biases of 2 and more)."),
+    ("phase_diagram", phase_diagram, "Dynamical phases over two grid dimensions: vanishing, "
+     "stable memory, saturating, chaotic and exploding, with the growth-rate-zero boundary."),
     ("scalar_phase_map", scalar_phase_map, "The scalar map h -> f(w h + b) over a fine (w, b) "
      "grid: one fixed point, two (the input picks one: a kept memory), period-2 "
      "oscillation or divergence, with the closed-form fold (w f' = 1) and flip (w f' = -1) "
@@ -873,6 +875,4 @@ FIGURES = [
      "horizon of x(0) = 20: longest next to the curves, where the map settles slowly; "
      "blank where it is never forgotten (two fixed points, or the phase of an oscillation, "
      "keep it)."),
-    ("phase_diagram", phase_diagram, "Dynamical phases over two grid dimensions: vanishing, "
-     "stable memory, saturating, chaotic and exploding, with the growth-rate-zero boundary."),
 ]  # fmt: skip

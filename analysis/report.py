@@ -11,6 +11,7 @@ import numpy as np
 
 from rnnlab.jobs.paths import PathError, check_target, replacing
 
+from .checks import check
 from .figures import FIGURES, MAP_MIN, MissingData, incomplete_note
 from .metrics import CLASSES, classify, growth_rate_theory
 from .results import ANYWAY, IncompleteStoreError, NotAStoreError, open_results
@@ -219,11 +220,12 @@ def _draw(opened: dict, tmp: Path, report: Report, formats, dpi: int) -> None:
     """Every applicable figure of the opened stores into ``tmp``, listed in ``report``."""
     import matplotlib.pyplot as plt  # headless, matplotlib picks the Agg backend itself
 
-    for fname, func, caption in FIGURES:
+    for number, (fname, func, caption) in enumerate(FIGURES, 1):
         if fname == "input_weight_gradients":
             targets = [("all stores", [ds for _, ds in opened.values()])]
         else:
             targets = [(name, ds) for name, (_, ds) in opened.items()]
+        drawn = 0
         for store_name, ds in targets:
             try:
                 fig = func(ds)
@@ -236,9 +238,22 @@ def _draw(opened: dict, tmp: Path, report: Report, formats, dpi: int) -> None:
                 fig.savefig(tmp / f"{stem}.{fmt}", dpi=dpi)
                 files.append(f"{stem}.{fmt}")
             plt.close(fig)
+            claim = None if store_name == "all stores" else check(fname, ds)
             report.figures.append(
-                {"name": fname, "store": store_name, "files": files, "caption": caption}
-            )
+                {"name": fname, "store": store_name, "files": files, "caption": caption,
+                 "number": number, "part": drawn, "checked": claim}
+            )  # fmt: skip
+            drawn += 1
+    _letter_parts(report.figures)
+
+
+def _letter_parts(figures: list[dict]) -> None:
+    """Figure numbers as in docs/analysis.md (the order of FIGURES); a figure drawn for
+    several stores is 5a, 5b, ..."""
+    many = {f["number"] for f in figures if f["part"] > 0}
+    for f in figures:
+        part = "abcdefghijklmnopqrstuvwxyz"[f["part"] % 26] if f["number"] in many else ""
+        f["label"] = f"{f['number']}{part}"
 
 
 def _where(label: str, opened: dict) -> str:
@@ -267,15 +282,16 @@ def _html(report: Report, opened: dict) -> str:
         parts += [f"<li>{e(line)}</li>" for line in lines]
         parts.append("</ul></li>")
     parts.append("</ul><h2>Figures</h2>")
-    for i, f in enumerate(report.figures, 1):
+    for f in report.figures:
         png = next((x for x in f["files"] if x.endswith(".png")), f["files"][0])
         links = " ".join(
             f'<a href="{e(x)}">{e(x.rsplit(".", 1)[1].upper())}</a>' for x in f["files"]
         )
         parts.append(
             f'<figure id="{e(png)}"><img src="{e(png)}" alt="{e(f["name"])}">'
-            f"<figcaption><b>Figure {i}.</b> {e(f['caption'])} "
-            f"<i>Store: {e(_where(f['store'], opened))}.</i> {links}</figcaption></figure>"
+            f"<figcaption><b>Figure {e(f['label'])}.</b> {e(f['caption'])} "
+            + (f"<br><b>{e(f['checked'])}</b> " if f["checked"] else "")
+            + f"<i>Store: {e(_where(f['store'], opened))}.</i> {links}</figcaption></figure>"
         )
     if report.skipped:
         parts.append("<h2>Skipped</h2><ul>")

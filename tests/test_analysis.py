@@ -437,6 +437,27 @@ def test_report_links_every_figure_and_every_link_exists(stores, tmp_path):
     assert len(list(out.glob("*.png"))) == len(rep2.figures)
 
 
+def test_figures_are_numbered_as_in_the_docs_and_say_what_holds_on_their_store(stores, tmp_path):
+    """Each figure function's docstring starts "Figure N:" with N its place in FIGURES, the
+    docs' table lists it under that number, the report labels it so (5a, 5b for several
+    stores), and where its claim has a check, the report prints the store's own numbers."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[1] / "docs" / "analysis.md").read_text()
+    for n, (name, func, _) in enumerate(F.FIGURES, 1):
+        assert func.__doc__.lstrip().startswith(f"Figure {n}:"), name
+        assert f"| {n} | `{name}" in docs, name
+    rep = write_report(list(stores.values()), tmp_path / "r", formats=("png",), dpi=30)
+    order = [name for name, _, _ in F.FIGURES]
+    for f in rep.figures:
+        assert f["label"].rstrip("abcdefghij") == str(order.index(f["name"]) + 1)
+    checked = {f["name"]: f["checked"] for f in rep.figures if f["checked"]}
+    assert "equals ln|w| to" in checked["scalar_linear"]
+    assert "of mean field over" in checked["gradient_by_depth"]
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert "<b>Figure 5a.</b>" in html and "On this store" in html
+
+
 def test_figures_command_line(stores, tmp_path):
     out = rnnlab("figures", str(stores["deep"]), "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr

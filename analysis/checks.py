@@ -1,0 +1,138 @@
+"""What each figure claims, checked on the store it is drawn from.
+
+A caption says what a figure shows in general; :data:`CHECKS` gives, per figure, a function
+``(ds) -> sentence or None`` that measures the figure's claim on the store at hand (the
+report prints it under the caption), so that a caption is never copied onto a store where
+it does not hold without the numbers saying so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["CHECKS", "check"]
+
+
+def _linear_rates(ds) -> str | None:
+    """Figure 1: the measured growth rate of the linear cases against ln|w|."""
+    from .metrics import growth_rate_theory
+
+    th = growth_rate_theory(ds)
+    ok = th.is_exact.broadcast_like(th.measured).values & np.isfinite(th.measured.values)
+    if not ok.any():
+        return None
+    err = np.abs(th.measured.values - th.theory.broadcast_like(th.measured).values)[ok]
+    return (
+        f"On this store: the growth rate of the {ok.sum()} linear cases equals ln|w| to "
+        f"{err.max():.1e} per step."
+    )
+
+
+def _second_eigenvalue(ds) -> str | None:
+    """Figure 2: the response growth rate against ln|lambda_1| and ln|lambda_2|."""
+    if "remove_dominant" not in ds.dims or "second_eigenvalue_modulus" not in ds:
+        return None
+    lin = ds.sel(activation="identity") if "activation" in ds.dims else ds
+    parts = []
+    for removed, rate, what in ((False, lin.spectral_radius, "ln rho"),
+                                (True, lin.second_eigenvalue_modulus, "ln|lambda_2|")):  # fmt: skip
+        one = lin.sel(remove_dominant=removed)
+        r = rate.sel(remove_dominant=removed) if "remove_dominant" in rate.dims else rate
+        err = np.abs(one.response_growth_rate - np.log(r)).values
+        err = err[np.isfinite(err)]
+        if err.size:
+            parts.append(f"{what} to {err.max():.1e} ({err.size} cases)")
+    if not parts:
+        return None
+    return (
+        "On this store: the response growth rate equals "
+        + "; without the dominant part, ".join(parts)
+        + f", over all {int(ds.sizes['time'])} recorded steps."
+    )
+
+
+def _memory_classes(ds) -> str | None:
+    """Figure 5: how many cases forget, keep, grow and blow up."""
+    from rnnlab.engine._tracking import MEMORY_CLASSES
+
+    codes = np.asarray(ds.memory_class.values)
+    counts = [f"{int((codes == k).sum())} {name}" for k, name in MEMORY_CLASSES.items()]
+    return f"On this store ({codes.size} cases): " + ", ".join(counts) + "."
+
+
+def _mean_field(ds) -> str | None:
+    """Figure 7: the per-layer growth rate against 0.5 ln chi_1."""
+    from .meanfield import depth_growth_rate
+
+    g = ds.growth_rate.median("seed") if "seed" in ds.growth_rate.dims else ds.growth_rate
+    acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else ["tanh"]
+    bias = float(ds.attrs.get("model_bias", 0.0))
+    err = []
+    for act in acts:
+        one = g.sel(activation=act) if "activation" in g.dims else g
+        for gain in ds.gain.values:
+            err.append(
+                abs(float(one.sel(gain=gain)) - depth_growth_rate(act, float(gain), bias=bias))
+            )
+    err = np.array(err)
+    return (
+        f"On this store: the growth rate per layer is within {np.nanmax(err):.3f} (median "
+        f"{np.nanmedian(err):.3f}) of mean field over {err.size} activation x gain cases."
+    )
+
+
+def _carousel(ds) -> str | None:
+    """Figure 9: the carousel against all paths, at the last step."""
+    last = ds.isel(time=-1)
+    last = last.median("seed") if "seed" in last.dims else last
+    parts = []
+    if "variant" in ds.dims and "NFG" in ds.variant.values:
+        nfg = last.sel(variant="NFG")
+        parts.append(
+            f"without a forget gate the carousel's log10 gain is "
+            f"{float(np.abs(nfg.log10_carousel_gain).max()):g} while the all-path norm "
+            f"reaches 10^{float(nfg.log10_cell_gradient_norm.max()):.1f}"
+        )
+    grew = int((last.log10_cell_gradient_norm.values > 0).sum())
+    parts.append(f"{grew} of {last.log10_cell_gradient_norm.size} settings end with an all-path "
+                 "norm above 1")  # fmt: skip
+    return f"On this store at t = {int(ds.time[-1])}: " + "; ".join(parts) + "."
+
+
+def _phase_map(ds) -> str | None:
+    """Figure 11: the simulated phases against the closed-form curves."""
+    from .scalar_maps import phase_agreement
+
+    parts = []
+    for act in ("sigmoid", "tanh"):
+        if "activation" in ds.dims and act not in ds.activation.values:
+            continue
+        a = phase_agreement(ds, act)
+        parts.append(
+            f"{act}: {a['differ']:,} of {a['cells']:,} cells differ from the closed form, "
+            f"each within {a['distance']:.2f} cells of a curve"
+        )
+    return "On this store: " + "; ".join(parts) + "." if parts else None
+
+
+#: figure name -> the check of its claim on a store.
+CHECKS = {
+    "scalar_linear": _linear_rates,
+    "vector_linear": _second_eigenvalue,
+    "memory_phase": _memory_classes,
+    "gradient_by_depth": _mean_field,
+    "lstm_memory": _carousel,
+    "scalar_phase_map": _phase_map,
+}
+
+
+def check(name: str, ds) -> str | None:
+    """The sentence that checks figure ``name``'s claim on ``ds`` (None if there is none,
+    or the store lacks what it needs)."""
+    func = CHECKS.get(name)
+    if func is None:
+        return None
+    try:
+        return func(ds)
+    except (ValueError, KeyError, AttributeError):
+        return None
