@@ -18,10 +18,13 @@ def _linear_rates(ds) -> str | None:
     from .metrics import growth_rate_theory
 
     th = growth_rate_theory(ds)
-    ok = th.is_exact.broadcast_like(th.measured).values & np.isfinite(th.measured.values)
+    theory = th.theory.broadcast_like(th.measured).values
+    measured = th.measured.values
+    ok = th.is_exact.broadcast_like(th.measured).values & np.isfinite(measured)
+    ok &= np.isfinite(theory)
     if not ok.any():
         return None
-    err = np.abs(th.measured.values - th.theory.broadcast_like(th.measured).values)[ok]
+    err = np.abs(measured[ok] - theory[ok])
     return (
         f"On this store: the growth rate of the {ok.sum()} linear cases equals ln|w| to "
         f"{err.max():.1e} per step."
@@ -128,11 +131,12 @@ CHECKS = {
 
 def check(name: str, ds) -> str | None:
     """The sentence that checks figure ``name``'s claim on ``ds`` (None if there is none,
-    or the store lacks what it needs)."""
+    or the store lacks what it needs). Missing cases (NaN) are left out."""
     func = CHECKS.get(name)
     if func is None:
         return None
     try:
-        return func(ds)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return func(ds)
     except (ValueError, KeyError, AttributeError):
         return None
