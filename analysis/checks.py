@@ -118,6 +118,40 @@ def _phase_map(ds) -> str | None:
     return "On this store: " + "; ".join(parts) + "." if parts else None
 
 
+def _bibo(ds) -> str | None:
+    """Figure 12: bounded activations below sqrt(n); the others below and above rho = 1."""
+    n = float(ds.attrs.get("model_n", 1))
+    v = ds.max_state_norm
+    parts = []
+    for act in (str(a) for a in ds.activation.values):
+        one = v.sel(activation=act)
+        vals = np.asarray(one.values, dtype=float)
+        blew = ~np.isfinite(vals) | (vals >= 1e6)
+        if act in ("sigmoid", "tanh"):
+            parts.append(f"{act} at most {np.nanmax(vals):.2f} <= sqrt(n) = {np.sqrt(n):.2f}")
+        else:
+            rho = one.spectral_radius.broadcast_like(one).values
+            parts.append(
+                f"{act} blew up (or passed 10^6) in {int(blew[rho > 1].sum())} of "
+                f"{int((rho > 1).sum())} runs "
+                f"with rho > 1 and {int(blew[rho < 1].sum())} of {int((rho < 1).sum())} with "
+                "rho < 1"
+            )
+    return "On this store: " + "; ".join(parts) + "."
+
+
+def _nonnormal(ds) -> str | None:
+    """Figure 13: the transient growth of ||W^t|| with Gaussian W, none with symmetric W."""
+    peak = ds.log10_gradient_norm.max("time")
+    g = float(peak.sel(weights="gaussian").max())
+    sym = float(peak.sel(weights="symmetric").max())
+    rho = float(ds.spectral_radius.max())
+    return (
+        f"On this store: with rho <= {rho:g}, ||W^t|| of a Gaussian W rises to 10^{g:.2f} "
+        f"before it decays; of a symmetric W at most 10^{sym:.2g} (its value at t = 0)."
+    )
+
+
 #: figure name -> the check of its claim on a store.
 CHECKS = {
     "scalar_linear": _linear_rates,
@@ -126,6 +160,8 @@ CHECKS = {
     "gradient_by_depth": _mean_field,
     "lstm_memory": _carousel,
     "scalar_phase_map": _phase_map,
+    "bibo": _bibo,
+    "nonnormal": _nonnormal,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -663,6 +664,103 @@ def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
     return fig
 
 
+@_figure
+def bibo(ds, ax=None):
+    """Figure 12: BIBO stability: the largest state norm under bounded noise input against
+    the spectral radius, one line per activation (median over seeds, band: min to max;
+    a triangle at the top: the run blew up). Dashed: sqrt(n), the bound of sigmoid and tanh
+    (|h_i| <= 1) for any W; dotted: a / (1 - rho), the bound of the linear recursion with a
+    symmetric W (noise of amplitude a, ||C|| = 1), for rho < 1 only.
+    """
+    _need(ds, "max_state_norm", family="rnn")
+    if "spectral_radius" not in ds.dims or ds.attrs.get("run_input") != "noise":
+        raise MissingData("needs a spectral_radius dimension and run.input = noise")
+    fig, (ax,) = _axes(ax, 1, size=(6.5, 4.0))
+    rho = ds.spectral_radius.values.astype(float)
+    acts = [str(a) for a in _values(ds, "activation")] or ["tanh"]
+    v = ds.max_state_norm
+    top = 1.0
+    for i, act in enumerate(acts):
+        one = v.sel(activation=act) if "activation" in v.dims else v
+        other = [d for d in one.dims if d != "spectral_radius"]
+        vals = np.asarray(one.transpose("spectral_radius", ...).values, dtype=float)
+        vals = vals.reshape(len(rho), -1)
+        finite = np.where(np.isfinite(vals) & (vals < 1e6), vals, np.nan)
+        with warnings.catch_warnings():  # every seed blew up: NaN, drawn as an arrow
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med, lo, hi = (f(finite, axis=1) for f in (np.nanmedian, np.nanmin, np.nanmax))
+        ax.plot(rho, med, color=_color(i), marker="o", label=act)
+        if other:
+            ax.fill_between(rho, lo, hi, color=_color(i), alpha=0.15, linewidth=0)
+        top = max(top, np.nanmax(hi))
+        blew = ~np.isfinite(vals).all(axis=1) | (vals >= 1e6).any(axis=1)
+        for r in rho[blew]:
+            ax.annotate("", xy=(r, 1.0), xycoords=("data", "axes fraction"), xytext=(r, 0.93),
+                        textcoords=("data", "axes fraction"),
+                        arrowprops=dict(arrowstyle="-|>", color=_color(i)))  # fmt: skip
+    n = float(ds.attrs.get("model_n", 1))
+    ax.axhline(np.sqrt(n), color="0.3", linestyle="--", linewidth=1.0,
+               label=f"sqrt(n) = {np.sqrt(n):.2f}: sigmoid, tanh")  # fmt: skip
+    a = float(ds.attrs.get("model_amplitude", 1.0))
+    below = np.linspace(rho.min(), min(rho.max(), 0.99), 100)
+    ax.plot(below, a / (1 - below), **_THEORY, label="a / (1 - rho): linear, symmetric W")
+    ax.set_yscale("log")
+    ax.set_ylim(0.3, max(top, np.sqrt(n)) * 5)
+    ax.set_xlabel("spectral radius rho")
+    ax.set_ylabel("max_t ||h(t)|| under bounded noise")
+    ax.set_title("BIBO under bounded noise (arrows: blew up)")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+@_figure
+def nonnormal(ds, ax=None, *, tmax=60):
+    """Figure 13: non-normal W: ||W^t|| = ||dh(t)/dh(0)|| of linear recursions with Gaussian
+    W (solid, non-normal: sigma_max > rho) and symmetric W (dashed, normal: sigma_max = rho)
+    of the same spectral radius (median over seeds); dotted: rho^t; dash-dotted: the bound
+    sigma_max^t of the Gaussian W (median sigma_max). The Gaussian grows at first although
+    rho < 1 (transient amplification); the symmetric one never does. The first ``tmax``
+    steps, where it happens.
+    """
+    _need(ds, "log10_gradient_norm", "max_singular_value", family="rnn")
+    if "weights" not in ds.dims or not {"gaussian", "symmetric"} <= set(ds.weights.values):
+        raise MissingData("needs a weights dimension with gaussian and symmetric")
+    if not _has_activation(ds, "identity"):
+        raise MissingData("needs the identity activation")
+    sub = _sel_activation(ds, "identity")
+    fig, (ax,) = _axes(ax, 1, size=(6.5, 4.0))
+    sub = sub.sel(time=sub.time[sub.time <= tmax])
+    t = sub.time.values.astype(float)
+    radii = sub.spectral_radius.values if "spectral_radius" in sub.dims else [None]
+    colors = _ramp(len(radii))
+    top = 0.0
+    for i, rho in enumerate(radii):
+        one = sub.sel(spectral_radius=rho) if rho is not None else sub
+        for kind, style in (("gaussian", "-"), ("symmetric", "--")):
+            g = one.log10_gradient_norm.sel(weights=kind)
+            g = g.median("seed") if "seed" in g.dims else g
+            ax.plot(t, g.values, color=colors[i], linestyle=style,
+                    label=f"rho = {_fmt(rho)}" if style == "-" else None)  # fmt: skip
+            top = max(top, float(np.nanmax(g.values)))
+        r = float(rho) if rho is not None else float(np.median(one.spectral_radius.values))
+        ax.plot(t, t * np.log10(r), **_THEORY)
+        smax = float(np.median(one.max_singular_value.sel(weights="gaussian").values))
+        ax.plot(t, t * np.log10(smax), color=colors[i], linestyle="-.", linewidth=0.8)
+    ax.plot([], [], color="0.4", linestyle="-", label="Gaussian W (non-normal)")
+    ax.plot([], [], color="0.4", linestyle="--", label="symmetric W (normal)")
+    ax.plot([], [], **_THEORY, label="rho^t")
+    ax.plot([], [], color="0.4", linestyle="-.", linewidth=0.8, label="bound sigma_max^t")
+    ax.axhline(0.0, color="0.8", linewidth=0.6, zorder=0)
+    low = t[-1] * np.log10(float(np.min(radii))) if radii[0] is not None else -3.0
+    ax.set_ylim(min(-1.0, low), top + 0.5)
+    ax.set_xlim(0, t[-1])
+    ax.set_ylabel("log10 ||W^t||")
+    _time_axis(ax)
+    ax.set_title("Non-normal W: growth before decay, with rho < 1")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
 #: Colours of the scalar map's phases (rnnlab.analysis.scalar_maps.PHASES).
 _PHASE_COLORS = {0: "#DDDDDD", 1: PALETTE[2], 2: PALETTE[1], 3: PALETTE[3]}
 #: The smallest w x bias grid drawn as a map.
@@ -875,4 +973,10 @@ FIGURES = [
      "horizon of x(0) = 20: longest next to the curves, where the map settles slowly; "
      "blank where it is never forgotten (two fixed points, or the phase of an oscillation, "
      "keep it)."),
+    ("bibo", bibo, "BIBO stability under bounded noise: sigmoid and tanh stay below sqrt(n) "
+     "for every spectral radius; the linear and relu recursions stay below a / (1 - rho) "
+     "for rho < 1 and can blow up above it."),
+    ("nonnormal", nonnormal, "Non-normal W: with the same spectral radius below 1, ||W^t|| of "
+     "a Gaussian W grows at first (its sigma_max exceeds rho) before decaying like rho^t; a "
+     "symmetric W decays from the first step; sigma_max^t bounds both."),
 ]  # fmt: skip

@@ -209,7 +209,8 @@ def write_report(
         with replacing(out, _is_report, "--out", "an rnnlab report") as tmp:
             _draw(opened, tmp, report, formats, dpi)
             for name, (_, ds) in opened.items():
-                report.numbers[name] = _key_numbers(name, ds)
+                checked = [f["checked"] for f in report.figures if f["store"] == name]
+                report.numbers[name] = _key_numbers(name, ds) + [c for c in checked if c]
             (tmp / "index.html").write_text(_html(report, opened))
     except PathError as err:
         raise ReportError(str(err)) from None

@@ -87,6 +87,33 @@ steps = 150
 input = "noise"
 """,
 }
+SPECS["bibo"] = """
+[model]
+family = "rnn"
+n = 8
+weights = "symmetric"
+[grid]
+activation = ["identity", "tanh"]
+spectral_radius = [0.5, 0.9, 1.5]
+[run]
+steps = 400
+input = "noise"
+outputs = ["max_state_norm", "bounded", "blowup_step"]
+"""
+SPECS["nonnormal"] = """
+[model]
+family = "rnn"
+n = 16
+activation = "identity"
+[grid]
+weights = ["gaussian", "symmetric"]
+spectral_radius = [0.9]
+seed = {range = 2}
+[run]
+steps = 40
+record = "all"
+outputs = ["log10_gradient_norm", "spectral_radius", "max_singular_value"]
+"""
 SPECS["phases"] = """
 [model]
 family = "rnn"
@@ -294,6 +321,33 @@ def test_the_phase_diagram_marks_every_crossing_and_joins_no_rows(stores):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_bibo_and_nonnormal_figures_draw_the_store_beside_their_bounds(stores):
+    """Figure 12: the tanh line is the median max norm and stays below sqrt(n); the linear
+    recursion's dotted bound is a / (1 - rho). Figure 13: the solid (Gaussian) line rises
+    above 0 before it falls (transient growth), the dashed (symmetric) one never does, and
+    the dotted slope is log10 rho."""
+    ds = open_results(stores["bibo"])
+    fig = F.bibo(ds)
+    ax = fig.axes[0]
+    tanh = next(ln for ln in _lines(ax) if ln.get_label() == "tanh")
+    np.testing.assert_array_equal(tanh.get_ydata(), ds.max_state_norm.sel(activation="tanh"))
+    assert (tanh.get_ydata() <= np.sqrt(8)).all()
+    dotted = next(ln for ln in _lines(ax) if ln.get_linestyle() == ":")
+    np.testing.assert_allclose(dotted.get_ydata(), 1 / (1 - dotted.get_xdata()))
+    nn = open_results(stores["nonnormal"])
+    fig2 = F.nonnormal(nn)
+    ax2 = fig2.axes[0]
+    solid = [ln for ln in _lines(ax2) if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in _lines(ax2) if ln.get_linestyle() == "--"]
+    assert solid[0].get_ydata().max() > 0.05 and dashed[0].get_ydata()[1:].max() < 0
+    slope = next(ln for ln in _lines(ax2) if ln.get_linestyle() == ":")
+    np.testing.assert_allclose(slope.get_ydata(), slope.get_xdata() * np.log10(0.9))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(fig2)
 
 
 def test_the_scalar_figures_draw_the_signed_state_of_every_bias(stores):
