@@ -26,6 +26,7 @@ __all__ = [
     "incomplete_note",
     "input_weight_gradients",
     "lstm_memory",
+    "memory_in_use",
     "memory_phase",
     "phase_diagram",
     "scalar_linear",
@@ -761,6 +762,67 @@ def nonnormal(ds, ax=None, *, tmax=60):
     return fig
 
 
+def _in_use_pair(datasets):
+    """(impulse store, noise store): rnn stores alike but for run.input, with a
+    spectral_radius dimension and memory horizons (None if there is no such pair)."""
+
+    def key(d):
+        return tuple(str(d.attrs.get(k)) for k in ("family", "model_n", "model_weights",
+                                                    "run_steps"))  # fmt: skip
+
+    usable = [d for d in datasets if "memory_horizon" in d and "spectral_radius" in d.dims]
+    for imp in (d for d in usable if d.attrs.get("run_input") == "impulse"):
+        for noise in (d for d in usable if d.attrs.get("run_input") == "noise"):
+            if key(imp) == key(noise) and imp.attrs.get("family") == "rnn":
+                return imp, noise
+    return None
+
+
+@_figure
+def memory_in_use(datasets, ax=None):
+    """Figure 14: the memory of a recurrence in use: the memory horizon of the input at
+    t = 0 against the spectral radius, with that input alone (solid) and while noise keeps
+    arriving (dashed), one panel per activation (median over seeds; a triangle at the top:
+    never forgotten within the run). ``datasets``: stores of the same recursions with
+    run.input = "impulse" and "noise" (lecture_vector and lecture_noise).
+    """
+    if isinstance(datasets, xr.Dataset):
+        datasets = [datasets]
+    pair = _in_use_pair(datasets)
+    if pair is None:
+        raise MissingData("needs two rnn stores alike but for run.input (impulse and noise)")
+    imp, noise = pair
+    acts = [a for a in (str(x) for x in _values(imp, "activation"))
+            if a in set(str(x) for x in _values(noise, "activation"))]  # fmt: skip
+    fig, axs = _axes(ax, len(acts), ncols=min(len(acts), 4), size=(3.6, 3.2))
+    steps = int(imp.attrs.get("run_steps", 1000))
+    for ax, act in zip(axs, acts, strict=True):
+        for ds, style, what in ((imp, "-", "x(0) alone"), (noise, "--", "with noise")):
+            one = ds.sel(activation=act)
+            if "remove_dominant" in one.dims:
+                one = one.sel(remove_dominant=False)
+            hor = one.memory_horizon.astype(float)
+            hor = hor.where(hor >= 0, np.inf)  # never forgotten: longer than any horizon
+            hor = hor.median("seed") if "seed" in hor.dims else hor
+            hor = hor.isel({d: 0 for d in hor.dims if d != "spectral_radius"})
+            rho = one.spectral_radius.values
+            h = np.asarray(hor.values, dtype=float)
+            kept = ~np.isfinite(h)
+            ax.plot(rho, np.where(kept, np.nan, np.maximum(h, 1)), color=_color(0 if
+                    style == "-" else 3), linestyle=style, marker="o", label=what)  # fmt: skip
+            ax.plot(rho[kept], np.full(kept.sum(), steps), linestyle="none", marker="^",
+                    color=_color(0 if style == "-" else 3))  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_ylim(1, steps * 2)
+        ax.set_xlabel("spectral radius")
+        ax.set_ylabel("memory horizon (steps)")
+        ax.set_title(act)
+    axs[-1].plot([], [], linestyle="none", marker="^", color="0.4",
+                 label=f"never forgotten in {steps} steps")  # fmt: skip
+    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
 #: Colours of the scalar map's phases (rnnlab.analysis.scalar_maps.PHASES).
 _PHASE_COLORS = {0: "#DDDDDD", 1: PALETTE[2], 2: PALETTE[1], 3: PALETTE[3]}
 #: The smallest w x bias grid drawn as a map.
@@ -979,4 +1041,9 @@ FIGURES = [
     ("nonnormal", nonnormal, "Non-normal W: with the same spectral radius below 1, ||W^t|| of "
      "a Gaussian W grows at first (its sigma_max exceeds rho) before decaying like rho^t; a "
      "symmetric W decays from the first step; sigma_max^t bounds both."),
+    ("memory_in_use", memory_in_use, "The memory of a recurrence in use: the memory horizon "
+     "of x(0) alone (solid) and while noise keeps arriving (dashed). Linear recursions are "
+     "unchanged (superposition), and so is sigmoid, which forgets within a few steps anyway; "
+     "relu forgets sooner with the noise, and tanh, which keeps x(0) alone for rho >= 1, "
+     "can forget it with the noise."),
 ]  # fmt: skip

@@ -222,7 +222,7 @@ def _draw(opened: dict, tmp: Path, report: Report, formats, dpi: int) -> None:
     import matplotlib.pyplot as plt  # headless, matplotlib picks the Agg backend itself
 
     for number, (fname, func, caption) in enumerate(FIGURES, 1):
-        if fname == "input_weight_gradients":
+        if fname in ("input_weight_gradients", "memory_in_use"):  # across the stores
             targets = [("all stores", [ds for _, ds in opened.values()])]
         else:
             targets = [(name, ds) for name, (_, ds) in opened.items()]

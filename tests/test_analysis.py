@@ -87,6 +87,11 @@ steps = 150
 input = "noise"
 """,
 }
+SPECS["noise"] = (
+    SPECS["vector"]
+    .replace("remove_dominant = [false, true]\n", "")
+    .replace("steps = 120", 'steps = 120\ninput = "noise"')
+)
 SPECS["bibo"] = """
 [model]
 family = "rnn"
@@ -318,6 +323,30 @@ def test_the_phase_diagram_marks_every_crossing_and_joins_no_rows(stores):
 
     w = np.array([-1.5, -1.2, -0.8, -0.5, 0.5, 0.8, 1.2, 1.5])
     assert crossings(w, np.log(np.abs(w))) == pytest.approx([-1.0, 1.0], abs=0.05)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_memory_in_use_pairs_the_impulse_and_noise_stores(stores):
+    """Figure 14 draws, per activation, the median horizon over seeds of x(0) alone (the
+    vector store) and with noise (the noise store); for the linear recursion they are the
+    same (superposition: h - hbar does not see the other inputs)."""
+    dss = [open_results(stores[k]) for k in ("scalar", "vector", "noise", "deep")]
+    fig = F.memory_in_use(dss)
+    titles = [a.get_title() for a in fig.axes]
+    ax = fig.axes[titles.index("identity")]
+    solid = next(ln for ln in _lines(ax) if ln.get_linestyle() == "-")
+    dashed = next(ln for ln in _lines(ax) if ln.get_linestyle() == "--")
+    vec = open_results(stores["vector"]).sel(activation="identity", remove_dominant=False)
+    noi = open_results(stores["noise"]).sel(activation="identity")
+    for ds, line in ((vec, solid), (noi, dashed)):
+        h = ds.memory_horizon.astype(float)
+        want = h.where(h >= 0, np.inf).median("seed").values
+        got = line.get_ydata()
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(got[finite], np.maximum(want[finite], 1))
+    np.testing.assert_array_equal(vec.memory_horizon.values, noi.memory_horizon.values)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
