@@ -198,7 +198,7 @@ def _positive(a, lo=1e-250, hi=1e250):
 
 
 @_figure
-def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-12, 1e12)):
+def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-30, 1e30)):
     """Figure 1: the scalar linear recursion h(t) = w h(t-1) + c x(t), impulse input.
 
     The state h(t) = w^t c x(0) itself, signed, for each w: below, at and above 1 in size,
@@ -238,7 +238,7 @@ def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-12
     ax.plot([], [], **_THEORY, label="w^t c x(0) (w < 0: +-|w|^t)")
     ax.set_yscale("symlog", linthresh=ylim[0])
     ax.set_ylim(-ylim[1], ylim[1])
-    ticks = [-ylim[1], -1e6, -1.0, -1e-6, 0.0, 1e-6, 1.0, 1e6, ylim[1]]
+    ticks = [-ylim[1], -1e10, -1.0, -1e-10, 0.0, 1e-10, 1.0, 1e10, ylim[1]]
     ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
     ax.set_ylabel("h(t), signed (symmetric log scale)")
     ax.axhline(0.0, color="0.8", linewidth=0.6, zorder=0)
@@ -308,7 +308,11 @@ def vector_linear(ds, ax=None, *, seed=None, tmax=None, ylim=(1e-80, 1e80)):
         a.set_xlim(0, t[-1])
         _time_axis(a)
     ax.set_title(f"Vector linear recursion (n = {ds.attrs.get('model_n', '?')})")
-    rel.set_title("Without the dominant part: (|lambda_2|/|lambda_1|)^t")
+    rel.set_title(
+        "Without the dominant part: (|lambda_2|/|lambda_1|)^t\n(the same for every "
+        "rho: one base matrix, rescaled)",
+        fontsize=9,
+    )
     rel.legend(*ax.get_legend_handles_labels(), fontsize="x-small", loc="upper left",
                bbox_to_anchor=(1.01, 1))  # fmt: skip
     return fig
@@ -417,7 +421,7 @@ def memory_phase(ds, ax=None, *, x=None, select=None):
     norm = mpl.colors.LogNorm(vmin=1, vmax=steps)
     cmap = mpl.colormaps["cividis"]
     rgba = cmap(norm(np.clip(np.nan_to_num(hor, nan=1.0), 1, steps)))
-    others = {1: ("kept", "#F0E442"), 2: ("grows", PALETTE[3]), 3: ("blew up", "0.35")}
+    others = {1: ("kept", "#F0E442"), 2: ("grows", PALETTE[3]), 3: ("blew up", "0.05")}
     for code, (_, colour) in others.items():
         rgba[cls == code] = mpl.colors.to_rgba(colour)
     rgba[np.isnan(cls) | (cls < 0)] = (1.0, 1.0, 1.0, 0.0)
@@ -440,7 +444,10 @@ def memory_phase(ds, ax=None, *, x=None, select=None):
     handles = [mpl.patches.Patch(color=c, label=t) for t, c in others.values()]
     ax.legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(0, -0.18),
               ncol=3, frameon=False)  # fmt: skip
-    ax.set_title("Memory of the input at t = 0: forgotten after how many steps, or not")
+    fixed = ", ".join(f"{d} = {_fmt(sub[d].values)}" for d in ("bias", "amplitude", "seed")
+                      if d in sub.coords and sub[d].ndim == 0)  # fmt: skip
+    ax.set_title("Memory of x(0): forgotten after how many steps, or not"
+                 + (f" ({fixed})" if fixed else ""), fontsize=9)  # fmt: skip
     return fig
 
 
@@ -695,7 +702,8 @@ def bibo(ds, ax=None):
             ax.fill_between(rho, lo, hi, color=_color(i), alpha=0.15, linewidth=0)
         top = max(top, np.nanmax(hi))
         blew = ~np.isfinite(vals).all(axis=1) | (vals >= 1e6).any(axis=1)
-        for r in rho[blew]:
+        shift = 0.012 * (i - (len(acts) - 1) / 2) * (rho.max() - rho.min())
+        for r in rho[blew] + shift:  # side by side where several blew up
             ax.annotate("", xy=(r, 1.0), xycoords=("data", "axes fraction"), xytext=(r, 0.93),
                         textcoords=("data", "axes fraction"),
                         arrowprops=dict(arrowstyle="-|>", color=_color(i)))  # fmt: skip
@@ -868,7 +876,9 @@ def scalar_phase_map(ds, ax=None, *, amplitude=None):
         ax.set_xlabel("w")
         ax.set_ylabel("bias b")
         ax.set_title(f"{act}: {ds.sizes['w']} x {ds.sizes['bias']} (w, b)")
-    handles = [mpl.patches.Patch(color=_PHASE_COLORS[k], label=v) for k, v in PHASES.items()]
+    present = set(np.unique(phases.values).tolist())
+    handles = [mpl.patches.Patch(color=_PHASE_COLORS[k], label=v) for k, v in PHASES.items()
+               if k in present]  # fmt: skip
     handles += [mpl.lines.Line2D([], [], color="black", label="fold: w f' = 1 (closed form)"),
                 mpl.lines.Line2D([], [], color="black", linestyle="--",
                                  label="flip: w f' = -1 (closed form)")]  # fmt: skip
@@ -1001,9 +1011,10 @@ FIGURES = [
      "grows or shrinks like |lambda_1|^t; without a component along the dominant eigenvector, "
      "like |lambda_2|^t, over the whole run (the response is measured with the dominant part "
      "projected out every step; faint: the simulated state, in which rounding brings it back)."),
-    ("scalar_nonlinear", scalar_nonlinear, "Scalar nonlinear recursions: sigmoid saturates in a "
-     "few steps to a value set by w and b; tanh depends on w, prefers w near 1 and still "
-     "forgets; relu vanishes or blows up."),
+    ("scalar_nonlinear", scalar_nonlinear, "Scalar nonlinear recursions (w > 0): sigmoid settles "
+     "in a few steps to a value set by w and b; tanh forgets for w < 1 and, for w >= 1 and "
+     "small b, keeps the sign of the input at one of two fixed points; relu vanishes "
+     "(w < 1, b <= 0), settles at b / (1 - w) (w < 1, b > 0) or grows (w >= 1)."),
     ("vector_nonlinear", vector_nonlinear, "Vector nonlinear recursions: the state norm and the "
      "memory of the input at t = 0, for each activation across spectral radii."),
     ("memory_phase", memory_phase, "Memory of the input at t = 0, per activation and weight "
@@ -1015,17 +1026,18 @@ FIGURES = [
     ("gradient_by_depth", gradient_by_depth, "The same through depth: gradient norms of deep "
      "feed-forward nets by layer, per activation and weight gain. Dotted: the mean-field "
      "prediction 0.5 ln chi_1 per layer (Poole et al. 2016); dashed: the bound "
-     "(gamma sigma_max)^l, which the gradient stays below."),
+     "(gamma sigma_max)^l with sigma_max ~ 2 gain (large n; a layer's own sigma_max can be a "
+     "little larger)."),
     ("input_weight_gradients", input_weight_gradients, "RNN vs LSTM (and GRU): each step's "
      "contribution to the gradient on the input weights, for an error at the last step only "
      "(median over seeds, band: quartiles). How far back the error reaches: with f near 1/2 "
      "(no forget-gate bias) the LSTM forgets as fast as the RNN, or faster; with a "
      "forget-gate bias of 3 the error is not merely carried back but amplified on the way "
      "(through the gates: the carousel alone would shrink it)."),
-    ("lstm_memory", lstm_memory, "LSTM cell gradient: the carousel alone (dashed; prod f, "
-     "the direct path) decays like f^t and stays exactly 1 without a forget gate (NFG), but "
-     "through the gates the all-path gradient (solid) can grow: the LSTM can still explode "
-     "(red cells: NFG, and forget-gate biases of 2 and more)."),
+    ("lstm_memory", lstm_memory, "LSTM cell gradient: the carousel alone (dashed; the direct "
+     "path, prod f of the unit whose forget gate stays most open) decays like that f^t and "
+     "is exactly 1 without a forget gate (NFG), but through the gates the all-path gradient "
+     "(solid) can grow: the LSTM can still explode (red cells)."),
     ("phase_diagram", phase_diagram, "Dynamical phases over two grid dimensions: vanishing, "
      "stable memory, saturating, chaotic and exploding, with the growth-rate-zero boundary."),
     ("scalar_phase_map", scalar_phase_map, "The scalar map h -> f(w h + b) over a fine (w, b) "
@@ -1033,8 +1045,9 @@ FIGURES = [
      "oscillation or divergence, with the closed-form fold (w f' = 1) and flip (w f' = -1) "
      "curves of sigmoid and tanh, on which the simulated phases change; below, the memory "
      "horizon of x(0) = 20: longest next to the curves, where the map settles slowly; "
-     "blank where it is never forgotten (two fixed points, or the phase of an oscillation, "
-     "keep it)."),
+     "blank where it is never forgotten: x(0) moved the state into the other of two fixed "
+     "points, or shifted an oscillation's phase; isolated specks where f(20 + b) - f(b) is "
+     "below what float32 resolves."),
     ("bibo", bibo, "BIBO stability under bounded noise: sigmoid and tanh stay below sqrt(n) "
      "for every spectral radius; the linear and relu recursions stay below a / (1 - rho) "
      "for rho < 1 and can blow up above it."),

@@ -100,7 +100,8 @@ def _key_numbers(name: str, ds) -> list[str]:
             what = "".join(f", {g} {x}" for g, x in combo.items())
             lines.append(
                 f"input-weight gradient{what}: median log10 at step 0 is {first:.2f}, at the "
-                f"loss step {int(v.time[-1])} {last:.2f} (10^{last - first:.1f} over the horizon)"
+                f"loss step {int(v.time[-1])} {last:.2f} (step 0's is 10^{first - last:.1f} "
+                "times the loss step's)"
             )
     return lines
 
