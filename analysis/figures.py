@@ -76,6 +76,8 @@ def _figure(func):
 
 def _fmt(value) -> str:
     """A grid value for a label: numbers short (%g), names as they are."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
     return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
 
 
@@ -168,6 +170,27 @@ def _sel_activation(ds, name):
 def _logy(ax, label):
     ax.set_yscale("log")
     ax.set_ylabel(label)
+
+
+def _mark_stop(ax, t, raw, color, shown=None) -> None:
+    """An "x" where a line stops because its values stopped being finite (the run blew up),
+    at its last point drawn (``shown``: the values as drawn, if clipped)."""
+    raw = np.asarray(raw, dtype=float)
+    shown = raw if shown is None else np.asarray(shown, dtype=float)
+    finite = np.flatnonzero(np.isfinite(raw))
+    if not finite.size or finite[-1] == raw.size - 1:
+        return
+    drawn = np.flatnonzero(np.isfinite(shown[: finite[-1] + 1]))
+    if drawn.size:
+        k = drawn[-1]
+        ax.plot(t[k], shown[k], marker="x", color=color, markersize=6, linestyle="none")
+
+
+def _selection(sub) -> str:
+    """The dimensions a figure took at one value ("bias = 0, seed = 0"), for its title."""
+    fixed = [d for d in ("bias", "amplitude", "remove_dominant", "seed") if d in sub.coords
+             and sub[d].ndim == 0]  # fmt: skip
+    return ", ".join(f"{d} = {_fmt(sub[d].values.item())}" for d in fixed)
 
 
 def _log1p(t):
@@ -389,12 +412,19 @@ def vector_nonlinear(ds, ax=None, *, seed=None):
         for row, var in enumerate(("state_norm", "response")):
             ax = axs[row * len(acts) + j]
             for i, rho in enumerate(radii):
-                y = _positive(one[var].sel(spectral_radius=rho).values, 1e-30, 1e30)
+                raw = one[var].sel(spectral_radius=rho).values
+                y = _positive(raw)
                 ax.plot(t, y, color=colors[i], label=f"rho = {rho:g}")
+                _mark_stop(ax, t, raw, colors[i], shown=y)
             _logy(ax, "||h(t)||" if var == "state_norm" else "response ||h - hbar||")
+            ax.set_xlim(0, t[-1])
             _time_axis(ax, log=True)
             ax.set_title(f"{act}: {'state' if row == 0 else 'memory of x(0)'}")
-    axs[len(acts) - 1].legend(fontsize="x-small")
+    axs[len(acts) - 1].plot([], [], marker="x", color="0.4", linestyle="none",
+                            label="blew up (the run stops)")  # fmt: skip
+    axs[len(acts) - 1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    if what := _selection(sub):
+        fig.suptitle(what, fontsize="small")
     return fig
 
 
@@ -476,6 +506,7 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
         for i, v in enumerate(vals):
             c = one.sel({scale: v})
             ax.plot(t, c.log10_gradient_norm.values, color=colors[i], label=f"{scale} = {v:g}")
+            _mark_stop(ax, t, c.log10_gradient_norm.values, colors[i])
             if "max_singular_value" in c.variables:
                 smax = float(c.max_singular_value)
             elif scale == "w":
@@ -491,7 +522,11 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
         if np.isfinite(lo) and np.isfinite(hi):
             ax.set_ylim(lo - 0.1 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
     axs[-1].plot([], [], color="0.4", linestyle=":", label="bound (gamma sigma_max)^t")
+    axs[-1].plot([], [], marker="x", color="0.4", linestyle="none",
+                 label="stops: the state overflowed,\nor the product became exactly 0")  # fmt: skip
     axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    if what := _selection(sub):
+        fig.suptitle(what, fontsize="small")
     return fig
 
 
