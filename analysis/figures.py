@@ -81,6 +81,11 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
 
 
+def _legend_outside(ax, *args, fontsize="x-small", **kwargs) -> None:
+    """The legend to the right of ``ax``, outside the data (every figure's place for it)."""
+    ax.legend(*args, fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1), **kwargs)
+
+
 def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
@@ -268,7 +273,7 @@ def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-30
     ax.set_xlim(0, t[-1])
     _time_axis(ax)
     ax.set_title("Scalar linear recursion: memory of x(0)")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(ax, fontsize="small")
     return fig
 
 
@@ -336,8 +341,7 @@ def vector_linear(ds, ax=None, *, seed=None, tmax=None, ylim=(1e-80, 1e80)):
         "rho: one base matrix, rescaled)",
         fontsize=9,
     )
-    rel.legend(*ax.get_legend_handles_labels(), fontsize="x-small", loc="upper left",
-               bbox_to_anchor=(1.01, 1))  # fmt: skip
+    _legend_outside(rel, *ax.get_legend_handles_labels())
     return fig
 
 
@@ -390,7 +394,7 @@ def scalar_nonlinear(
         bias = float(b) if b is not None else float(ds.attrs.get("model_bias", 0.0))
         ax.set_title(f"{act}, b = {bias:g}")
     axs[len(acts) - 1].plot([], [], color="0.4", linestyle="--", label="negative input")
-    axs[len(acts) - 1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(axs[len(acts) - 1])
     return fig
 
 
@@ -422,7 +426,7 @@ def vector_nonlinear(ds, ax=None, *, seed=None):
             ax.set_title(f"{act}: {'state' if row == 0 else 'memory of x(0)'}")
     axs[len(acts) - 1].plot([], [], marker="x", color="0.4", linestyle="none",
                             label="blew up (the run stops)")  # fmt: skip
-    axs[len(acts) - 1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(axs[len(acts) - 1])
     if what := _selection(sub):
         fig.suptitle(what, fontsize="small")
     return fig
@@ -524,7 +528,7 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
     axs[-1].plot([], [], color="0.4", linestyle=":", label="bound (gamma sigma_max)^t")
     axs[-1].plot([], [], marker="x", color="0.4", linestyle="none",
                  label="stops: the state overflowed,\nor the product became exactly 0")  # fmt: skip
-    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(axs[-1])
     if what := _selection(sub):
         fig.suptitle(what, fontsize="small")
     return fig
@@ -578,7 +582,7 @@ def gradient_by_depth(ds, ax=None):
         ax.set_xlabel("layer l")
         ax.set_ylabel("log10 ||dh(l)/dh(0)||")
         ax.set_title(f"{act}, width {ds.attrs.get('model_n', '?')}")
-    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(axs[-1])
     return fig
 
 
@@ -626,7 +630,7 @@ def input_weight_gradients(datasets, ax=None):
     ax.set_xlabel("step k (the loss is at the last step)")
     ax.set_ylabel("||dL/dW_ih contribution of step k||")
     ax.set_title("Gradient on the input weights, error at the last step only")
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(ax)
     return fig
 
 
@@ -753,7 +757,7 @@ def bibo(ds, ax=None):
     ax.set_xlabel("spectral radius rho")
     ax.set_ylabel("max_t ||h(t)|| under bounded noise")
     ax.set_title("BIBO under bounded noise (arrows: blew up)")
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(ax)
     return fig
 
 
@@ -801,7 +805,7 @@ def nonnormal(ds, ax=None, *, tmax=60):
     ax.set_ylabel("log10 ||W^t||")
     _time_axis(ax)
     ax.set_title("Non-normal W: growth before decay, with rho < 1")
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(ax)
     return fig
 
 
@@ -862,7 +866,7 @@ def memory_in_use(datasets, ax=None):
         ax.set_title(act)
     axs[-1].plot([], [], linestyle="none", marker="^", color="0.4",
                  label=f"never forgotten in {steps} steps")  # fmt: skip
-    axs[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(axs[-1])
     return fig
 
 
@@ -917,8 +921,7 @@ def scalar_phase_map(ds, ax=None, *, amplitude=None):
     handles += [mpl.lines.Line2D([], [], color="black", label="fold: w f' = 1 (closed form)"),
                 mpl.lines.Line2D([], [], color="black", linestyle="--",
                                  label="flip: w f' = -1 (closed form)")]  # fmt: skip
-    axs[len(acts) - 1].legend(handles=handles, fontsize="x-small", loc="upper left",
-                              bbox_to_anchor=(1.01, 1))  # fmt: skip
+    _legend_outside(axs[len(acts) - 1], handles=handles)
     if rows == 2:
         a = float(ds.amplitude.max()) if amplitude is None else amplitude
         steps = int(ds.attrs.get("run_steps", 1000))
@@ -997,7 +1000,7 @@ def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
 
     handles = [mpatches.Patch(color=_CLASS_COLORS[k], label=CLASSES[k]) for k in present]
     handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(ax, handles=handles)
     what = ", ".join(f"{k} = {_fmt(v)}" for k, v in rest.items())
     ax.set_title(f"Dynamical phases ({_family(ds)}{'; ' + what if what else ''})", fontsize=9)
     return fig

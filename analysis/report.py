@@ -12,10 +12,9 @@ import numpy as np
 from rnnlab.jobs.paths import PathError, check_target, replacing
 
 from .checks import check
-from .figures import FIGURES, MAP_MIN, MissingData, incomplete_note
+from .figures import FIGURES, MissingData, incomplete_note
 from .metrics import CLASSES, classify, growth_rate_theory
 from .results import ANYWAY, IncompleteStoreError, NotAStoreError, open_results
-from .scalar_maps import phase_agreement
 
 __all__ = ["Report", "ReportError", "write_report"]
 
@@ -76,17 +75,6 @@ def _key_numbers(name: str, ds) -> list[str]:
         lines.append("classes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     except ValueError:
         pass
-    fine = all(ds.sizes.get(d, 0) >= MAP_MIN for d in ("w", "bias"))
-    for act in ("sigmoid", "tanh") if fine else ():
-        try:
-            agree = phase_agreement(ds, act)
-        except (ValueError, KeyError, MissingData):
-            continue
-        lines.append(
-            f"{act} map: the simulated phase of {agree['differ']:,} of {agree['cells']:,} "
-            f"(w, b) cells differs from the closed-form fold and flip curves, each within "
-            f"{agree['distance']:.2f} grid cells of a curve"
-        )
     if "log10_input_weight_grad" in ds:
         v = ds.log10_input_weight_grad.dropna("time", how="all")
         groups = [d for d in v.dims if d not in ("time", "seed")]

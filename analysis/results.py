@@ -167,7 +167,7 @@ def open_results(path, *, allow_incomplete: bool = False, verify: bool = False):
     plan = _plan(path)
     report = check(path, plan, verify=verify)
     if report.unrepairable:
-        raise _beyond_blocks(path, report)
+        raise DamagedStoreError(report.beyond_blocks(path), [], report.damage)
     intact = report.intact
     store = path
     if allow_incomplete and not intact.all():
@@ -219,15 +219,6 @@ def _plan(path: Path):
             [],
             [],
         ) from None
-
-
-def _beyond_blocks(path: Path, report) -> DamagedStoreError:
-    return DamagedStoreError(
-        f"{path}: damaged beyond its blocks ({report.unrepairable[0]}): recompute it with "
-        f"`rnnlab run {path} --overwrite`",
-        [],
-        report.damage,
-    )
 
 
 def _mask_cases(ds, intact: np.ndarray, plan):

@@ -17,7 +17,6 @@ import numpy as np
 
 from . import _tracking as K
 from ._numerics import input_at
-from .weights import dominant_complement
 
 __all__ = ["exact_response", "linear_response"]
 
@@ -99,18 +98,17 @@ def override(rec_out, sums, plan, rows, memory, growth) -> None:
     sums[ok, K.S_RESPONSE_GROWTH] = growth[ok]
 
 
-def exact_response(W, C, inputs, settings, plan, rec_out, sums, removed) -> None:
+def exact_response(W, C, inputs, settings, plan, rec_out, sums, projectors) -> None:
     """The response of single-layer linear recursions, exactly, over the kernel's
     (``rec_out`` and ``sums`` in place). ``W`` (cases, n, n), ``C`` (cases, n) the input
-    column, ``inputs`` the kernels' ``(kind, xs, keys, amp)``, ``removed`` (cases,) bool: the
-    cases whose response is projected off W's dominant eigenspace every step."""
+    column, ``inputs`` the kernels' ``(kind, xs, keys, amp)``, ``projectors`` {case: the
+    projector off its W's dominant eigenspace (:func:`rnnlab.engine.weights.
+    dominant_complement`), applied every step}; the other cases are not projected."""
     kind, xs, keys, amp = inputs
     x0 = np.array([input_at(i, 0, kind, amp, keys, xs) for i in range(C.shape[0])])
     d0 = np.asarray(C, dtype=np.float64) * x0[:, None]
     Q = None
-    if np.any(removed):
+    if projectors:
         eye = np.eye(W.shape[1])
-        Q = np.stack(
-            [dominant_complement(w) if r else eye for w, r in zip(W, removed, strict=True)]
-        )
+        Q = np.stack([projectors.get(i, eye) for i in range(W.shape[0])])
     override(rec_out, sums, plan, *linear_response(W, d0, settings, Q))

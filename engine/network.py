@@ -398,7 +398,7 @@ def simulate_network(
     )  # fmt: skip
     if cell == "rnn" and act.name == "identity" and L == 1 and plan.needs("response"):
         exact_response(net.Whh[:, 0], net.C, (kind, xs, keys, amp), settings, plan, rec_out,
-                       sums, np.zeros(ncase, dtype=bool))  # fmt: skip
+                       sums, {})  # fmt: skip
     extra = {}
     if plan.needs("weights"):  # the largest over the layers
         W = net.Whh.astype(np.float64)

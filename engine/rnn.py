@@ -30,7 +30,7 @@ from .activations import ACTIVATIONS, get_activation
 from .cells import lstm
 from .network import OUTPUT_HINTS, Layers, run_layers
 from .results import RnnResult
-from .weights import case_rng, impulse_direction, remove_dominant_component
+from .weights import case_rng, dominant_complement, impulse_direction
 
 __all__ = [
     "INPUT_KINDS",
@@ -235,8 +235,10 @@ def simulate_rnn(
     Ca = as_cases(C, ncase, trailing, "C", fdt)
     removed = np.broadcast_to(np.asarray(remove_dominant, dtype=bool), (ncase,))
     removed = removed & (not scalar)
-    for i in np.flatnonzero(removed):
-        Ca[i] = remove_dominant_component(Wa[i], Ca[i].astype(np.float64))
+    # the projectors off W's dominant eigenspace: for C here, for the response below
+    projectors = {int(i): dominant_complement(Wa[i]) for i in np.flatnonzero(removed)}
+    for i, Q in projectors.items():
+        Ca[i] = Q @ Ca[i].astype(np.float64)
     Ba = as_cases(0.0 if b is None else b, ncase, trailing, "b", fdt)
     kind, xs, keys, input_name = input_arrays(input, ncase, settings.steps, noise_seed, n)
     amp = as_cases(amplitude, ncase, (), "amplitude", np.float64)
@@ -257,7 +259,7 @@ def simulate_rnn(
             threads=threads,
         )  # fmt: skip
         if act.name == "identity" and plan.needs("response"):
-            exact_response(Wa, Ca, inputs, settings, plan, rec_out, sums, removed)
+            exact_response(Wa, Ca, inputs, settings, plan, rec_out, sums, projectors)
     extra = {}
     if plan.needs("weights"):
         names = ("spectral_radius", "max_singular_value", "second_eigenvalue_modulus")

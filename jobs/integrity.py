@@ -19,14 +19,16 @@ and is reported with ``--overwrite`` as the fix.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "ALTERED",
+    "CONSOLIDATE",
     "DONE",
+    "OVERWRITE",
     "RECORD",
     "Damage",
     "Report",
@@ -55,15 +57,18 @@ def codecs() -> dict:
     return {"compressors": (ZstdCodec(level=0, checksum=False), Crc32cCodec())}
 
 
-#: How a damage is mended: the block recomputed, the metadata consolidated again from the
-#: per-array documents (which are checked), or the store recomputed (``--overwrite``).
-BLOCK, CONSOLIDATE, OVERWRITE = -1, -2, -3
+#: How a damage that recomputing a block cannot mend is mended (``Damage.block`` is the
+#: block otherwise): the metadata consolidated again from the per-array documents (which
+#: are checked), or the store recomputed (``--overwrite``).
+CONSOLIDATE, OVERWRITE = -2, -3
+#: What ``verify`` alone finds: a chunk whose bytes changed but not its size.
+ALTERED = "altered: its checksum does not match its bytes"
 
 
 @dataclass(frozen=True)
 class Damage:
-    """One damaged chunk or document: ``block`` is its block, or BLOCK's siblings
-    CONSOLIDATE and OVERWRITE for what recomputing a block cannot mend."""
+    """One damaged chunk or document: ``block`` is its block, or CONSOLIDATE or OVERWRITE
+    for what recomputing a block cannot mend."""
 
     block: int
     array: str
@@ -83,7 +88,6 @@ class Report:
 
     damage: list[Damage]
     checked_blocks: int
-    verified: bool
     done: np.ndarray
 
     @property
@@ -124,7 +128,14 @@ class Report:
     @property
     def needs_verify(self) -> bool:
         """Whether only reading the chunks (``verify``) finds some of this damage."""
-        return any(d.what.startswith("altered: its checksum does not match") for d in self.damage)
+        return any(d.what == ALTERED for d in self.damage)
+
+    def beyond_blocks(self, path) -> str:
+        """The one line of damage that recomputing blocks cannot mend, with its fix."""
+        return (
+            f"{path}: damaged beyond its blocks ({self.unrepairable[0]}): recompute it with "
+            f"`rnnlab run {path} --overwrite`"
+        )
 
     def summary(self, limit: int = 3) -> str:
         """One line: the counts, and the first few chunks named."""
@@ -159,8 +170,10 @@ def read_flags(array) -> tuple[np.ndarray, list[int]]:
         return out, bad
 
 
-def _chunk_file(path: Path, array, name: str, coords: tuple[int, ...]) -> Path:
-    return path / name / array.metadata.encode_chunk_key(coords)
+def _chunk_key(array, pos: tuple[int, ...]) -> str:
+    """The key of ``array``'s chunk of the block at grid position ``pos`` (the trailing
+    time and unit dimensions are one chunk)."""
+    return array.metadata.encode_chunk_key((*pos, *(0,) * (array.ndim - len(pos))))
 
 
 def _file_size(file: Path) -> int:
@@ -173,10 +186,7 @@ def _file_size(file: Path) -> int:
 def record_block(path: Path, group, arrays: dict, pos: tuple[int, ...], index: int) -> None:
     """Record the size of every chunk block ``index`` (at block position ``pos``) wrote into
     ``arrays`` (name -> the Zarr array, in the record's order)."""
-    sizes = []
-    for name, arr in arrays.items():
-        coords = (*pos, *(0,) * (arr.ndim - len(pos)))
-        sizes.append(_file_size(_chunk_file(path, arr, name, coords)))
+    sizes = [_file_size(path / name / _chunk_key(arr, pos)) for name, arr in arrays.items()]
     group[RECORD][index] = np.asarray(sizes, dtype=np.int64)
 
 
@@ -230,7 +240,7 @@ def _compare(file: Path, expected: int, verify: bool) -> str | None:
         what = "truncated" if size < expected else "grown"
         return f"{what}: {size} bytes, {expected} written"
     if verify and not _crc_ok(file):
-        return "altered: its checksum does not match its bytes"
+        return ALTERED
     return None
 
 
@@ -341,14 +351,14 @@ def check(path, plan, *, verify: bool = False) -> Report:
     group = _open(path)
     attrs = dict(group.attrs)
     if (bad := attributes_damage(attrs)) is not None:  # nothing else in them can be trusted
-        return Report([bad], 0, verify, np.zeros(plan.nblocks, dtype=bool))
+        return Report([bad], 0, np.zeros(plan.nblocks, dtype=bool))
     damage = _metadata_damage(path, attrs)
     try:
         flags, _ = read_flags(group[DONE])
     except (KeyError, ValueError, OSError):  # its metadata document is gone or garbled
         if not any(d.array == DONE for d in damage):
             damage.append(Damage(OVERWRITE, DONE, "zarr.json", "missing or unreadable"))
-        return Report(damage, 0, verify, np.zeros(plan.nblocks, dtype=bool))
+        return Report(damage, 0, np.zeros(plan.nblocks, dtype=bool))
     done = flags == 1
     damage += _coordinate_damage(path, attrs)
     names = _recorded_names(group)
@@ -357,7 +367,7 @@ def check(path, plan, *, verify: bool = False) -> Report:
     except (KeyError, ValueError, OSError):  # its metadata is gone: reported above
         names = []
     if not names:  # nothing recorded (a store of rnnlab < 0.2), or the record is lost
-        return Report(damage, 0, verify, done)
+        return Report(damage, 0, done)
     arrays = _arrays(group, names)
     blocks = np.flatnonzero(done)
     for index in blocks:
@@ -365,21 +375,20 @@ def check(path, plan, *, verify: bool = False) -> Report:
             damage.append(Damage(int(index), "integrity", "chunk_bytes", "not recorded"))
             continue
         damage += _block_damage(path, arrays, names, plan, int(index), rows[index], verify)
-    return Report(damage, int(blocks.size), verify, done)
+    return Report(damage, int(blocks.size), done)
 
 
 def _block_damage(path, arrays, names, plan, index, sizes, verify) -> list[Damage]:
     """The damaged chunks of one done block, against its recorded sizes."""
     out = []
-    pos = _block_position(plan, index)
+    pos = plan.position(index)
     for j, name in enumerate(names):
         if name not in arrays:
             continue  # reported as metadata damage
-        arr = arrays[name]
-        coords = (*pos, *(0,) * (arr.ndim - len(pos)))
-        what = _compare(_chunk_file(path, arr, name, coords), int(sizes[j]), verify)
+        key = _chunk_key(arrays[name], pos)
+        what = _compare(path / name / key, int(sizes[j]), verify)
         if what is not None:
-            out.append(Damage(index, name, arr.metadata.encode_chunk_key(coords), what))
+            out.append(Damage(index, name, key, what))
     return out
 
 
@@ -404,12 +413,6 @@ def _coordinate_damage(path: Path, attrs: dict) -> list[Damage]:
             name, _, chunk = key.partition("/")
             out.append(Damage(OVERWRITE, name, chunk, what))
     return out
-
-
-def _block_position(plan, index: int) -> tuple[int, ...]:
-    if not plan.shape:
-        return ()
-    return tuple(int(p) for p in np.unravel_index(index, plan.nblocks_per_dim))
 
 
 def mark_not_done(path, blocks) -> None:
@@ -440,18 +443,8 @@ def hidden_chunks(path, plan, blocks) -> set[str]:
     a reader that hides them; see ``rnnlab.analysis.open_results``)."""
     group = _open(path)
     arrays = _arrays(group, _recorded_names(group))
-    out = set()
-    for index in blocks:
-        pos = _block_position(plan, int(index))
-        for name, arr in arrays.items():
-            coords = (*pos, *(0,) * (arr.ndim - len(pos)))
-            out.add(f"{name}/{arr.metadata.encode_chunk_key(coords)}")
-    return out
-
-
-def chunk_bytes_total(path) -> int:
-    """Bytes of every chunk file under ``path`` (what ``verify`` reads)."""
-    total = 0
-    for root, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-    return total
+    return {
+        f"{name}/{_chunk_key(arr, plan.position(int(index)))}"
+        for index in blocks
+        for name, arr in arrays.items()
+    }

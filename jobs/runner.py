@@ -241,10 +241,7 @@ def _resume(path: Path, plan: BlockPlan):
     whose chunks are missing or of another size are marked not done, to be recomputed."""
     report = integrity.check(path, plan)
     if report.unrepairable:
-        raise StoreError(
-            f"store.path: {path} is damaged beyond its blocks ({report.unrepairable[0]}): "
-            f"recompute it with `rnnlab run {path} --overwrite`"
-        )
+        raise StoreError(f"store.path: {report.beyond_blocks(path)}")
     integrity.repair(path, report)
     return plan, report.intact, report if report.damage else None
 

@@ -80,12 +80,17 @@ class BlockPlan:
     def nblocks(self) -> int:
         return int(np.prod(self.nblocks_per_dim, dtype=np.int64))
 
+    def position(self, index: int) -> tuple[int, ...]:
+        """Block ``index``'s place in the block grid (C order): its chunk coordinates."""
+        if not self.shape:
+            return ()
+        return tuple(int(p) for p in np.unravel_index(index, self.nblocks_per_dim))
+
     def block_slices(self, index: int) -> tuple[slice, ...]:
         """The grid slices of block ``index`` (C order over the block grid)."""
-        pos = np.unravel_index(index, self.nblocks_per_dim) if self.shape else ()
         return tuple(
-            slice(int(p) * c, min((int(p) + 1) * c, s))
-            for p, c, s in zip(pos, self.chunks, self.shape, strict=True)
+            slice(p * c, min((p + 1) * c, s))
+            for p, c, s in zip(self.position(index), self.chunks, self.shape, strict=True)
         )
 
 
@@ -410,8 +415,7 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
         arrays[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape((*bshape, *trailing))
         if i == 0:
             fault_point("block_data")
-    pos = tuple(s.start // c for s, c in zip(slices, plan.chunks, strict=True))
-    record_block(Path(path), group, arrays, pos, index)
+    record_block(Path(path), group, arrays, plan.position(index), index)
     fault_point("block_done")
     group[DONE][index] = 1
     fault_point("between_blocks")
