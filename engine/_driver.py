@@ -17,7 +17,11 @@ three purposes:
   step is recomputed backwards from the stored states with the tangent seeded with the
   identity on the whole state and on the layer-0 input term, which gives ``[J_k | B_k]``
   (the step's Jacobian and its derivative with respect to the input term), and the adjoint
-  goes back ``lambda(k-1) = J_k^T lambda(k)``.
+  goes back ``lambda(k-1) = J_k^T lambda(k)``, kept at unit norm with the log of its scale
+  carried apart. ``delta_k = B_k^T lambda(k)`` is the adjoint of layer 0's pre-activation:
+  with x(k) it gives the input weight's gradient, with layer 0's previous h that of its
+  recurrent weight (``log10_layer_weight_grad`` and its participation ratio: for a deep net,
+  the gradient of layer k's weight matrix).
 
 Array arguments (``cases`` leading, except ``Whh`` of untied nets): ``C`` (cases, G H) the
 input column of layer 0; ``Wih`` (cases, L-1, G H, H); ``Whh`` (cases, L, G H, H), or
@@ -122,9 +126,10 @@ def _input_tangent(l, Tnew, Wih, H, inj, use_inj, dax):
 
 
 @jit
-def _adjoint_step(Tb, lam, lam2, LR, GH):
+def _adjoint_step(Tb, lam, lam2, delta, LR, GH):
     """From the tangent ``Tb`` = [J_k | B_k] of one step (layers x rows x columns) and the
-    adjoint ``lam`` of its output: lam2 = J_k^T lam, and ||B_k^T lam||^2 (returned)."""
+    adjoint ``lam`` of its output: lam2 = J_k^T lam, delta = B_k^T lam (the adjoint of layer
+    0's pre-activation), and ||delta||^2 (returned)."""
     L, R, _ = Tb.shape
     dn = 0.0
     for j in range(GH):
@@ -132,6 +137,7 @@ def _adjoint_step(Tb, lam, lam2, LR, GH):
         for l in range(L):
             for r in range(R):
                 v += Tb[l, r, LR + j] * lam[l * R + r]
+        delta[j] = v
         dn += v * v
     for c in range(LR):
         v = 0.0
@@ -140,6 +146,51 @@ def _adjoint_step(Tb, lam, lam2, LR, GH):
                 v += Tb[l, r, c] * lam[l * R + r]
         lam2[c] = v
     return dn
+
+
+@jit
+def _log_norm_and_spread(v, n):
+    """(ln ||v||, N_eff(v) = (sum v^2)^2 / sum v^4) of v[0:n], both from v scaled by its
+    largest entry, so that neither sum under- or overflows (v^4 would leave the float64 range
+    for entries beyond 1e77 or below 1e-77); (-inf, NaN) for v = 0, (inf, NaN) with an
+    infinite entry, (NaN, NaN) with a NaN one."""
+    m = 0.0
+    for j in range(n):
+        a = abs(np.float64(v[j]))
+        if a > m:
+            m = a
+        elif not a <= m:  # NaN
+            return np.nan, np.nan
+    if not (m > 0.0 and m < np.inf):
+        return (-np.inf if m == 0.0 else np.inf), np.nan
+    s2, s4 = 0.0, 0.0
+    for j in range(n):
+        r = np.float64(v[j]) / m
+        s2 += r * r
+        s4 += r * r * r * r
+    return np.log(m) + 0.5 * np.log(s2), s2 * s2 / s4
+
+
+@jit
+def _weight_grad(delta, hprev, H, llam):
+    """The gradient delta h'^T of a step's recurrent weight (of layer 0), from delta (its
+    pre-activation's adjoint, normalised by e^llam) and h' = hprev[0:H]: (log10 of its
+    Frobenius norm ||delta|| ||h'||, its entries' participation ratio over their number,
+    N_eff(delta) N_eff(h') / (len(delta) H); NaN for a zero gradient)."""
+    ld, pd = _log_norm_and_spread(delta, delta.shape[0])
+    lh, ph = _log_norm_and_spread(hprev, H)
+    return (ld + lh + llam) / _LN10, pd * ph / (delta.shape[0] * H)
+
+
+@jit
+def _record_backward(rec_out, i, slot, rec, loss_step, values):
+    """Case i's per-step values of the backward pass into its row ``slot`` (if kept), at the
+    recorded steps up to the loss step (later steps stay NaN)."""
+    if slot < 0:
+        return
+    for j in range(rec.shape[0]):
+        if rec[j] <= loss_step:
+            rec_out[i, slot, j] = values[rec[j]]
 
 
 @jit
@@ -225,6 +276,9 @@ def make_kernel(cell):
         hist = np.zeros((nb, L, R), dt)
         xhist = np.zeros(nb)
         iwg = np.zeros(nb)
+        wg_on = bptt and (slots[K.R_WEIGHT_GRAD] >= 0 or slots[K.R_WEIGHT_GRAD_PR] >= 0)
+        lwg, pwg = np.full(nb, np.nan), np.full(nb, np.nan)  # dL/dA of each step's weight
+        delta = np.zeros(GH)
         Tb, Tb2 = np.zeros((L, R, kb), dt), np.zeros((L, R, kb), dt)
         injb = np.zeros((GH, kb), dt)
         dAhb, daxb = np.zeros((GH, kb), dt), np.zeros((GH, kb), dt)
@@ -335,8 +389,10 @@ def make_kernel(cell):
                         i, Wc, xhist[s], prev, Sjunk, kb, Tb, Tb2, injb, yes, dAhb, daxb, dGb,
                         gsumb,
                     )  # fmt: skip
-                    dn = _adjoint_step(Tb2, lam, lam2, LR, GH)
+                    dn = _adjoint_step(Tb2, lam, lam2, delta, LR, GH)
                     iwg[s] = (np.log(np.sqrt(dn) * abs(xhist[s])) + llam) / _LN10
+                    if wg_on:  # layer 0's weight meets h'(layer 0): h(s - 1) of a deep net
+                        lwg[s], pwg[s] = _weight_grad(delta, prev[0], H, llam)
                     nl = norm(lam2)
                     if nl > 0.0 and nl < np.inf:
                         for c in range(LR):
@@ -345,10 +401,9 @@ def make_kernel(cell):
                     else:
                         for c in range(LR):
                             lam[c] = lam2[c]
-                if slots[K.R_INPUT_GRAD] >= 0:
-                    for j in range(nrec):
-                        if rec[j] <= loss_step:
-                            rec_out[i, slots[K.R_INPUT_GRAD], j] = iwg[rec[j]]
+                _record_backward(rec_out, i, slots[K.R_INPUT_GRAD], rec, loss_step, iwg)
+                _record_backward(rec_out, i, slots[K.R_WEIGHT_GRAD], rec, loss_step, lwg)
+                _record_backward(rec_out, i, slots[K.R_WEIGHT_GRAD_PR], rec, loss_step, pwg)
             K.finish_case(sums, i, trk, hn, iopt, fopt)
 
     return run_block

@@ -11,7 +11,7 @@ tracker       what it adds per step
 response      a second run hbar without the input at t = 0, and ||h - hbar||
 gradient      the Jacobian product dh(t)/dh(0) (k tangent columns), renormalised
 saturation    ||h(t) - h(t-1)|| (and the LSTM cell's), for the convergence step
-input_grad    backpropagation through time of a loss at ``loss_step`` (after the run)
+bptt          backpropagation through time of a loss at ``loss_step`` (after the run)
 weights       eigenvalues and singular values of W (in NumPy, once per case)
 ============  =====================================================================
 
@@ -53,7 +53,9 @@ R_CELL_GRADIENT = 4
 R_GATE = 5  # 5, 6, 7: the cell's gate means, in the order of the cell's GATE_MEANS
 R_INPUT_GRAD = 8
 R_CAROUSEL = 9  # log10 of the LSTM's direct cell path, max over units of prod f(s)
-N_ROWS = 10
+R_WEIGHT_GRAD = 10  # log10 ||dL/dA_t||_F, A_t layer 0's recurrent (deep nets: layer t's) weight
+R_WEIGHT_GRAD_PR = 11  # the participation ratio of dL/dA_t's entries, over their number
+N_ROWS = 12
 
 # Columns of the per-case summaries ``sums`` (cases, N_SUMS), float64.
 S_BLOWUP = 0
@@ -74,7 +76,7 @@ O_INPUT = 2
 O_RESPONSE = 3  # tracker switches: 0 or 1
 O_GRADIENT = 4
 O_SATURATION = 5
-O_LOSS_STEP = 6  # -1: no input-weight gradient
+O_LOSS_STEP = 6  # -1: no backpropagation through time
 O_UNTIED = 7  # 1: W_hh changes with t and is shared by the cases (deep feed-forward nets)
 O_ACTIVATION = 8
 N_IOPT = 9
@@ -190,7 +192,7 @@ def finish_case(sums, i, trk, final, iopt, fopt):
 
 
 #: The trackers, in the order of the table above.
-TRACKERS = ("response", "gradient", "saturation", "input_grad", "weights")
+TRACKERS = ("response", "gradient", "saturation", "bptt", "weights")
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,9 @@ OUTPUTS: dict[str, Output] = {
         Output("output_gate_mean", "step", (), R_GATE + 2, "float64"),
         Output("reset_gate_mean", "step", (), R_GATE, "float64"),
         Output("update_gate_mean", "step", (), R_GATE + 1, "float64"),
-        Output("log10_input_weight_grad", "step", ("input_grad",), R_INPUT_GRAD, "float64"),
+        Output("log10_input_weight_grad", "step", ("bptt",), R_INPUT_GRAD, "float64"),
+        Output("log10_layer_weight_grad", "step", ("bptt",), R_WEIGHT_GRAD, "float64"),
+        Output("layer_weight_grad_participation", "step", ("bptt",), R_WEIGHT_GRAD_PR, "float64"),
         Output("blowup_step", "summary", (), S_BLOWUP, "int64"),
         Output("memory_horizon", "summary", ("response",), S_MEMORY, "int64"),
         Output("memory_class", "summary", ("response",), S_MEMORY, "int8"),

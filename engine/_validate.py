@@ -192,7 +192,7 @@ class RunSettings:
         iopt[K.O_RESPONSE] = plan.needs("response")
         iopt[K.O_GRADIENT] = plan.needs("gradient")
         iopt[K.O_SATURATION] = plan.needs("saturation")
-        iopt[K.O_LOSS_STEP] = loss_step if plan.needs("input_grad") else -1
+        iopt[K.O_LOSS_STEP] = loss_step if plan.needs("bptt") else -1
         iopt[K.O_UNTIED] = untied
         iopt[K.O_ACTIVATION] = activation
         fopt = np.zeros(K.N_FOPT)

@@ -24,15 +24,20 @@ from .network import NETWORK_SUMMARIES, OUTPUT_HINTS, Layers, run_layers
 from .results import RnnResult
 from .weights import INITS, case_rng, impulse_direction
 
-__all__ = ["MLP_SUMMARIES", "mlp_outputs", "mlp_weights", "simulate_mlp"]
+__all__ = ["MLP_SUMMARIES", "WEIGHT_GRAD_OUTPUTS", "mlp_outputs", "mlp_weights", "simulate_mlp"]
 
 #: Per-case summaries of :func:`simulate_mlp` (those of the layered networks).
 MLP_SUMMARIES = NETWORK_SUMMARIES
 
 
+#: The per-layer variables of the backward pass (the loss at the last layer).
+WEIGHT_GRAD_OUTPUTS = ("log10_layer_weight_grad", "layer_weight_grad_participation")
+
+
 def mlp_outputs() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(available, default) outputs of :func:`simulate_mlp` (by layer instead of step)."""
     steps = ("state_norm", "hidden_state", "response", "log10_gradient_norm")
+    steps += WEIGHT_GRAD_OUTPUTS
     available = steps + MLP_SUMMARIES
     return available, tuple(v for v in available if v != "hidden_state")
 
@@ -88,6 +93,8 @@ def simulate_mlp(
 ) -> RnnResult:
     """Run deep feed-forward networks h(t) = f(s W_t h(t-1) + b), h(-1) = a u.
 
+    The layer index t = 0 ... depth - 1 is the time axis of every per-layer variable.
+
     Parameters
     ----------
     W : array_like
@@ -110,15 +117,32 @@ def simulate_mlp(
         As in :func:`rnnlab.engine.simulate_rnn`, with layers for steps.
     outputs : None, "all", str or list of str
         The variables to compute (see :func:`mlp_outputs`); default all but ``hidden_state``
-        (the state vector at the recorded layers, (cases, depth, n)).
+        (the state vector at the recorded layers, (cases, depth, n)). Either of the weight
+        gradient variables adds a backward pass over the stored layers (about twice the cost
+        of the forward Jacobian product: the layer is recomputed with 2 n tangent columns).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads.
 
     Returns
     -------
     RnnResult
-        ``state_norm`` (forward norm by depth), ``response`` (||h(t) - hbar(t)||, hbar from
-        input 0), ``log10_gradient_norm`` (by depth), and :data:`MLP_SUMMARIES`.
+        Per layer (cases, recorded layers): ``state_norm`` (forward norm by depth),
+        ``response`` (||h(t) - hbar(t)||, hbar from input 0), ``log10_gradient_norm`` (by
+        depth), and the gradient of the loss of the last layer, L = u . h(T - 1) with
+        u = (1, ..., 1) / sqrt(n) and T = depth, with respect to each layer's weight matrix
+        A_t = s W_t (z_t = A_t h(t-1) + b):
+
+        - ``log10_layer_weight_grad``: log10 ||dL/dA_t||_F = log10(||delta_t|| ||h(t-1)||),
+          delta_t = dL/dz_t (the gradient is the outer product delta_t h(t-1)^T), by
+          backpropagation with the adjoint renormalised every layer: finite far beyond
+          1e+-308 (-inf for an exactly zero gradient: a dead relu layer, an underflowed
+          state);
+        - ``layer_weight_grad_participation``: the participation ratio of its n^2 entries g
+          over their number, (sum g^2)^2 / (n^2 sum g^4) = N_eff(delta_t) N_eff(h(t-1)) / n^2
+          with N_eff(v) = (sum v^2)^2 / sum v^4: 1 when the gradient is spread evenly over
+          every weight, about 1 / n^2 when one weight carries it; NaN for a zero gradient.
+
+        Both are NaN for a case whose forward pass blew up. Then :data:`MLP_SUMMARIES`.
     """
     act = get_activation(activation)
     check_choice("gradient", gradient, ("auto", "exact", "none"))
@@ -154,8 +178,9 @@ def simulate_mlp(
         untied=True,
     )
     inputs = (INPUT_IMPULSE, zeros((ncase, 0)), zeros(ncase, np.uint64), zeros(ncase))
+    loss_step = depth - 1 if plan.needs("bptt") else -1  # the weight gradients' loss
     rec_out, vectors, sums = run_layers(
-        "rnn", net, settings, plan, activation=act.code, inputs=inputs,
+        "rnn", net, settings, plan, activation=act.code, inputs=inputs, loss_step=loss_step,
         threads=threads_for(parallel),
     )  # fmt: skip
     data = K.collect(plan, rec_out, sums, fdt, steps=settings.steps, vectors=vectors)

@@ -74,6 +74,8 @@ def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...]
 #: Why an output may be missing, for the error message.
 OUTPUT_HINTS = {
     "log10_input_weight_grad": "it needs loss_step",
+    "log10_layer_weight_grad": "deep feed-forward nets only: simulate_mlp",
+    "layer_weight_grad_participation": "deep feed-forward nets only: simulate_mlp",
     "state": "it is the signed state of n = 1 recursions: use state_norm",
     "fixed_point": "it is the fixed point of n = 1 recursions: use fixed_point_norm",
     "cell_norm": "LSTM only",
@@ -149,7 +151,7 @@ def run_layers(
     nvec = plan.wants("hidden_state") + plan.wants("cell_state")
     isz = fdt.itemsize
     per_case = 8 * (plan.nrows * nrec + K.N_SUMS) + isz * nvec * nrec * nh
-    nb = loss_step + 1 if plan.needs("input_grad") else 0
+    nb = loss_step + 1 if plan.needs("bptt") else 0
     work = isz * (2 * L * R * k + 3 * GH * k + nb * L * R + 2 * L * R * (L * R + GH) * (nb > 0))
     check_memory(
         ncase * per_case + max(threads, 1) * work,

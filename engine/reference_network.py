@@ -215,7 +215,11 @@ def network_reference(
 def mlp_reference(W, scale: float, bias, x, activation: str = "tanh") -> dict[str, np.ndarray]:
     """One deep feed-forward network h(t) = f(s W_t h(t-1) + b), h(-1) = x, every layer.
 
-    Layer Jacobians by the complex step, products and SVD norms in plain NumPy.
+    Layer Jacobians by the complex step, products and SVD norms in plain NumPy. The weight
+    gradients of the loss L = u . h(T-1) (u = ones / sqrt(n), T the depth): backwards,
+    lambda(T-1) = u, delta_t = dL/dz_t = Im f(z_t + i h) / h * lambda(t) (the complex step of
+    f), g_t = outer(delta_t, h(t-1)) = dL/dA_t, lambda(t-1) = J_t^T lambda(t); nothing is
+    renormalised (short nets only).
     """
     W = np.asarray(W, dtype=np.float64)
     depth, n, _ = W.shape
@@ -224,16 +228,30 @@ def mlp_reference(W, scale: float, bias, x, activation: str = "tanh") -> dict[st
     hb = np.zeros(n)
     M = np.eye(n)
     out = {k: np.empty(depth) for k in ("state_norm", "response", "log10_gradient_norm")}
+    inputs, slopes, Js = [], [], []
     for t in range(depth):
         J = np.imag(_act(activation, scale * W[t] @ (h[:, None] + 1j * _H_STEP * np.eye(n)) +
                          b[:, None])) / _H_STEP  # fmt: skip
-        h = _act(activation, scale * W[t] @ h + b)
+        z = scale * W[t] @ h + b
+        inputs.append(h)
+        slopes.append(np.imag(_act(activation, z + 1j * _H_STEP)) / _H_STEP)  # f'(z)
+        Js.append(J)
+        h = _act(activation, z)
         hb = _act(activation, scale * W[t] @ hb + b)
         if t > 0:
             M = J @ M
         out["state_norm"][t] = np.linalg.norm(h)
         out["response"][t] = np.linalg.norm(h - hb)
         out["log10_gradient_norm"][t] = np.log10(np.linalg.norm(M, 2))
+    lam = np.full(n, 1.0 / np.sqrt(n))
+    lwg, pwg = np.empty(depth), np.empty(depth)
+    for t in range(depth - 1, -1, -1):
+        g = np.outer(slopes[t] * lam, inputs[t])
+        lwg[t] = np.log10(np.linalg.norm(g))
+        pwg[t] = np.sum(g**2) ** 2 / (g.size * np.sum(g**4))
+        lam = Js[t].T @ lam
+    out["log10_layer_weight_grad"] = lwg
+    out["layer_weight_grad_participation"] = pwg
     return out
 
 

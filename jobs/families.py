@@ -221,6 +221,8 @@ OUTPUT_HINTS = {
     "fixed_point": "n = 1 sweeps only: use fixed_point_norm",
     "hidden_state": "n > 1 sweeps only: use state for n = 1",
     "log10_input_weight_grad": "it needs model.loss_step",
+    "log10_layer_weight_grad": "family mlp only",
+    "layer_weight_grad_participation": "family mlp only",
     "cell_norm": "family lstm only",
     "cell_state": "family lstm only",
     "log10_cell_gradient_norm": "family lstm only",
@@ -724,10 +726,13 @@ class MlpFamily(Family):
             problems.append("run.gradient: family 'mlp' computes 'exact' or 'none'")
 
     def case_seconds(self, params, run):
-        """Per layer: two matrix-vector products and an n^3 Jacobian product at 20 GFLOP/s."""
+        """Per layer: two matrix-vector products and an n^3 Jacobian product and, for the
+        weight gradients, the backward pass (the layer's tangent for 2 n columns, 4 n^3), at
+        20 GFLOP/s."""
         n = params["n"].astype(float)
         grad = 0.0 if run.gradient == "none" else 1.0
-        return (1e-6 + (4 * n * n + grad * 2 * n**3) / 20e9) * run.steps
+        back = 1.0 if self._backward(run) else 0.0
+        return (1e-6 + (4 * n * n + grad * 2 * n**3 + back * 4 * n**3) / 20e9) * run.steps
 
     def variable_attrs(self, name: str) -> dict:
         """The time axis of a deep net is its layer index: its step counts and rates are
@@ -747,10 +752,19 @@ class MlpFamily(Family):
             attrs["units"] = "1/layer"
         return attrs
 
+    @staticmethod
+    def _backward(run) -> bool:
+        """Whether the sweep's variables need the backward pass (the weight gradients)."""
+        asked = mlp_outputs()[1] if run.outputs is None else run.outputs
+        return any("bptt" in OUTPUTS[v].needs for v in asked if v in OUTPUTS)
+
     def case_bytes(self, params, run):
-        """The weights of every layer (steps n x n matrices) and the n x n tangent."""
+        """The weights of every layer (steps n x n matrices) and the n x n tangent; for the
+        weight gradients, the stored states (steps n) and the backward pass's n x 2n
+        tangents (about 10 n^2)."""
         n = params["n"].astype(float)
-        return 8 * (run.steps + 2) * n**2
+        back = 1.0 if self._backward(run) else 0.0
+        return 8 * ((run.steps + 2) * n**2 + back * (run.steps * n + 10 * n**2))
 
     def run_cases(self, params, run, outputs):
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""

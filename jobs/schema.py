@@ -156,6 +156,24 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "layer), for the loss L = sum(h_top(T)) / sqrt(H) at step T = loss_step only, "
         "backpropagated through time; NaN after T.",
     ),
+    "log10_layer_weight_grad": (
+        "log10 of a layer's weight gradient",
+        "1",
+        "Deep nets (family mlp): log10 of the Frobenius norm of dL/dA_t, the gradient of the "
+        "loss of the last layer L = u . h(T-1) (u = (1, ..., 1) / sqrt(n), T the depth) with "
+        "respect to layer t's weight matrix A_t = s W_t (z_t = A_t h(t-1) + b): "
+        "||delta_t|| ||h(t-1)||, delta_t = dL/dz_t. Backpropagated with renormalisation, so "
+        "that it never over- or underflows; -inf for a zero gradient.",
+    ),
+    "layer_weight_grad_participation": (
+        "participation ratio of a layer's weight gradient",
+        "1",
+        "Deep nets (family mlp): the participation ratio of the n^2 entries g of dL/dA_t over "
+        "their number, (sum g^2)^2 / (n^2 sum g^4) = N_eff(delta_t) N_eff(h(t-1)) / n^2 with "
+        "N_eff(v) = (sum v^2)^2 / sum v^4. In (0, 1]: 1 when the gradient is spread evenly "
+        "over every weight of the layer, 1 / n^2 when one weight carries all of it; NaN for "
+        "a zero gradient.",
+    ),
     "spectral_radius": (
         "spectral radius of W",
         "1",
