@@ -130,7 +130,9 @@ def _bibo(ds) -> str | None:
         vals = np.asarray(one.values, dtype=float)
         blew = ~np.isfinite(vals) | (vals >= 1e6)
         if act in ("sigmoid", "tanh"):
-            parts.append(f"{act} at most {np.nanmax(vals):.2f} <= sqrt(n) = {np.sqrt(n):.2f}")
+            top = np.nanmax(vals)
+            rel = "<=" if top <= np.sqrt(n) else "ABOVE"
+            parts.append(f"{act} at most {top:.2f} {rel} sqrt(n) = {np.sqrt(n):.2f}")
         else:
             rho = one.spectral_radius.broadcast_like(one).values
             parts.append(
@@ -157,22 +159,214 @@ def _nonnormal(ds) -> str | None:
     )
 
 
+def _constant_error_flow(ds) -> str | None:
+    """Figure 15: the carousel's gradient and response stay, sigmoid drifts at sqrt(n) / 2."""
+    g = np.abs(ds.log10_gradient_norm.values)
+    r = ds.response.values
+    change = np.nanmax(np.abs(r / r[..., :1] - 1.0))
+    parts = [f"|log10 ||dh(t)/dh(0)||| <= {np.nanmax(g):.0e} over {g.size:,} recorded values",
+             f"the response to x(0) changes by at most {change:.0e} (relative)"]  # fmt: skip
+    if "activation" in ds.dims and "sigmoid" in ds.activation.values:
+        sig = ds.state_norm.sel(activation="sigmoid").isel(time=-1) / float(ds.time[-1])
+        n = float(ds.attrs.get("model_n", 1))
+        lo, hi = float(sig.min()), float(sig.max())
+        parts.append(f"sigmoid's ||h(T)|| / T is {lo:.3f} to {hi:.3f} against sqrt(n) / 2 "
+                     f"= {np.sqrt(n) / 2:.3f}")  # fmt: skip
+    return "On this store: " + "; ".join(parts) + "."
+
+
+def _stacked(ds) -> str | None:
+    """Figure 16: the growth rate per step of each depth against one layer's."""
+    g = ds.growth_rate.median("seed") if "seed" in ds.growth_rate.dims else ds.growth_rate
+    diff = g - g.sel(layers=g.layers.min())
+    deeper = ", ".join(str(int(v)) for v in g.layers.values[1:])
+    acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [""]
+    rates = []
+    for act in acts:
+        d = diff.sel(activation=act) if act else diff
+        rates.append(f"{act or 'all'} {float(d.min()):+.4f} to {float(d.max()):+.4f}")
+    parts = [f"the late growth rate of {deeper} stacked layers minus one layer's (median over "
+             f"seeds, per spectral radius): {'; '.join(rates)} per step"]  # fmt: skip
+    if "memory_horizon" in ds and "spectral_radius" in ds.dims:
+        rho = float(ds.spectral_radius.min())
+        h = ds.memory_horizon.sel(spectral_radius=rho).astype(float)
+        h = h.where(h >= 0)
+        h = h.median("seed") if "seed" in h.dims else h
+        act = ""
+        if "activation" in h.dims:
+            act = f", {h.activation.values[0]}"
+            h = h.isel(activation=0)
+        hs = ", ".join(f"{v:g}" for v in h.values)
+        layers = ", ".join(str(int(v)) for v in ds.layers.values)
+        parts.append(f"but the memory of x(0) lasts longer: {hs} steps for {layers} layers at "
+                     f"rho = {rho:g}{act}")  # fmt: skip
+    return "On this store: " + "; ".join(parts) + "."
+
+
+def _scalar_nonlinear(ds) -> str | None:
+    """Figure 3: what sigmoid, tanh and relu do with x(0), at the end of the run."""
+    end = ds.state.isel(time=-1)
+    parts = []
+    if "sigmoid" in ds.activation.values and "saturation_step" in ds:
+        sat = ds.saturation_step.sel(activation="sigmoid").values
+        parts.append(f"sigmoid settles within {int(sat.max())} steps in every case"
+                     if (sat >= 0).all() else f"sigmoid settles in {(sat >= 0).sum()} of "
+                     f"{sat.size} cases")  # fmt: skip
+    if "tanh" in ds.activation.values and "amplitude" in ds.dims:
+        th = end.sel(activation="tanh")
+        pos = th.sel(amplitude=th.amplitude.max())
+        neg = th.sel(amplitude=th.amplitude.min())
+        diff = np.abs(pos - neg).where(np.abs(th.w) < 1)
+        parts.append(f"tanh's end state depends on the input's sign by at most "
+                     f"{float(diff.max()):.0e} for |w| < 1")  # fmt: skip
+        if "bias" in th.dims and 0.0 in th.bias.values:
+            flip = (pos * neg < 0).sel(bias=0.0).where(th.w >= 1, drop=True)
+            parts.append(f"it keeps the sign for w >= 1, b = 0 in {int(flip.sum())} of "
+                         f"{flip.size} cases")  # fmt: skip
+    if "relu" in ds.activation.values and "bias" in ds.dims:
+        r = end.sel(activation="relu")
+        w = r.w.broadcast_like(r)
+        b = r.bias.broadcast_like(r)
+        settle = (w > 0) & (w < 1) & (b > 0)
+        err = np.abs(r - b / (1 - w)).where(settle)
+        parts.append(f"relu with 0 < w < 1, b > 0 ends at b / (1 - w) to "
+                     f"{float(err.max()):.0e}")  # fmt: skip
+    return "On this store: " + "; ".join(parts) + "." if parts else None
+
+
+def _forgets(ds) -> str | None:
+    """Figure 4: per activation, how long x(0) is kept across spectral radii."""
+    parts = []
+    for act in (str(a) for a in ds.activation.values):
+        one = ds.sel(activation=act)
+        if "remove_dominant" in one.dims:
+            one = one.sel(remove_dominant=False)
+        h = one.memory_horizon.values
+        rho = one.spectral_radius.broadcast_like(one.memory_horizon).values
+        kept = h < 0
+        if kept.any():
+            what = (
+                f"never forgets x(0) in {kept.sum()} of {h.size} runs (rho >= {rho[kept].min():g})"
+            )
+        else:
+            what = f"forgets x(0) in every run, within {h.max()} steps"
+        parts.append(f"{act} {what}")
+    return "On this store: " + "; ".join(parts) + "."
+
+
+def _bound(ds) -> str | None:
+    """Figure 6: growth rates at or below ln(gamma sigma_max); below 1 they vanish."""
+    from .metrics import growth_rate_theory
+
+    th = growth_rate_theory(ds)
+    m = th.measured.values
+    bound = th.theory.broadcast_like(th.measured).values
+    ok = np.isfinite(m) & np.isfinite(bound)
+    if not ok.any():
+        return None
+    below = (m[ok] <= bound[ok] + 1e-9).sum()
+    small = ok & (bound < 0)
+    vanish = (m[small] < 0).sum()
+    return (
+        f"On this store: the growth rate is at or below ln(gamma sigma_max) in {below} of "
+        f"{ok.sum()} cases; {vanish} of the {small.sum()} cases with gamma sigma_max < 1 "
+        "vanish."
+    )
+
+
+def _classes(ds) -> str | None:
+    """Figure 10: the classes the store's cases fall in."""
+    from .metrics import CLASSES, classify
+
+    codes = classify(ds).values
+    counts = [f"{int((codes == k).sum())} {name}" for k, name in CLASSES.items()
+              if (codes == k).any()]  # fmt: skip
+    return f"On this store ({codes.size} cases): " + ", ".join(counts) + "."
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _reach(datasets) -> str | None:
+    """Figure 8: how far back the error reaches: step 0's contribution against the loss
+    step's, per store and setting (median over seeds)."""
+    parts = []
+    for d in (d for d in datasets if "log10_input_weight_grad" in d):
+        v = d.log10_input_weight_grad.dropna("time", how="all")
+        v = v.median("seed") if "seed" in v.dims else v
+        fam = str(d.attrs.get("family", "?")).upper()
+        others = [g for g in v.dims if g != "time"]
+        stacked = v.stack(setting=others) if others else v.expand_dims(setting=[0])
+        for k in range(min(stacked.sizes["setting"], 8)):
+            one = stacked.isel(setting=k)
+            what = ", ".join(f"{g.replace('_', ' ')} {_fmt(one[g].values.item())}" for g in others)
+            ratio = float(one.isel(time=0) - one.isel(time=-1))
+            parts.append(f"{fam}{' (' + what + ')' if what else ''} 10^{ratio:.1f}")
+    if not parts:
+        return None
+    return ("On these stores, step 0's contribution relative to the loss step's (median over "
+            "seeds): " + "; ".join(parts) + ".")  # fmt: skip
+
+
+def _in_use(datasets) -> str | None:
+    """Figure 14: per activation, at how many spectral radii the noise shortens the memory."""
+    from .figures import _in_use_pair
+
+    pair = _in_use_pair(datasets)
+    if pair is None:
+        return None
+    horizons = []
+    for d in pair:
+        if "remove_dominant" in d.dims:
+            d = d.sel(remove_dominant=False)
+        h = d.memory_horizon.astype(float)
+        h = h.where(h >= 0, np.inf)
+        horizons.append(h.median("seed") if "seed" in h.dims else h)
+    alone, noisy = _xr_align(*horizons)
+    parts = []
+    for act in (str(a) for a in alone.activation.values):
+        a, b = alone.sel(activation=act).values, noisy.sel(activation=act).values
+        parts.append(f"{act} shorter at {(b < a).sum()}, equal at {(b == a).sum()}, longer at "
+                     f"{(b > a).sum()} of {a.size} radii")  # fmt: skip
+    return (
+        "On these stores, the memory horizon with noise against x(0) alone: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def _xr_align(*arrays):
+    import xarray as xr
+
+    return xr.align(*arrays, join="inner")
+
+
 #: figure name -> the check of its claim on a store.
 CHECKS = {
     "scalar_linear": _linear_rates,
     "vector_linear": _second_eigenvalue,
+    "scalar_nonlinear": _scalar_nonlinear,
+    "vector_nonlinear": _forgets,
     "memory_phase": _memory_classes,
+    "gradient_vs_lag": _bound,
+    "phase_diagram": _classes,
     "gradient_by_depth": _mean_field,
     "lstm_memory": _carousel,
     "scalar_phase_map": _phase_map,
     "bibo": _bibo,
     "nonnormal": _nonnormal,
+    "input_weight_gradients": _reach,
+    "memory_in_use": _in_use,
+    "constant_error_flow": _constant_error_flow,
+    "stacked_layers": _stacked,
 }
 
 
 def check(name: str, ds) -> str | None:
-    """The sentence that checks figure ``name``'s claim on ``ds`` (None if there is none,
-    or the store lacks what it needs). Missing cases (NaN) are left out."""
+    """The sentence that checks figure ``name``'s claim on ``ds`` (a Dataset, or the list of
+    them for a figure drawn across stores; None if there is none, or the store lacks what it
+    needs). Missing cases (NaN) are left out."""
     func = CHECKS.get(name)
     if func is None:
         return None

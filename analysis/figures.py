@@ -16,11 +16,12 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from .metrics import CLASSES, classify
+from .metrics import CLASSES, classify, is_stacked
 
 __all__ = [
     "FIGURES",
     "MissingData",
+    "constant_error_flow",
     "gradient_by_depth",
     "gradient_vs_lag",
     "incomplete_note",
@@ -31,6 +32,7 @@ __all__ = [
     "phase_diagram",
     "scalar_linear",
     "scalar_nonlinear",
+    "stacked_layers",
     "vector_linear",
     "vector_nonlinear",
 ]
@@ -131,6 +133,12 @@ def _need(ds, *names, family=None, what=""):
         raise MissingData(f"the store has no {', '.join(missing)}{what}")
 
 
+def _single_layer(ds, why="the figure is of one recurrent layer"):
+    """Refuse a store of stacked layers (figure 16 draws those)."""
+    if is_stacked(ds):
+        raise MissingData(f"stacked layers: {why} (see stacked_layers)")
+
+
 def _values(ds, dim):
     """Coordinate values of a dimension, or the fixed model value as a one-element list."""
     if dim in ds.dims:
@@ -215,6 +223,8 @@ def _time_axis(ax, log=False):
         right = ax.get_xlim()[1]
         ticks = [v for v in (0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10**4, 3 * 10**4, 10**5)
                  if v <= right * 1.01]  # fmt: skip
+        if right > 2000:  # decades only, or the labels run into each other
+            ticks = [v for v in ticks if v in (0, 1, 10, 100, 1000, 10**4, 10**5)]
         ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
         ax.set_xlim(left=0)
 
@@ -278,18 +288,21 @@ def scalar_linear(ds, ax=None, *, bias=0.0, amplitude=1.0, tmax=100, ylim=(1e-30
 
 
 @_figure
-def vector_linear(ds, ax=None, *, seed=None, tmax=None, ylim=(1e-80, 1e80)):
+def vector_linear(ds, ax=None, *, seed=None, tmax=None):
     """Figure 2: the vector linear recursion h(t) = W h(t-1) + C x(t), impulse input.
 
-    Left: the response ||W^t C x(0)|| for several spectral radii (solid), and with the
-    input's component along the dominant eigenvector removed (dashed), over the whole run
-    (or up to ``tmax``); dotted: slopes |lambda_1|^t and |lambda_2|^t. Right: the same
+    Left: log10 of the response ||W^t C x(0)|| for several spectral radii (solid), and with
+    the input's component along the dominant eigenvector removed (dashed), over the whole
+    run (or up to ``tmax``), on a linear axis of log10 so that no line leaves it; dotted:
+    slopes |lambda_1|^t and |lambda_2|^t. Right: the same
     relative to |lambda_1|^t, where the removed case decays like (|lambda_2|/|lambda_1|)^t;
     faint: the simulated state ||h(t)|| of that case, in which rounding brings the dominant
     part back (from 1e-16, growing like |lambda_1|^t). The response is measured with the
-    dominant part projected out every step; the state is not.
+    dominant part projected out every step; the state is not. A response below 1e-308
+    (float64's range; its growth rate is measured in logarithms and holds) is not drawn.
     """
     _need(ds, "response", family="rnn")
+    _single_layer(ds)
     if "spectral_radius" not in ds.dims or not _has_activation(ds, "identity"):
         raise MissingData("needs a spectral_radius dimension and the identity activation")
     sub = _sel_activation(ds, "identity")
@@ -308,7 +321,9 @@ def vector_linear(ds, ax=None, *, seed=None, tmax=None, ylim=(1e-80, 1e80)):
                 one = one.sel(remove_dominant=rm)
             r = one.response.values[keep].astype(float)
             style = dict(color=colors[i], linestyle="--" if rm else "-")
-            ax.plot(t, _positive(r), **style, label=None if rm else f"rho = {rho:g}")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ax.plot(t, np.log10(_positive(r, 1e-320, 1e308)), **style,
+                        label=None if rm else f"rho = {rho:g}")  # fmt: skip
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 rel.plot(t, _positive(np.exp(np.log(r) - t * np.log(top))), **style)
             rate = top
@@ -320,16 +335,14 @@ def vector_linear(ds, ax=None, *, seed=None, tmax=None, ylim=(1e-80, 1e80)):
                 if "second_eigenvalue_modulus" not in one:
                     continue
                 rate = float(one.second_eigenvalue_modulus)
-            with np.errstate(over="ignore", under="ignore", divide="ignore"):
-                ax.plot(t, _positive(r[0] * rate**t), **_THEORY)
+            ax.plot(t, np.log10(r[0]) + t * np.log10(rate), **_THEORY)
     ax.plot([], [], color="0.4", linestyle="-", label="input u")
     if removed[-1]:
         ax.plot([], [], color="0.4", linestyle="--", label="u without dominant part")
         faint = "simulated ||h(t)|| of that\ncase (rounding brings\nlambda_1 back)"
         ax.plot([], [], color="0.4", linewidth=0.9, alpha=0.4, label=faint)
     ax.plot([], [], **_THEORY, label="|lambda_1|^t, |lambda_2|^t")
-    _logy(ax, "response ||W^t C x(0)||")
-    ax.set_ylim(*ylim)
+    ax.set_ylabel("log10 ||W^t C x(0)|| (response)")
     _logy(rel, "relative to |lambda_1|^t")
     rel.set_ylim(1e-40, 1e3)
     for a in (ax, rel):
@@ -403,6 +416,7 @@ def vector_nonlinear(ds, ax=None, *, seed=None):
     """Figure 4: vector nonlinear recursions: ||h(t)|| (top) and the response to the input
     at t = 0 (bottom) for each activation, one line per spectral radius."""
     _need(ds, "state_norm", "response", family="rnn")
+    _single_layer(ds)
     if "spectral_radius" not in ds.dims or "activation" not in ds.dims:
         raise MissingData("needs spectral_radius and activation dimensions")
     acts = [str(a) for a in ds.activation.values]
@@ -442,6 +456,7 @@ def memory_phase(ds, ax=None, *, x=None, select=None):
     forgotten and still growing), "blew up". Cases of missing blocks are left blank.
     """
     _need(ds, "memory_horizon", "memory_class")
+    _single_layer(ds)
     x = x or next((d for d in ("w", "spectral_radius", "gain") if d in ds.dims), None)
     if x is None or "activation" not in ds.dims:
         raise MissingData("needs an activation dimension and a w or spectral_radius one")
@@ -494,6 +509,7 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
                   if d in ds.dims), None)  # fmt: skip
     if scale is None or "activation" not in ds.dims:
         raise MissingData("needs an activation dimension and a weight-scale dimension")
+    _single_layer(ds, "the bound (gamma sigma_max)^t is one layer's")
     from .metrics import gamma
 
     sub = _pick(ds, {"bias": 0.0, "amplitude": 1.0, "remove_dominant": False,
@@ -527,7 +543,8 @@ def gradient_vs_lag(ds, ax=None, *, seed=None):
             ax.set_ylim(lo - 0.1 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
     axs[-1].plot([], [], color="0.4", linestyle=":", label="bound (gamma sigma_max)^t")
     axs[-1].plot([], [], marker="x", color="0.4", linestyle="none",
-                 label="stops: the state overflowed,\nor the product became exactly 0")  # fmt: skip
+                 label="stops: the state overflowed, or\nunderflowed to 0 (relu'(0) = 0:"
+                 "\nthe product is exactly 0)")  # fmt: skip
     _legend_outside(axs[-1])
     if what := _selection(sub):
         fig.suptitle(what, fontsize="small")
@@ -643,7 +660,8 @@ def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
     ``floor`` (curves below keep falling; the note gives their last value). Right: both at
     step ``lag`` (default: the last step) for each of Greff et al.'s variants and forget-gate
     biases, coloured by the all-path value (red: the gradient grew, blue: it vanished), each
-    cell reading "all paths (carousel)". Medians over seeds.
+    cell reading "all paths (carousel)"; a store of one variant: the two against the bias.
+    Medians over seeds.
     """
     _need(ds, "log10_cell_gradient_norm", "log10_carousel_gain", family="lstm")
     if "forget_bias" not in ds.dims:
@@ -696,6 +714,16 @@ def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
         )
         grid.append(np.asarray(at.values, dtype=float))
     allp, direct = grid
+    if "variant" not in ds.dims:  # one variant: the two values against the bias, not a map
+        axs[1].plot(fbs, allp[0], color="0.2", marker="o", label="all paths")
+        axs[1].plot(fbs, direct[0], color="0.2", marker="s", linestyle="--",
+                    label="carousel: prod f")  # fmt: skip
+        axs[1].axhline(0.0, color="0.8", linewidth=0.6, zorder=0)
+        axs[1].set_xlabel("forget-gate bias")
+        axs[1].set_ylabel(f"log10 ||dc(t)/dc(0)|| at t = {k}")
+        axs[1].set_title(f"At t = {k} ({ds.attrs.get('model_variant', 'vanilla')} LSTM)")
+        axs[1].legend(fontsize="x-small")
+        return fig
     norm = mpl.colors.TwoSlopeNorm(vcenter=0.0, vmin=-10.0, vmax=10.0)
     mesh = axs[1].imshow(np.clip(allp, -10, 10), cmap="RdBu_r", norm=norm, aspect="auto",
                          origin="lower")  # fmt: skip
@@ -720,6 +748,7 @@ def bibo(ds, ax=None):
     symmetric W (noise of amplitude a, ||C|| = 1), for rho < 1 only.
     """
     _need(ds, "max_state_norm", family="rnn")
+    _single_layer(ds)
     if "spectral_radius" not in ds.dims or ds.attrs.get("run_input") != "noise":
         raise MissingData("needs a spectral_radius dimension and run.input = noise")
     fig, (ax,) = _axes(ax, 1, size=(6.5, 4.0))
@@ -771,6 +800,7 @@ def nonnormal(ds, ax=None, *, tmax=60):
     steps, where it happens.
     """
     _need(ds, "log10_gradient_norm", "max_singular_value", family="rnn")
+    _single_layer(ds)
     if "weights" not in ds.dims or not {"gaussian", "symmetric"} <= set(ds.weights.values):
         raise MissingData("needs a weights dimension with gaussian and symmetric")
     if not _has_activation(ds, "identity"):
@@ -817,7 +847,11 @@ def _in_use_pair(datasets):
         return tuple(str(d.attrs.get(k)) for k in ("family", "model_n", "model_weights",
                                                     "run_steps"))  # fmt: skip
 
-    usable = [d for d in datasets if "memory_horizon" in d and "spectral_radius" in d.dims]
+    usable = [
+        d
+        for d in datasets
+        if "memory_horizon" in d and "spectral_radius" in d.dims and not is_stacked(d)
+    ]
     for imp in (d for d in usable if d.attrs.get("run_input") == "impulse"):
         for noise in (d for d in usable if d.attrs.get("run_input") == "noise"):
             if key(imp) == key(noise) and imp.attrs.get("family") == "rnn":
@@ -938,7 +972,8 @@ def scalar_phase_map(ds, ax=None, *, amplitude=None):
             ax.set_xlabel("w")
             ax.set_ylabel("bias b")
             ax.set_title(f"{act}: memory horizon, x(0) = {a:g}")
-        fig.colorbar(mesh, ax=axs[len(acts) :], label="steps (blank: never forgotten)")
+        fig.colorbar(mesh, ax=axs[len(acts) :], location="bottom", shrink=0.6,
+                     label="memory horizon, steps (blank: never forgotten)")  # fmt: skip
     return fig
 
 
@@ -1040,6 +1075,105 @@ def _draw_crossings(ax, sub, x: str, y: str, xs) -> None:
             first = False
 
 
+def _median_seed(da):
+    return da.median("seed") if "seed" in da.dims else da
+
+
+@_figure
+def constant_error_flow(ds, ax=None, *, radii=(0.9, 1.1)):
+    """Figure 15: the identity mapping h(t) = h(t-1) + f(W_ih x(t) + b) (the ``cec``
+    family) under noise input, per activation (median over seeds): (left) the gradient
+    ||dh(t)/dh(0)|| stays exactly 1, where a linear RNN with symmetric W of spectral radius
+    rho has rho^t (dotted, closed form); (middle) the memory of x(0), ||h(t) - hbar(t)||,
+    never fades; (right) the price: ||h(t)|| accumulates every input, growing like t when
+    E f != 0 (sigmoid: ||h(t)|| / t -> 0.5 sqrt(n), dotted) and like sqrt(t) in mean square
+    for odd f (a random walk; dashed: a sqrt(t) slope).
+    """
+    _need(ds, "log10_gradient_norm", "response", "state_norm", family="cec")
+    acts = [str(a) for a in _values(ds, "activation")] or ["tanh"]
+    fig, axs = _axes(ax, 3, size=(4.0, 3.4))
+    t = ds.time.values.astype(float)
+    for i, act in enumerate(acts):
+        one = _sel_activation(ds, act) if "activation" in ds.dims else ds
+        kw = dict(color=_color(i), label=act)
+        axs[0].plot(t, _median_seed(one.log10_gradient_norm).values, **kw)
+        axs[1].plot(t, _positive(_median_seed(one.response).values), **kw)
+        axs[2].plot(t, _positive(_median_seed(one.state_norm).values), **kw)
+    worst = float(np.nanmax(np.abs(ds.log10_gradient_norm.values)))
+    axs[0].annotate(f"cec, every activation: |log10| <= {worst:.0e}", (0.03, 0.55),
+                    xycoords="axes fraction", fontsize=7)  # fmt: skip
+    for rho in radii:
+        axs[0].plot(t, t * np.log10(rho), **_THEORY)
+        axs[0].annotate(f"RNN, rho = {rho:g}", (t[-1], t[-1] * np.log10(rho)), fontsize=7,
+                        ha="right", va="bottom" if rho > 1 else "top")  # fmt: skip
+    axs[0].set_ylim(-20, 20)
+    axs[0].set_ylabel("log10 ||dh(t)/dh(0)||")
+    axs[0].set_title("Constant error flow")
+    _logy(axs[1], "||h(t) - hbar(t)||: memory of x(0)")
+    axs[1].set_title("x(0) is never forgotten")
+    n = float(ds.attrs.get("model_n", 1))
+    tt = t[t >= 1]
+    axs[2].plot(tt, 0.5 * np.sqrt(n) * tt, **_THEORY, label="0.5 sqrt(n) t")
+    odd = [a for a in acts if a in ("identity", "linear", "tanh")] or acts
+    last = _median_seed(ds.state_norm).isel(time=-1)
+    last = last.sel(activation=odd) if "activation" in last.dims else last
+    anchor = float(np.exp(np.nanmean(np.log(last.values))))
+    axs[2].plot(tt, anchor * np.sqrt(tt / tt[-1]), color="0.4", linestyle="--",
+                linewidth=0.8, label="slope sqrt(t)")  # fmt: skip
+    _logy(axs[2], "||h(t)||")
+    axs[2].set_xscale("log")
+    axs[2].set_xlabel("time step t (log scale)")
+    axs[2].set_title("...but the state accumulates")
+    for a in axs[:2]:
+        _time_axis(a, log=True)
+    _legend_outside(axs[2])
+    return fig
+
+
+@_figure
+def stacked_layers(ds, ax=None):
+    """Figure 16: stacked recurrent layers: log10 ||dh(t)/dh(0)|| of the whole stack (the
+    states of all layers) against t, one panel per activation, colour: spectral radius of
+    each layer's W_hh, line style: number of layers (median over seeds); thin grey: t log10 rho
+    (one linear layer). The stack's Jacobian is block lower triangular, so its rate per
+    step is the largest of its layers' own: ln rho for identical linear layers whatever the
+    depth, times a polynomial in t (about t^(layers - 1)) that lengthens the memory of x(0)
+    without stopping its decay. A saturated tanh layer's rate depends on its own fixed
+    point, which the layer below moves, so there the stack's rate can be larger than one
+    layer's.
+    """
+    _need(ds, "log10_gradient_norm", family="rnn")
+    if "layers" not in ds.dims:
+        raise MissingData("needs a layers dimension")
+    acts = [str(a) for a in _values(ds, "activation")] or ["tanh"]
+    fig, axs = _axes(ax, len(acts), size=(4.4, 3.6))
+    t = ds.time.values.astype(float)
+    radii = _values(ds, "spectral_radius")
+    colors = _ramp(len(radii))
+    styles = ["-", "--", ":", "-."]
+    for ax, act in zip(axs, acts, strict=True):
+        one = _sel_activation(ds, act) if "activation" in ds.dims else ds
+        for j, L in enumerate(ds.layers.values):
+            for i, rho in enumerate(radii):
+                g = one.log10_gradient_norm.sel(layers=L)
+                g = g.sel(spectral_radius=rho) if "spectral_radius" in g.dims else g
+                raw = _median_seed(g).values
+                ax.plot(t, raw, color=colors[i], linestyle=styles[j % len(styles)],
+                        label=f"rho = {_fmt(rho)}" if j == 0 else None)  # fmt: skip
+                _mark_stop(ax, t, raw, colors[i])
+        for rho in radii:
+            ax.plot(t, t * np.log10(float(rho)), color="0.6", linewidth=0.6, zorder=0)
+        ax.set_ylabel("log10 ||dh(t)/dh(0)|| (whole stack)")
+        ax.set_title(act)
+        _time_axis(ax)
+    for j, L in enumerate(ds.layers.values):
+        axs[-1].plot([], [], color="0.3", linestyle=styles[j % len(styles)],
+                     label=f"{int(L)} layer{'s' if L > 1 else ''}")  # fmt: skip
+    axs[-1].plot([], [], color="0.6", linewidth=0.6, label="t log10 rho")
+    _legend_outside(axs[-1])
+    return fig
+
+
 #: (name, function, caption) of every figure, in the report's order.
 FIGURES = [
     ("scalar_linear", scalar_linear, "Scalar linear recursion: the response to x(0) is "
@@ -1060,7 +1194,9 @@ FIGURES = [
      "that never forget, whether the memory is kept, grows or blew up (memory_class)."),
     ("gradient_vs_lag", gradient_vs_lag, "Gradient norm against the lag with the bound "
      "(gamma sigma_max)^t: it vanishes when gamma sigma_max < 1 and can only explode when "
-     "it is above 1."),
+     "it is above 1. An x where a line stops: the state overflowed, or (relu) it underflowed "
+     "to exactly 0 below float64's 1e-308, where relu'(0) = 0 makes the product exactly 0 "
+     "(the unrounded gradient would keep falling at the same rate)."),
     ("gradient_by_depth", gradient_by_depth, "The same through depth: gradient norms of deep "
      "feed-forward nets by layer, per activation and weight gain. Dotted: the mean-field "
      "prediction 0.5 ln chi_1 per layer (Poole et al. 2016); dashed: the bound "
@@ -1097,4 +1233,14 @@ FIGURES = [
      "unchanged (superposition), and so is sigmoid, which forgets within a few steps anyway; "
      "relu forgets sooner with the noise, and tanh, which keeps x(0) alone for rho >= 1, "
      "can forget it with the noise."),
+    ("constant_error_flow", constant_error_flow, "The identity mapping h(t) = h(t-1) + "
+     "f(W_ih x(t)), the constant error carousel: the gradient through time stays exactly 1 "
+     "(an RNN's is rho^t) and x(0) is never forgotten, but the state accumulates every "
+     "input: it grows like t (sigmoid, relu: E f > 0) or like a random walk (linear, tanh)."),
+    ("stacked_layers", stacked_layers, "Stacked recurrent layers: the gradient through time "
+     "of the whole stack grows or decays at the largest of its layers' own rates per step: "
+     "for linear layers at ln rho whatever the depth (thin grey lines), more layers only "
+     "multiplying it by a polynomial in t (the dashed and dotted lines start higher and run "
+     "parallel); for tanh the same where the state decays, and a saturated layer, whose "
+     "fixed point the layer below moves, can decay more slowly than a single one."),
 ]  # fmt: skip

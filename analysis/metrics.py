@@ -170,6 +170,11 @@ def _activation(ds: xr.Dataset):
     return act
 
 
+def is_stacked(ds: xr.Dataset) -> bool:
+    """Whether a store has stacked recurrent layers (a layers dimension or model.layers > 1)."""
+    return "layers" in ds.dims or int(ds.attrs.get("model_layers", 1) or 1) > 1
+
+
 def growth_rate_theory(ds: xr.Dataset) -> xr.Dataset:
     """The measured gradient growth rate beside the theory, for ``rnn`` stores.
 
@@ -186,6 +191,8 @@ def growth_rate_theory(ds: xr.Dataset) -> xr.Dataset:
     """
     if ds.attrs.get("family", "rnn") != "rnn" or "growth_rate" not in ds:
         raise ValueError("growth_rate_theory needs an rnn store with growth_rate")
+    if is_stacked(ds):
+        raise ValueError("growth_rate_theory is per layer: stacked layers couple through W_ih")
     act = _activation(ds)
     w = _param(ds, "w")
     rho = _param(ds, "spectral_radius")

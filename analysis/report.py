@@ -228,7 +228,7 @@ def _draw(opened: dict, tmp: Path, report: Report, formats, dpi: int) -> None:
                 fig.savefig(tmp / f"{stem}.{fmt}", dpi=dpi)
                 files.append(f"{stem}.{fmt}")
             plt.close(fig)
-            claim = None if store_name == "all stores" else check(fname, ds)
+            claim = check(fname, ds)
             report.figures.append(
                 {"name": fname, "store": store_name, "files": files, "caption": caption,
                  "number": number, "part": drawn, "checked": claim}

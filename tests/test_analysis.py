@@ -133,6 +133,34 @@ steps = 300
 record = "none"
 outputs = ["saturation_step", "fixed_point", "bounded", "blowup_step", "memory_horizon"]
 """
+SPECS["cec"] = """
+[model]
+family = "cec"
+n = 8
+init = "normal"
+init_scale = 1.0
+[grid]
+activation = ["tanh", "sigmoid"]
+seed = {range = 2}
+[run]
+steps = 2000
+record = "log"
+input = "noise"
+"""
+SPECS["stacked"] = """
+[model]
+family = "rnn"
+n = 6
+weights = "symmetric"
+[grid]
+activation = ["identity", "tanh"]
+layers = [1, 3]
+spectral_radius = [0.9, 1.1]
+seed = {range = 2}
+[run]
+steps = 300
+record = "log"
+"""
 for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
                          ("lstm", 'init = "normal"\ninit_scale = 0.1',
                           'variant = ["vanilla", "NFG"]'),  # a grid of names, too
@@ -411,8 +439,8 @@ def test_the_vector_figure_draws_the_stored_response_and_its_eigenvalue_slopes(s
     assert len(dashed) == sub.sizes["spectral_radius"]
     for ln, rho in zip(dashed, sub.spectral_radius.values, strict=True):
         one = sub.sel(spectral_radius=rho)
-        np.testing.assert_array_equal(ln.get_ydata(), one.response.values)
-        t, y = ln.get_xdata(), np.log(ln.get_ydata())
+        np.testing.assert_array_equal(ln.get_ydata(), np.log10(one.response.values))
+        t, y = ln.get_xdata(), ln.get_ydata() * np.log(10)
         half = t >= t[-1] / 2
         slope = np.polyfit(t[half], y[half], 1)[0]
         assert slope == pytest.approx(np.log(float(one.second_eigenvalue_modulus)), abs=1e-6)
@@ -537,6 +565,11 @@ def test_figures_are_numbered_as_in_the_docs_and_say_what_holds_on_their_store(s
     checked = {f["name"]: f["checked"] for f in rep.figures if f["checked"]}
     assert "equals ln|w| to" in checked["scalar_linear"]
     assert "of mean field over" in checked["gradient_by_depth"]
+    for name in ("scalar_nonlinear", "vector_nonlinear", "gradient_vs_lag", "phase_diagram",
+                 "input_weight_gradients", "memory_in_use", "constant_error_flow",
+                 "stacked_layers"):  # fmt: skip
+        assert checked[name].startswith("On th"), name
+    assert "0 of the" not in checked["gradient_vs_lag"]
     html = (tmp_path / "r" / "index.html").read_text()
     assert "<b>Figure 5a.</b>" in html and "On this store" in html
 
@@ -575,3 +608,63 @@ def test_report_command_runs_specs_then_draws(tmp_path):
     out = rnnlab("report", str(spec), str(bad), "--sync", "--out", "rep2", cwd=tmp_path)
     assert out.returncode == 2 and "model.variant" in out.stderr
     assert not (tmp_path / "rep2").exists() and not (tmp_path / "b.zarr").exists()
+
+
+def test_constant_error_flow_draws_the_store_and_its_check_measures_it(stores):
+    """Figure 15: the carousel's gradient lines are the store's (all 0), the dotted RNN lines
+    are t log10 rho, sigmoid's state lies on 0.5 sqrt(n) t; the check quotes these."""
+    ds = open_results(stores["cec"])
+    fig = F.constant_error_flow(ds)
+    left, mid, right = fig.axes[:3]
+    tanh = next(ln for ln in _lines(left) if ln.get_label() == "tanh")
+    np.testing.assert_array_equal(
+        tanh.get_ydata(), ds.log10_gradient_norm.sel(activation="tanh").median("seed")
+    )
+    assert np.abs(tanh.get_ydata()).max() < 1e-12
+    dotted = [ln for ln in _lines(left) if ln.get_linestyle() == ":"]
+    for ln, rho in zip(dotted, (0.9, 1.1), strict=True):
+        np.testing.assert_allclose(ln.get_ydata(), ln.get_xdata() * np.log10(rho))
+    sig = next(ln for ln in _lines(right) if ln.get_label() == "sigmoid")
+    t, y = sig.get_xdata(), sig.get_ydata()
+    assert y[-1] / t[-1] == pytest.approx(0.5 * np.sqrt(8), rel=0.03)
+    resp = next(ln for ln in _lines(mid) if ln.get_label() == "tanh").get_ydata()
+    assert np.ptp(resp) < 1e-10 * resp[0]
+    from rnnlab.analysis.checks import check
+
+    text = check("constant_error_flow", ds)
+    assert "sqrt(n) / 2 = 1.414" in text and "<= " in text
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_stacked_layers_figure_and_check(stores):
+    """Figure 16: one line per (layers, rho) per activation, each the store's median; the
+    check compares each depth's growth rate with one layer's, and the figure refuses a store
+    without a layers dimension; figure 6's single-layer bound refuses a stacked store."""
+    ds = open_results(stores["stacked"])
+    fig = F.stacked_layers(ds)
+    ax = fig.axes[0]
+    drawn = [ln for ln in _lines(ax) if ln.get_linestyle() in ("-", "--") and ln.get_color()
+             != "0.6"]  # fmt: skip
+    assert len(drawn) == 4  # 2 layers x 2 radii
+    want = ds.log10_gradient_norm.sel(activation="identity", layers=3, spectral_radius=1.1)
+    assert any(np.array_equal(ln.get_ydata(), want.median("seed").values, equal_nan=True)
+               for ln in drawn)  # fmt: skip
+    from rnnlab.analysis.checks import check
+
+    g = ds.growth_rate.median("seed")
+    diff = g - g.sel(layers=1)
+    lin = diff.sel(activation="identity")
+    text = check("stacked_layers", ds)
+    assert f"identity {float(lin.min()):+.4f} to {float(lin.max()):+.4f}" in text
+    assert 0 <= float(lin.min()) and float(lin.max()) < 2 * np.log(2) / 150 + 1e-3  # t^2
+    # block triangular: a stack never decays faster than its first layer
+    assert float(diff.sel(activation="tanh").min()) > -1e-3
+    with pytest.raises(MissingData, match="layers dimension"):
+        F.stacked_layers(open_results(stores["vector"]))
+    with pytest.raises(MissingData, match="stacked"):
+        F.gradient_vs_lag(ds)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
