@@ -1,0 +1,100 @@
+"""The cliff of Pascanu et al. (2013, section 2.3): the exact loss gradient against PyTorch's
+autograd and finite differences, Doya's bistable band against simulated fixed points, and
+descent with and without norm clipping against a step-by-step PyTorch run."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.engine.cliff import bistable_band, cliff_descent, cliff_loss
+
+
+def _torch_loss(w, b, length=50, x0=0.5, target=0.7):
+    x = torch.tensor(x0, dtype=torch.float64)
+    for _ in range(length):
+        x = w * torch.sigmoid(x) + b
+    return (torch.sigmoid(x) - target) ** 2
+
+
+def test_gradient_matches_autograd_and_finite_differences():
+    rng = np.random.default_rng(0)
+    pts = np.column_stack([rng.uniform(-2, 18, 60), rng.uniform(-12, 4, 60)])
+    loss, gw, gb = cliff_loss(pts[:, 0], pts[:, 1])
+    for (w, b), lo, dw, db in zip(pts, loss, gw, gb, strict=True):
+        wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+        bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+        ref = _torch_loss(wt, bt)
+        ref.backward()
+        assert lo == pytest.approx(ref.item(), rel=1e-13, abs=1e-300)
+        assert dw == pytest.approx(wt.grad.item(), rel=1e-10, abs=1e-14)
+        assert db == pytest.approx(bt.grad.item(), rel=1e-10, abs=1e-14)
+    h = 1e-6
+    w, b = 5.0, -2.5
+    fd_w = (cliff_loss(w + h, b)[0] - cliff_loss(w - h, b)[0]) / (2 * h)
+    fd_b = (cliff_loss(w, b + h)[0] - cliff_loss(w, b - h)[0]) / (2 * h)
+    _, gw, gb = cliff_loss(w, b)
+    assert gw == pytest.approx(fd_w, rel=1e-6) and gb == pytest.approx(fd_b, rel=1e-6)
+
+
+def test_bistable_band_is_where_two_fixed_points_attract():
+    """For w = 5 the band is (-2.656, -2.344) (fold points w sigmoid'(x) = 1); inside it,
+    iterating from x = -10 and x = +10 ends at two different fixed points, outside at one."""
+    lo, hi = bistable_band(5.0)
+    assert (float(lo), float(hi)) == pytest.approx((-2.6556, -2.3444), abs=1e-4)
+    for b, two in ((lo + 0.01, True), (hi - 0.01, True), (lo - 0.01, False), (hi + 0.01, False)):
+        ends = []
+        for x in (-10.0, 10.0):
+            for _ in range(20000):
+                x = 5.0 / (1 + np.exp(-x)) + b
+            ends.append(x)
+        assert (abs(ends[0] - ends[1]) > 0.5) == two, b
+    assert np.isnan(bistable_band(4.0)[0]) and np.isnan(bistable_band(1.0)[1])
+
+
+def _torch_descent(w, b, lr, clip, updates):
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    path = []
+    for _ in range(updates):
+        loss = _torch_loss(wt, bt)
+        wt.grad = bt.grad = None
+        loss.backward()
+        path.append((wt.item(), bt.item(), loss.item()))
+        if clip:
+            torch.nn.utils.clip_grad_norm_([wt, bt], clip)
+        with torch.no_grad():
+            wt -= lr * wt.grad
+            bt -= lr * bt.grad
+    return np.array(path)
+
+
+@pytest.mark.parametrize("clip", [0.0, 1.0])
+def test_descent_matches_pytorch_step_by_step_and_clipping_bounds_every_step(clip):
+    starts = [(7.0, -2.0), (7.0, -4.0), (3.0, -6.0)]
+    res = cliff_descent([s[0] for s in starts], [s[1] for s in starts], learning_rate=1.0,
+                        clip=clip, updates=30)  # fmt: skip
+    for i, (w, b) in enumerate(starts):
+        ref = _torch_descent(w, b, 1.0, clip, 30)
+        got = np.column_stack([res["w"][i, :30], res["b"][i, :30], res["loss"][i, :30]])
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-12)
+    # from (7, -2) the descent meets the wall after ~100 updates: thrown far away unless
+    # clipped, when no step is longer than lr * clip
+    far = cliff_descent(7.0, -2.0, learning_rate=1.0, clip=clip, updates=200)
+    if clip:
+        assert np.all(res["max_step"] <= 1.0 + 1e-12) and far["max_step"] <= 1.0 + 1e-12
+        assert far["clipped_fraction"] > 0
+    else:
+        assert far["max_step"] > 50 and far["clipped_fraction"] == 0
+
+
+def test_descent_records_overflow_and_refuses_bad_arguments():
+    res = cliff_descent(7.0, -2.0, learning_rate=1e6, updates=50)
+    assert res["loss"].shape == (51,)
+    with pytest.raises(ValueError, match="clip must be >= 0"):
+        cliff_descent(1.0, 1.0, clip=-1.0)
+    with pytest.raises(ValueError, match="length must be a positive integer"):
+        cliff_loss(1.0, 1.0, length=0)
+    with pytest.raises(ValueError, match="updates must be a positive integer"):
+        cliff_descent(1.0, 1.0, updates=0)
+    with pytest.raises(ValueError, match="learning_rate must be finite"):
+        cliff_descent(1.0, 1.0, learning_rate=np.nan)
