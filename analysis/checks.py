@@ -342,6 +342,31 @@ def _xr_align(*arrays):
     return xr.align(*arrays, join="inner")
 
 
+def _layer_shares(ds, first=10) -> str | None:
+    """Figure 17: the share of the first and last layers at each activation's smallest and
+    largest gain, and how far the shares move with the gain."""
+    from .figures import layer_shares
+
+    share = layer_shares(ds)
+    acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [None]
+    parts = []
+    for act in acts:
+        one = share.sel(activation=act) if act else share
+        head = one.isel(time=slice(0, first)).sum("time")
+        tail = one.isel(time=slice(-first, None)).sum("time")
+        head = head.median("seed") if "seed" in head.dims else head
+        tail = tail.median("seed") if "seed" in tail.dims else tail
+        lo, hi = one.gain.values[0], one.gain.values[-1]
+        spread = float(np.abs(one - one.sel(gain=lo)).max())
+        parts.append(
+            f"{act}: first {first} layers {float(head.sel(gain=lo)):.1%} at gain {lo:g}, "
+            f"{float(head.sel(gain=hi)):.1%} at {hi:g} (last {first}: "
+            f"{float(tail.sel(gain=lo)):.1%}, {float(tail.sel(gain=hi)):.1%}; shares move "
+            f"by at most {spread:.1e} across gains)"
+        )
+    return "On this store (median over seeds): " + "; ".join(parts) + "."
+
+
 #: figure name -> the check of its claim on a store.
 CHECKS = {
     "scalar_linear": _linear_rates,
@@ -360,6 +385,7 @@ CHECKS = {
     "memory_in_use": _in_use,
     "constant_error_flow": _constant_error_flow,
     "stacked_layers": _stacked,
+    "weight_gradient_by_layer": _layer_shares,
 }
 
 

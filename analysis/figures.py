@@ -35,6 +35,7 @@ __all__ = [
     "stacked_layers",
     "vector_linear",
     "vector_nonlinear",
+    "weight_gradient_by_layer",
 ]
 
 #: Okabe & Ito (2008), distinguishable with every common colour-vision deficiency.
@@ -1174,6 +1175,52 @@ def stacked_layers(ds, ax=None):
     return fig
 
 
+def layer_shares(ds) -> xr.DataArray:
+    """Each layer's share of the squared weight gradient, ||dL/dA_t||^2 / sum_t ||dL/dA_t||^2
+    (per case; from ``log10_layer_weight_grad``, without overflow)."""
+    g = ds.log10_layer_weight_grad.load()
+    sq = 10.0 ** (2.0 * (g - g.max("time")))
+    return sq / sq.sum("time")
+
+
+@_figure
+def weight_gradient_by_layer(ds, ax=None, *, first=10):
+    """Figure 17: where the gradient on the weights of a deep net sits: each layer's share of
+    the squared gradient sum_t ||dL/dA_t||^2 (loss at the last layer), against the layer,
+    one panel per activation, one line per weight gain (median over seeds). A line high at
+    the left: the gradient is concentrated in the first layers (exploding), at the right: in
+    the last ones (vanishing); the title gives the share of the first ``first`` layers at
+    the largest gain.
+    """
+    _need(ds, "log10_layer_weight_grad", family="mlp")
+    if "gain" not in ds.dims:
+        raise MissingData("needs a gain dimension")
+    acts = [str(a) for a in _values(ds, "activation")] or [
+        str(ds.attrs.get("model_activation", "tanh"))
+    ]
+    share = layer_shares(ds)
+    fig, axs = _axes(ax, len(acts), ncols=min(len(acts), 4), size=(3.8, 3.2))
+    t = ds.time.values.astype(float)
+    colors = _ramp(ds.sizes["gain"])
+    for ax, act in zip(axs, acts, strict=True):
+        one = share.sel(activation=act) if "activation" in share.dims else share
+        for i, g in enumerate(ds.gain.values):
+            ax.plot(t, _positive(_median_seed(one.sel(gain=g)).values, 1e-30, 2.0),
+                    color=colors[i], label=f"gain = {_fmt(g)}")  # fmt: skip
+        ax.axhline(1.0 / t.size, color="0.6", linewidth=0.6, linestyle="--", zorder=0)
+        top = _median_seed(one.sel(gain=ds.gain.values[-1]).isel(time=slice(0, first))
+                           .sum("time"))  # fmt: skip
+        _logy(ax, "share of the squared gradient")
+        ax.set_ylim(1e-30, 2.0)
+        ax.set_xlim(0, t[-1])
+        ax.set_xlabel("layer t (the loss is at the last)")
+        ax.set_title(f"{act}: first {first} layers hold {float(top):.0%}\nat gain "
+                     f"{_fmt(ds.gain.values[-1])}", fontsize=9)  # fmt: skip
+    axs[-1].plot([], [], color="0.6", linewidth=0.6, linestyle="--", label="even: 1 / depth")
+    _legend_outside(axs[-1])
+    return fig
+
+
 #: (name, function, caption) of every figure, in the report's order.
 FIGURES = [
     ("scalar_linear", scalar_linear, "Scalar linear recursion: the response to x(0) is "
@@ -1243,4 +1290,10 @@ FIGURES = [
      "multiplying it by a polynomial in t (the dashed and dotted lines start higher and run "
      "parallel); for tanh the same where the state decays, and a saturated layer, whose "
      "fixed point the layer below moves, can decay more slowly than a single one."),
+    ("weight_gradient_by_layer", weight_gradient_by_layer, "Where the gradient on the "
+     "weights of a deep net sits (loss at the last layer): exploding tanh nets (gain 1.5 and "
+     "more, chi_1 > 1) concentrate it in the first layers, vanishing sigmoid nets in the "
+     "last; for linear and relu nets without bias every gain gives the same shares (the "
+     "forward signal and the backward gradient scale oppositely, so a layer's gradient does "
+     "not depend on the gain)."),
 ]  # fmt: skip

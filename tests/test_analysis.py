@@ -668,3 +668,31 @@ def test_stacked_layers_figure_and_check(stores):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_weight_gradient_by_layer_draws_each_layers_share(stores):
+    """Figure 17: every line is the median over seeds of ||dL/dA_t||^2 / sum_t, computed
+    here from the stored log10 values; the shares of a case sum to 1; tanh at gain 2 puts
+    more of it in the first layers than at gain 0.5, and relu's shares do not move."""
+    ds = open_results(stores["deep"])
+    fig = F.weight_gradient_by_layer(ds)
+    g = ds.log10_layer_weight_grad.load()
+    sq = 10.0 ** (2 * (g - g.max("time")))
+    share = sq / sq.sum("time")
+    np.testing.assert_allclose(share.sum("time"), 1.0, rtol=1e-12)
+    tanh = fig.axes[0]
+    for ln, gain in zip(_lines(tanh)[:3], ds.gain.values, strict=True):
+        want = share.sel(activation="tanh", gain=gain).median("seed").values
+        np.testing.assert_allclose(ln.get_ydata(), want, rtol=1e-12)
+    head = share.isel(time=slice(0, 10)).sum("time").median("seed")
+    assert float(head.sel(activation="tanh", gain=2.0)) > float(
+        head.sel(activation="tanh", gain=0.5)
+    )
+    relu = share.sel(activation="relu")
+    assert float(np.abs(relu - relu.sel(gain=0.5)).max()) < 1e-12
+    from rnnlab.analysis.checks import check
+
+    assert "first 10 layers" in check("weight_gradient_by_layer", ds)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -280,3 +280,18 @@ def test_weight_gradients_are_refused_outside_deep_nets(tmp_path):
     assert line.startswith("run.outputs[1]: 'log10_layer_weight_grad' is not an output of this")
     assert "(family mlp only)" in line and "\n" not in line
     assert not (tmp_path / "r.zarr").exists()
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+def test_homogeneous_nets_have_the_same_layer_shares_at_every_gain(activation):
+    """Without bias, identity and relu nets are homogeneous: with A_t = s W_t, h(t) scales as
+    s^(t+1) and the loss as s^T, so every layer's ||dL/dA_t|| scales as s^(T-1) exactly:
+    log10 differences of (T - 1) log10 s at every layer (figure 17's flat lines)."""
+    T, n = 200, 32
+    W = mlp_weights(n, T, seed=4)
+    gains = np.array([0.5, 1.0, 3.0])
+    res = simulate_mlp(W, gains / np.sqrt(n), activation=activation,
+                       outputs=["log10_layer_weight_grad"], record="all")  # fmt: skip
+    g = res["log10_layer_weight_grad"]
+    for k in (0, 2):
+        np.testing.assert_allclose(g[k] - g[1], (T - 1) * np.log10(gains[k]), rtol=0, atol=1e-9)
