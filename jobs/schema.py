@@ -185,6 +185,30 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "sigma_max(W) = ||W||_2; with gamma = sup|f'| the gradient is bounded by "
         "(gamma sigma_max)^t.",
     ),
+    # the cliff family (rnnlab.jobs.families.cliff): gradient descents on Pascanu et al.'s
+    # one-unit network x(t) = w sigmoid(x(t-1)) + b, loss (sigmoid(x(T)) - target)^2
+    "update": ("update", "1", "Update index k of gradient descent: values before update k."),
+    "loss": ("loss", "1", "(sigmoid(x(T)) - target)^2 at the parameters before update k."),
+    "grad_norm": ("gradient norm", "1", "||(dL/dw, dL/db)|| before update k (exact)."),
+    "w_path": ("w along the descent", "1", "The recurrent weight w before update k."),
+    "bias_path": ("b along the descent", "1", "The bias b before update k."),
+    "final_loss": ("final loss", "1", "The loss after the last update (before an overflow)."),
+    "clipped_fraction": (
+        "fraction of clipped updates",
+        "1",
+        "Share of the updates whose gradient norm exceeded the clipping threshold.",
+    ),
+    "max_step": (
+        "longest step",
+        "1",
+        "The largest parameter step ||delta (w, b)|| of the descent (NaN: none finite).",
+    ),
+    "solved_update": (
+        "update that solved the task",
+        "updates",
+        "First update k with loss < 1e-4 (|sigmoid(x(T)) - target| < 0.01), or -1.",
+    ),
+    "diverged": ("diverged", "1", "True when the loss or its gradient overflowed (NaN)."),
 }
 
 

@@ -313,7 +313,7 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     trailing = {"step": (TIME_DIM,), "summary": (), "vector": (TIME_DIM, UNIT_DIM)}
     data_vars = {}
     for name, kind in variables.items():
-        dtype = variable_dtype(name, spec.run)
+        dtype = variable_dtype(name, spec.run, family)
         full, chk = (*grid.shape, *extra[kind]), (*plan.chunks, *extra[kind])
         arr = da.full(full, _fill(dtype), dtype=dtype, chunks=chk or -1)
         attrs = family.variable_attrs(name)
@@ -384,9 +384,10 @@ def _coord_values(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def variable_dtype(name: str, run) -> np.dtype:
-    """The stored dtype of a variable: the run's precision for states, else the table's."""
-    kind = OUTPUTS[name].dtype
+def variable_dtype(name: str, run, family=None) -> np.dtype:
+    """The stored dtype of a variable: the run's precision for states, else the table's
+    (the family's table: the recurrence kernels' by default)."""
+    kind = (OUTPUTS if family is None else family.table)[name].dtype
     return np.dtype(run.dtype if kind == "state" else kind)
 
 

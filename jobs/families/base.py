@@ -1,0 +1,232 @@
+"""The interface every model family implements, and helpers they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rnnlab.engine import (
+    OUTPUTS,
+    record_steps,
+)
+
+from ..schema import VARIABLES
+
+__all__ = ["OUTPUT_HINTS", "Family", "Param", "run_grouped"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a family: its type, default and allowed values."""
+
+    kind: type
+    default: Any
+    choices: tuple | None = None
+    minimum: float | None = None
+    help: str = ""
+
+
+class Family:
+    """The interface of a model family (see :class:`RnnFamily`)."""
+
+    name: str = ""
+    params: ClassVar[dict[str, Param]] = {}
+    #: Every variable the family can write, with its kind and dtype (the recurrence
+    #: kernels' table by default; a family of other kernels brings its own).
+    table: ClassVar[dict] = OUTPUTS
+
+    def validate(self, fixed: dict, grid: dict[str, np.ndarray], run, problems: list[str]):
+        """Append one line per problem of the model table and the grid."""
+        for key in fixed:
+            if key not in self.params:
+                problems.append(f"model.{key}: {self._unknown(key)}")
+            elif key in grid:
+                problems.append(
+                    f"model.{key}: also a grid dimension: keep it in [model] or in [grid], not both"
+                )
+        for key in grid:
+            if key not in self.params:
+                problems.append(f"grid.{key}: {self._unknown(key)}")
+        for key, p in self.params.items():
+            if key in grid:
+                for i in self._suspects(grid[key], p):
+                    self._check_value(f"grid.{key}[{i}]", grid[key][i], p, problems)
+            elif key in fixed:
+                self._check_value(f"model.{key}", fixed[key], p, problems)
+        self.check_run(fixed, grid, run, problems)
+
+    def _unknown(self, key: str) -> str:
+        return f"unknown parameter {key!r} for family {self.name!r}: use one of " + ", ".join(
+            self.params
+        )
+
+    @staticmethod
+    def _suspects(values: np.ndarray, p: Param):
+        """Indices of the grid values to check one by one: for numbers of the right kind,
+        only the non-finite and too small ones (found at once: a grid dimension may hold
+        millions of values); else all."""
+        kinds = {float: "iuf", int: "iu"}.get(p.kind, "")
+        if p.choices is None and values.dtype.kind in kinds:
+            bad = ~np.isfinite(values) if values.dtype.kind == "f" else np.zeros(values.size, bool)
+            if p.minimum is not None:
+                bad |= values < p.minimum
+            return np.flatnonzero(bad)
+        return range(values.size)
+
+    @staticmethod
+    def _check_value(where: str, v, p: Param, problems: list[str]) -> None:
+        v = v.item() if isinstance(v, np.generic) else v
+        if p.kind is float:
+            ok = isinstance(v, int | float) and not isinstance(v, bool)
+        elif p.kind is int:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        else:
+            ok = isinstance(v, p.kind)
+        if not ok:
+            problems.append(f"{where}: expected {p.kind.__name__}, got {v!r}")
+            return
+        if p.choices is not None and v not in p.choices:
+            problems.append(f"{where}: {v!r} is not allowed: use one of {', '.join(p.choices)}")
+        if p.minimum is not None and v < p.minimum:
+            problems.append(f"{where}: must be >= {p.minimum}, got {v!r}")
+        if p.kind is float and not np.isfinite(v):
+            problems.append(f"{where}: must be finite, got {v!r}")
+
+    def check_run(self, fixed: dict, grid: dict, run, problems: list[str]) -> None:
+        """Problems of settings that depend on the run table (loss_step < steps, outputs)."""
+        if run is None:
+            return
+        ls = np.atleast_1d(grid.get("loss_step", fixed.get("loss_step")))
+        if "loss_step" in self.params and ls[0] is not None and np.max(ls) >= run.steps:
+            problems.append(
+                f"model.loss_step: {int(np.max(ls))} is not a simulated step: "
+                f"make it < run.steps = {run.steps}"
+            )
+        if run.outputs is None:
+            return
+        if not run.outputs:
+            problems.append("run.outputs: empty list: name the variables to store, or leave it out")
+        try:
+            available, _ = self.outputs(fixed, grid)
+        except (TypeError, ValueError):  # a bad model value, reported on its own line
+            return
+        for i, name in enumerate(run.outputs):
+            if name not in available:
+                why = OUTPUT_HINTS.get(name, "")
+                problems.append(
+                    f"run.outputs[{i}]: {name!r} is not an output of this sweep"
+                    + (f" ({why})" if why else "")
+                    + f": use names from {', '.join(available)}"
+                )
+            elif self.table[name].kind == "vector":
+                varying = [k for k in ("n", "layers") if k in grid]
+                if varying:
+                    problems.append(
+                        f"run.outputs[{i}]: {name} has one entry per unit: it needs a fixed "
+                        f"{' and '.join(varying)} (not a grid dimension)"
+                    )
+
+    def outputs(self, fixed: dict, grid: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(available, default) variables of a sweep of this family."""
+        raise NotImplementedError
+
+    def variables(self, fixed: dict, grid: dict, run) -> dict[str, str]:
+        """The variables this sweep writes, each with its kind ("step", "summary" or
+        "vector"): ``run.outputs`` or the family's default, in the engine's order. A summary
+        named like a grid dimension (``spectral_radius`` swept as a dimension) is left out:
+        the coordinate carries the value."""
+        available, default = self.outputs(fixed, grid)
+        asked = default if run.outputs is None else run.outputs
+        names = [v for v in available if v in asked]
+        return {
+            v: self.table[v].kind
+            for v in names
+            if not (self.table[v].kind == "summary" and v in grid)
+        }
+
+    def units(self, fixed: dict, grid: dict) -> int:
+        """Length of the ``unit`` dimension of vector variables (n times the layers)."""
+        return int(fixed.get("n", self.params["n"].default)) * int(fixed.get("layers", 1))
+
+    @staticmethod
+    def time_steps(run) -> np.ndarray:
+        """The recorded steps of the store's ``time`` dimension."""
+        return record_steps(run.steps, run.record, run.num_records)
+
+    def kernel_variants(self, fixed: dict, grid: dict) -> list[dict]:
+        """Grid values that select different compiled kernels, one dict per kernel (the
+        runner compiles each once before the workers start, see ``warm_kernels``). The
+        layered kernels depend only on the family's cell and the run's precision."""
+        return [{}]
+
+    def variable_attrs(self, name: str) -> dict:
+        """The stored attributes of a variable (the schema's; a family may say more)."""
+        long_name, units, description = VARIABLES[name]
+        return {"long_name": long_name, "units": units, "description": description}
+
+    def case_bytes(self, params: dict, run) -> np.ndarray:
+        """Working memory of each case in a block, beyond its results: weights, their
+        transient copies and the tangent matrices (conservative; the results are counted
+        by the planner)."""
+        return np.zeros(len(params["seed"]))
+
+    def case_params(self, fixed: dict, flat: dict[str, np.ndarray], ncase: int) -> dict:
+        """Full per-case parameter arrays: grid values where given, else fixed or defaults."""
+        out = {}
+        for key, p in self.params.items():
+            if key in flat:
+                out[key] = np.asarray(flat[key])
+            else:
+                value = fixed.get(key, p.default)
+                out[key] = np.full(ncase, value, dtype=object if p.kind is str else None)
+        return out
+
+
+#: Why a variable may be missing from a sweep, for the error message.
+OUTPUT_HINTS = {
+    "state": "n = 1 sweeps only: use state_norm",
+    "fixed_point": "n = 1 sweeps only: use fixed_point_norm",
+    "hidden_state": "n > 1 sweeps only: use state for n = 1",
+    "log10_input_weight_grad": "it needs model.loss_step",
+    "log10_layer_weight_grad": "family mlp only",
+    "layer_weight_grad_participation": "family mlp only",
+    "cell_norm": "family lstm only",
+    "cell_state": "family lstm only",
+    "log10_cell_gradient_norm": "family lstm only",
+    "log10_carousel_gain": "family lstm only",
+    "cell_growth_rate": "family lstm only",
+}
+
+
+def _given(v) -> bool:
+    """A parameter value that was set (not None, not a NaN placeholder)."""
+    return v is not None and not (isinstance(v, float) and np.isnan(v))
+
+
+def _is_set(a: np.ndarray) -> np.ndarray:
+    return np.array([_given(v) for v in a])
+
+
+def run_grouped(params: dict, keys: tuple[str, ...], run_group) -> dict[str, np.ndarray]:
+    """Run the cases in groups of equal ``keys`` values and scatter the results back.
+
+    ``run_group(sub_params)`` returns an engine result for the cases of one group; the
+    per-variable outputs are filled with -1 (int), False (bool) or NaN where a group did not
+    write (never, when every group writes the same variables).
+    """
+    ncase = len(next(iter(params.values())))
+    labels = np.array(
+        ["\x1f".join(str(params[k][i]) for k in keys) for i in range(ncase)], dtype=object
+    )
+    out: dict[str, np.ndarray] = {}
+    for label in dict.fromkeys(labels):
+        idx = np.flatnonzero(labels == label)
+        res = run_group({k: v[idx] for k, v in params.items()})
+        for name, arr in res.data.items():
+            if name not in out:
+                fill = -1 if arr.dtype.kind == "i" else (False if arr.dtype == bool else np.nan)
+                out[name] = np.full((ncase, *arr.shape[1:]), fill, dtype=arr.dtype)
+            out[name][idx] = arr
+    return out

@@ -1,0 +1,113 @@
+"""The ``cliff`` family: gradient descent on the one-unit network of Pascanu et al. (2013).
+
+A case is one descent: a starting point (w, bias), a learning rate and a clipping threshold
+(0: none), on the loss (sigmoid(x(length)) - target)^2 of x(t) = w sigmoid(x(t-1)) + bias
+(:mod:`rnnlab.engine.cliff`). The time axis is the update index k: the values before update k
+(k = run.steps - 1: after the last update). ``run.steps = 1`` gives the loss landscape itself
+(the loss and gradient at every grid point, no update).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from rnnlab.engine._tracking import Output
+from rnnlab.engine.cliff import CLIFF, cliff_descent
+
+from .base import Family, Param
+
+__all__ = ["SOLVED_LOSS", "CliffFamily"]
+
+#: A descent has solved the task when its loss falls below this: |sigmoid(x(T)) - y| < 0.01.
+SOLVED_LOSS = 1e-4
+
+_STEP = ("loss", "grad_norm", "w_path", "bias_path")
+_SUMMARY = {"final_loss": "float64", "clipped_fraction": "float64", "max_step": "float64",
+            "solved_update": "int64", "diverged": "bool"}  # fmt: skip
+
+
+class CliffFamily(Family):
+    """Many gradient descents on the cliff loss at once (see the module docstring)."""
+
+    name = "cliff"
+    params: ClassVar[dict[str, Param]] = {
+        "w": Param(float, 8.0, help="the recurrent weight where the descent starts"),
+        "bias": Param(float, -3.0, help="the bias where the descent starts"),
+        "learning_rate": Param(float, 0.1, minimum=0.0, help="step size of gradient descent"),
+        "clip": Param(float, 0.0, minimum=0.0, help="norm clipping threshold (0: none)"),
+        "length": Param(int, CLIFF["length"], minimum=1, help="steps T before the loss"),
+        "x0": Param(float, CLIFF["x0"], help="the initial state x(0)"),
+        "target": Param(float, CLIFF["target"], help="the target of sigmoid(x(T))"),
+    }
+    table: ClassVar[dict] = {
+        **{v: Output(v, "step", (), -1, "float64") for v in _STEP},
+        **{v: Output(v, "summary", (), -1, d) for v, d in _SUMMARY.items()},
+    }
+
+    def check_run(self, fixed, grid, run, problems):
+        """The run table's recurrence settings do not apply to a descent: refuse them set."""
+        super().check_run(fixed, grid, run, problems)
+        if run is None:
+            return
+        if run.dtype != "float64":
+            problems.append("run.dtype: the cliff family computes in float64: drop run.dtype")
+        if run.input != "impulse":
+            problems.append("run.input: the cliff network has no input: drop run.input")
+
+    def outputs(self, fixed, grid):
+        """Every variable, by default all of them."""
+        names = (*_STEP, *_SUMMARY)
+        return names, names
+
+    def units(self, fixed, grid):
+        return 0
+
+    def variable_attrs(self, name: str) -> dict:
+        """The time axis counts updates."""
+        return super().variable_attrs("update" if name == "time" else name)
+
+    def case_seconds(self, params, run):
+        """About 6 ns per step of the recursion and update (measured on the 2-core machine)."""
+        return 6e-9 * params["length"].astype(float) * run.steps
+
+    def case_bytes(self, params, run):
+        """The path of each descent: 4 values per update."""
+        return np.full(len(params["w"]), 32.0 * run.steps)
+
+    def run_cases(self, params, run, outputs):
+        """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
+        out = {}
+        for length, x0, target in dict.fromkeys(zip(params["length"], params["x0"],
+                                                    params["target"], strict=True)):  # fmt: skip
+            idx = np.flatnonzero((params["length"] == length) & (params["x0"] == x0)
+                                 & (params["target"] == target))  # fmt: skip
+            res = self._group(params, idx, run, int(length), float(x0), float(target))
+            for name in outputs:
+                if name not in out:
+                    shape = (len(params["w"]), *res[name].shape[1:])
+                    out[name] = np.empty(shape, dtype=res[name].dtype)
+                out[name][idx] = res[name]
+        return out
+
+    def _group(self, params, idx, run, length, x0, target):
+        f = {k: params[k][idx].astype(np.float64) for k in ("w", "bias", "learning_rate", "clip")}
+        d = cliff_descent(f["w"], f["bias"], learning_rate=f["learning_rate"], clip=f["clip"],
+                          updates=max(run.steps - 1, 1), length=length, x0=x0, target=target,
+                          parallel=False)  # fmt: skip
+        k = self.time_steps(run)
+        loss = d["loss"][:, : run.steps]
+        solved = loss < SOLVED_LOSS
+        last = np.where(np.isfinite(loss), np.arange(loss.shape[1]), -1).max(axis=1)
+        return {
+            "loss": loss[:, k],
+            "grad_norm": d["grad_norm"][:, k],
+            "w_path": d["w"][:, k],
+            "bias_path": d["b"][:, k],
+            "final_loss": loss[np.arange(len(idx)), np.maximum(last, 0)],
+            "clipped_fraction": d["clipped_fraction"] if run.steps > 1 else np.zeros(len(idx)),
+            "max_step": d["max_step"] if run.steps > 1 else np.zeros(len(idx)),
+            "solved_update": np.where(solved.any(axis=1), solved.argmax(axis=1), -1),
+            "diverged": ~np.isfinite(loss[:, -1]),
+        }

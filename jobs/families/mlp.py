@@ -1,0 +1,127 @@
+"""The ``mlp`` family: deep feed-forward nets, the layer index as time."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from rnnlab.engine import (
+    ACTIVATIONS,
+    INITS,
+    OUTPUTS,
+    impulse_direction,
+    mlp_outputs,
+    mlp_weights,
+    simulate_mlp,
+)
+
+from .base import Family, Param, run_grouped
+
+__all__ = ["MlpFamily"]
+
+
+class MlpFamily(Family):
+    """Deep feed-forward nets h(t) = f(s W_t h(t-1) + b), the layer index t as time
+    (``run.steps`` is the depth)."""
+
+    name = "mlp"
+    params: ClassVar[dict[str, Param]] = {
+        "activation": Param(str, "tanh", (*ACTIVATIONS, "linear")),
+        "n": Param(int, 64, minimum=1, help="width"),
+        "init": Param(str, "normal", INITS, help="distribution of the weights"),
+        "gain": Param(float, 1.0, minimum=0.0, help="weights scaled to variance gain^2 / n"),
+        "bias": Param(float, 0.0, help="bias of every unit"),
+        "amplitude": Param(float, 1.0, help="input norm a"),
+        "seed": Param(int, 0, minimum=0, help="seed of the weights and input direction"),
+    }
+
+    def outputs(self, fixed, grid):
+        """See :func:`rnnlab.engine.mlp_outputs`."""
+        return mlp_outputs()
+
+    def units(self, fixed, grid):
+        return int(fixed.get("n", self.params["n"].default))
+
+    def validate(self, fixed, grid, run, problems):
+        super().validate(fixed, grid, run, problems)
+        if run is not None and run.gradient == "estimate":
+            problems.append("run.gradient: family 'mlp' computes 'exact' or 'none'")
+
+    def case_seconds(self, params, run):
+        """Per layer: two matrix-vector products and an n^3 Jacobian product and, for the
+        weight gradients, the backward pass (the layer's tangent for 2 n columns, 4 n^3), at
+        20 GFLOP/s."""
+        n = params["n"].astype(float)
+        grad = 0.0 if run.gradient == "none" else 1.0
+        back = 1.0 if self._backward(run) else 0.0
+        return (1e-6 + (4 * n * n + grad * 2 * n**3 + back * 4 * n**3) / 20e9) * run.steps
+
+    def variable_attrs(self, name: str) -> dict:
+        """The time axis of a deep net is its layer index: its step counts and rates are
+        per layer, and say so."""
+        attrs = super().variable_attrs(name)
+        if name == "time":
+            attrs["long_name"] = "layer index"
+            attrs["description"] = "Layer index l of the deep net (the mlp family's time axis)."
+        elif name in ("memory_horizon", "blowup_step", "saturation_step"):
+            attrs["units"] = "layers"
+            attrs["long_name"] += " (in layers)"
+            attrs["description"] = (
+                "Counted in layers (the mlp family's time axis is the layer index). "
+                + attrs["description"].replace("step", "layer")
+            )
+        elif attrs["units"] == "1/step":
+            attrs["units"] = "1/layer"
+        return attrs
+
+    @staticmethod
+    def _backward(run) -> bool:
+        """Whether the sweep's variables need the backward pass (the weight gradients)."""
+        asked = mlp_outputs()[1] if run.outputs is None else run.outputs
+        return any("bptt" in OUTPUTS[v].needs for v in asked if v in OUTPUTS)
+
+    def case_bytes(self, params, run):
+        """The weights of every layer (steps n x n matrices) and the n x n tangent; for the
+        weight gradients, the stored states (steps n) and the backward pass's n x 2n
+        tangents (about 10 n^2)."""
+        n = params["n"].astype(float)
+        back = 1.0 if self._backward(run) else 0.0
+        return 8 * ((run.steps + 2) * n**2 + back * (run.steps * n + 10 * n**2))
+
+    def run_cases(self, params, run, outputs):
+        """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
+        params = dict(params)
+        params["activation"] = np.array(
+            [("identity" if a == "linear" else a) for a in params["activation"]], dtype=object
+        )
+        keys = ("activation", "n", "init", "seed")
+        return run_grouped(params, keys, lambda p: self._run_group(p, run, outputs))
+
+    def _run_group(self, p, run, outputs):
+        n = int(p["n"][0])
+        init = str(p["init"][0])
+        seed = int(p["seed"][0])
+        W = mlp_weights(n, run.steps, init, seed)
+        # the scale that gives entries of variance gain^2 / n: N(0, 1) entries, U(-1, 1)
+        # entries (variance 1/3), nn.Linear's U(-1/sqrt(n), 1/sqrt(n)) (variance 1/(3n)),
+        # orthogonal rows of unit norm (variance 1/n)
+        unit = {"normal": 1 / np.sqrt(n), "uniform": np.sqrt(3 / n), "pytorch": np.sqrt(3.0)}
+        scale = p["gain"].astype(np.float64) * unit.get(init, 1.0)
+        return simulate_mlp(
+            W,
+            scale,
+            p["bias"].astype(np.float64)[:, None],
+            activation=str(p["activation"][0]),
+            amplitude=p["amplitude"].astype(np.float64),
+            input_direction=impulse_direction(n, seed),
+            record=run.record,
+            num_records=run.num_records,
+            dtype=run.dtype,
+            gradient="none" if run.gradient == "none" else "exact",
+            memory_rtol=run.memory_rtol,
+            saturation_tol=run.saturation_tol,
+            bound=run.bound,
+            outputs=list(outputs),
+            parallel=False,
+        )
