@@ -367,6 +367,27 @@ def _layer_shares(ds, first=10) -> str | None:
     return "On this store (median over seeds): " + "; ".join(parts) + "."
 
 
+def _cliff(datasets) -> str | None:
+    """Figure 18: what clipping does to the descents the wall throws."""
+    from .figures import THROWN, _cliff_stores, _first_of_others, cliff_outcomes
+
+    _, desc = _cliff_stores(datasets)
+    out = cliff_outcomes(desc).values
+    ms = _first_of_others(desc.max_step.isel(clip=0)).transpose("w", "bias").values
+    thrown = ~(ms <= THROWN)
+    clipped = (out >= 2)[thrown]
+    unclipped = (out % 2 == 1)[thrown]
+    clip = float(desc["clip"].values[-1])
+    return (
+        f"On these stores: {int(thrown.sum())} of {out.size} unclipped descents took a step "
+        f"longer than {THROWN:g} (the longest {np.nanmax(ms):.0f}); of those starts, "
+        f"{clipped.mean():.0%} converged (final loss < 1e-4) with the norm clipped at "
+        f"{clip:g} and {unclipped.mean():.0%} without. Over all starts: "
+        f"{int((out == 2).sum())} converged only with clipping, {int((out == 1).sum())} only "
+        f"without, {int((out == 3).sum())} both, {int((out == 0).sum())} neither."
+    )
+
+
 #: figure name -> the check of its claim on a store.
 CHECKS = {
     "scalar_linear": _linear_rates,
@@ -386,6 +407,7 @@ CHECKS = {
     "constant_error_flow": _constant_error_flow,
     "stacked_layers": _stacked,
     "weight_gradient_by_layer": _layer_shares,
+    "cliff": _cliff,
 }
 
 

@@ -19,8 +19,10 @@ import xarray as xr
 from .metrics import CLASSES, classify, is_stacked
 
 __all__ = [
+    "ACROSS_STORES",
     "FIGURES",
     "MissingData",
+    "cliff",
     "constant_error_flow",
     "gradient_by_depth",
     "gradient_vs_lag",
@@ -1221,6 +1223,146 @@ def weight_gradient_by_layer(ds, ax=None, *, first=10):
     return fig
 
 
+#: A step this long (in (w, b)) counts as thrown by the cliff.
+THROWN = 5.0
+#: Outcomes of a start with and without clipping (figure 18's right panel), and colours.
+_OUTCOMES = {0: ("neither converges", "#DDDDDD"), 1: ("only without clipping", PALETTE[1]),
+             2: ("only with clipping", PALETTE[0]), 3: ("both converge", PALETTE[2])}  # fmt: skip
+
+
+def _cliff_stores(datasets):
+    """(landscape, descents): the cliff stores with the most (w, bias) points and with the
+    most updates (the same store if there is one)."""
+    if isinstance(datasets, xr.Dataset):
+        datasets = [datasets]
+    have = [d for d in datasets if _family(d) == "cliff" and {"w", "bias"} <= set(d.dims)]
+    if not have:
+        raise MissingData("needs a cliff store with w and bias dimensions")
+    land = max(have, key=lambda d: d.sizes["w"] * d.sizes["bias"])
+    desc = max(have, key=lambda d: d.sizes.get("time", 0))
+    if desc.sizes.get("time", 0) < 2 or "clip" not in desc.dims or desc.sizes["clip"] < 2:
+        raise MissingData("needs a cliff store of descents (run.steps > 1) over two clip values")
+    return land, desc
+
+
+def _first_of_others(da, keep=("w", "bias")):
+    return da.isel({d: 0 for d in da.dims if d not in keep and d != "time"})
+
+
+def cliff_outcomes(desc, solved=None):
+    """Per start (w, bias): 0 neither, 1 only without clipping, 2 only with clipping, 3 both
+    descents end below the solved loss (the first and last clip values of the store)."""
+    from rnnlab.jobs.families.cliff import SOLVED_LOSS
+
+    tol = SOLVED_LOSS if solved is None else solved
+    end = _first_of_others(desc.final_loss, ("w", "bias", "clip")).transpose("w", "bias", "clip")
+    ok = (end < tol).values
+    return xr.DataArray(ok[..., 0] * 1 + ok[..., -1] * 2, dims=("w", "bias"),
+                        coords={"w": desc.w, "bias": desc.bias})  # fmt: skip
+
+
+def _thrown_starts(desc, k=3):
+    """``k`` of the starts whose unclipped descent took a step longer than ``THROWN``
+    (evenly spaced in grid order), as selections."""
+    ms = _first_of_others(desc.max_step.isel(clip=0)).transpose("w", "bias").values
+    thrown = np.flatnonzero(~(ms <= THROWN))  # NaN (an overflow) counts as thrown
+    pick = thrown[np.linspace(0, thrown.size - 1, min(k, thrown.size)).astype(int)]
+    return [dict(zip(("w", "bias"), np.unravel_index(i, ms.shape), strict=True))
+            for i in dict.fromkeys(pick)]  # fmt: skip
+
+
+_CLIP_STYLE = {False: dict(color=PALETTE[3], linestyle="--"), True: dict(color=PALETTE[0])}
+
+
+def _cliff_map(ax, land, desc, starts, norm):
+    """The landscape of the descent region with Doya's band and, for each start, its
+    descent without clipping (dashed) and with it (solid)."""
+    from rnnlab.engine.cliff import bistable_band
+
+    loss = _first_of_others(land.loss.isel(time=0)).transpose("bias", "w")
+    w, b = land.w.values, land.bias.values
+    mesh = ax.pcolormesh(w, b, loss.values, norm=norm, cmap="cividis", shading="nearest",
+                         rasterized=True)  # fmt: skip
+    for edge in bistable_band(w):
+        ax.plot(w, edge, color="0.95", linestyle=":", linewidth=1)
+    for idx in starts:
+        for j, clipped in ((-1, True), (0, False)):  # the unclipped on top: dashed over solid
+            p = _first_of_others(desc.isel(clip=j).isel(idx))
+            ax.plot(p.w_path.values, p.bias_path.values, linewidth=1.4, **_CLIP_STYLE[clipped])
+        ax.plot(p.w_path.values[0], p.bias_path.values[0], "o", color="white", markersize=5)
+    ax.set_xlim(desc.w.values[0], desc.w.values[-1])
+    ax.set_ylim(desc.bias.values[0], desc.bias.values[-1])
+    ax.set_xlabel("w")
+    ax.set_ylabel("b")
+    return mesh
+
+
+@_figure
+def cliff(datasets, ax=None):
+    """Figure 18: the cliff of Pascanu et al. (2013, section 2.3), x(t) = w sigmoid(x(t-1))
+    + b, loss (sigmoid(x(50)) - 0.7)^2. Left: the loss over (w, b) (the landscape store,
+    before any update; the region of the descent store's starts) with Doya's bistable band
+    (closed form, dotted: between the curves the map has two stable fixed points; the wall
+    and the valley beside it run along its lower edge), and three descents that the wall
+    threw (a step longer than 5 without clipping; three of them evenly in grid order), each
+    without clipping (dashed) and with the gradient norm clipped (solid) from the same start
+    (circle). Middle: their loss against the update. Right: the outcome of every start of
+    the descent store with and without clipping (converged: final loss below 1e-4).
+    ``datasets``: cliff stores (one store may hold both the landscape and the descents).
+    """
+    import matplotlib as mpl
+    from matplotlib.patches import Patch
+
+    land, desc = _cliff_stores(datasets)
+    clip = float(desc["clip"].values[-1])
+    fig, axs = _axes(ax, 3, size=(4.3, 3.8))
+    norm = mpl.colors.LogNorm(vmin=max(float(land.loss.min()), 1e-6),
+                              vmax=float(land.loss.max()))  # fmt: skip
+    starts = _thrown_starts(desc)
+    mesh = _cliff_map(axs[0], land, desc, starts, norm)
+    fig.colorbar(mesh, ax=axs[0], location="bottom", shrink=0.8, label="loss")
+    t = desc.time.values
+    far = 0.0
+    for idx in starts:
+        for j, clipped in ((-1, True), (0, False)):
+            p = _first_of_others(desc.isel(clip=j).isel(idx))
+            axs[1].plot(t, _positive(p.loss.values, 1e-300, 1e300), linewidth=1.4,
+                        **_CLIP_STYLE[clipped])  # fmt: skip
+            if not clipped:
+                far = max(far, float(np.nanmax(np.hypot(p.w_path.values, p.bias_path.values))))
+    axs[0].set_title(f"Three descents the wall threw\n(unclipped: out to ||(w, b)|| = {far:.0f})",
+                     fontsize=9)  # fmt: skip
+    axs[1].plot([], [], **_CLIP_STYLE[False], label="no clipping")
+    axs[1].plot([], [], **_CLIP_STYLE[True], label=f"norm clipped at {clip:g}")
+    _logy(axs[1], "loss")
+    _time_axis(axs[1], log=True)
+    axs[1].set_xlabel("update (log scale of k + 1)")
+    axs[1].set_title("Their loss")
+    axs[1].legend(fontsize="x-small")
+    out = cliff_outcomes(desc).transpose("bias", "w")
+    cmap = mpl.colors.ListedColormap([c for _, c in _OUTCOMES.values()])
+    axs[2].pcolormesh(desc.w.values, desc.bias.values, out.values, cmap=cmap, vmin=-0.5,
+                      vmax=3.5, shading="nearest")  # fmt: skip
+    counts = {k: int((out.values == k).sum()) for k in _OUTCOMES}
+    axs[2].legend(handles=[Patch(color=c, label=f"{name} ({counts[k]})")
+                           for k, (name, c) in _OUTCOMES.items()],
+                  fontsize="x-small", loc="lower right")  # fmt: skip
+    axs[2].set_xlabel("w at the start")
+    axs[2].set_ylabel("b at the start")
+    axs[2].set_title(f"After {int(t[-1])} updates of learning rate {_fmt(_lr(desc))}",
+                     fontsize=9)  # fmt: skip
+    return fig
+
+
+def _lr(desc):
+    if "learning_rate" in desc.dims:
+        return desc.learning_rate.values[0]
+    return desc.attrs.get("model_learning_rate", 0.1)
+
+
+#: The figures drawn from all the stores of a report at once (the others: one per store).
+ACROSS_STORES = ("input_weight_gradients", "memory_in_use", "cliff")
+
 #: (name, function, caption) of every figure, in the report's order.
 FIGURES = [
     ("scalar_linear", scalar_linear, "Scalar linear recursion: the response to x(0) is "
@@ -1296,4 +1438,10 @@ FIGURES = [
      "last; for linear and relu nets without bias every gain gives the same shares (the "
      "forward signal and the backward gradient scale oppositely, so a layer's gradient does "
      "not depend on the gain)."),
+    ("cliff", cliff, "The cliff (Pascanu et al. 2013): the loss of a one-unit recurrent "
+     "network over (w, b) has a wall where the map's fixed point jumps, along the edge of "
+     "Doya's bistable band, with the valley beside it. Gradient descent that meets the wall "
+     "takes a huge step onto a plateau where the gradient vanishes and stays there; the "
+     "same descent with its gradient norm clipped keeps its steps short and mostly reaches "
+     "the valley (the check below gives the counts)."),
 ]  # fmt: skip

@@ -12,7 +12,7 @@ import numpy as np
 from rnnlab.jobs.paths import PathError, check_target, replacing
 
 from .checks import check
-from .figures import FIGURES, MissingData, incomplete_note
+from .figures import ACROSS_STORES, FIGURES, MissingData, incomplete_note
 from .metrics import CLASSES, classify, growth_rate_theory
 from .results import ANYWAY, IncompleteStoreError, NotAStoreError, open_results
 
@@ -211,7 +211,7 @@ def _draw(opened: dict, tmp: Path, report: Report, formats, dpi: int) -> None:
     import matplotlib.pyplot as plt  # headless, matplotlib picks the Agg backend itself
 
     for number, (fname, func, caption) in enumerate(FIGURES, 1):
-        if fname in ("input_weight_gradients", "memory_in_use"):  # across the stores
+        if fname in ACROSS_STORES:
             targets = [("all stores", [ds for _, ds in opened.values()])]
         else:
             targets = [(name, ds) for name, (_, ds) in opened.items()]

@@ -161,6 +161,29 @@ seed = {range = 2}
 steps = 300
 record = "log"
 """
+SPECS["cliff_landscape"] = """
+[model]
+family = "cliff"
+[grid]
+w = {start = 3.0, stop = 14.0, num = 40}
+bias = {start = -10.0, stop = 0.0, num = 40}
+[run]
+steps = 1
+record = "all"
+"""
+SPECS["cliff"] = """
+[model]
+family = "cliff"
+learning_rate = 1.0
+[grid]
+w = {start = 5.0, stop = 12.0, num = 8}
+bias = {start = -8.0, stop = -1.0, num = 8}
+clip = [0.0, 1.0]
+[run]
+steps = 1001
+record = "log"
+num_records = 60
+"""
 for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
                          ("lstm", 'init = "normal"\ninit_scale = 0.1',
                           'variant = ["vanilla", "NFG"]'),  # a grid of names, too
@@ -693,6 +716,44 @@ def test_weight_gradient_by_layer_draws_each_layers_share(stores):
     from rnnlab.analysis.checks import check
 
     assert "first 10 layers" in check("weight_gradient_by_layer", ds)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_cliff_figure_draws_the_stores_and_counts_the_outcomes(stores):
+    """Figure 18: the map is the landscape store's loss, each path a descent of the descent
+    store, the drawn starts were thrown (a step > 5 without clipping), and the outcome
+    counts in the legend and in the check are those of the final losses."""
+    land = open_results(stores["cliff_landscape"])
+    desc = open_results(stores["cliff"])
+    fig = F.cliff([land, desc, open_results(stores["scalar"])])
+    left, mid, right = fig.axes[:3]
+    mesh = left.collections[0]
+    np.testing.assert_array_equal(
+        np.asarray(mesh.get_array()).ravel(),
+        land.loss.isel(time=0).transpose("bias", "w").values.ravel(),
+    )
+    paths = _lines(left)
+    starts = [ln for ln in paths if ln.get_marker() == "o"]
+    assert starts
+    losses = [ln.get_ydata() for ln in _lines(mid)]
+    for st in starts:
+        w0, b0 = st.get_xdata()[0], st.get_ydata()[0]
+        ms = desc.max_step.sel(clip=0.0, w=w0, bias=b0)
+        assert not float(ms) <= 5.0
+        want = desc.loss.sel(clip=1.0, w=w0, bias=b0).values
+        assert any(np.array_equal(y, want, equal_nan=True) for y in losses)
+    ends = desc.final_loss.transpose("w", "bias", "clip").values < 1e-4
+    both = int((ends[..., 0] & ends[..., 1]).sum())
+    legend = [t.get_text() for t in right.get_legend().get_texts()]
+    assert f"both converge ({both})" in legend
+    from rnnlab.analysis.checks import check
+
+    text = check("cliff", [land, desc])
+    assert f"{both} both" in text
+    with pytest.raises(MissingData, match="cliff store"):
+        F.cliff(open_results(stores["scalar"]))
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -5,6 +5,7 @@ descent with and without norm clipping against a step-by-step PyTorch run."""
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from rnnlab.engine.cliff import bistable_band, cliff_descent, cliff_loss
 
@@ -98,3 +99,67 @@ def test_descent_records_overflow_and_refuses_bad_arguments():
         cliff_descent(1.0, 1.0, updates=0)
     with pytest.raises(ValueError, match="learning_rate must be finite"):
         cliff_descent(1.0, 1.0, learning_rate=np.nan)
+
+
+CLIFF_SPEC = """
+[model]
+family = "cliff"
+learning_rate = 1.0
+[grid]
+w = [6.0, 7.5, 9.0]
+bias = [-5.0, -3.0]
+clip = [0.0, 1.0]
+[run]
+steps = 301
+record = "log"
+num_records = 40
+[store]
+path = "c.zarr"
+"""
+
+
+def test_a_cliff_sweep_stores_the_descents_like_the_engine(tmp_path):
+    """Through the sweep runner into a real Zarr store: every recorded update and summary
+    equals cliff_descent called directly, bit for bit; run.steps = 1 is the landscape."""
+    from rnnlab.engine import record_steps
+    from rnnlab.jobs.runner import run_sweep
+
+    from .sweeps import write_spec
+
+    ds = xr.open_zarr(run_sweep(write_spec(tmp_path, CLIFF_SPEC), store=tmp_path / "c.zarr",
+                                sync=True).path)  # fmt: skip
+    W, B, C = np.meshgrid([6.0, 7.5, 9.0], [-5.0, -3.0], [0.0, 1.0], indexing="ij")
+    d = cliff_descent(W, B, learning_rate=1.0, clip=C, updates=300)
+    k = record_steps(301, "log", 40)
+    np.testing.assert_array_equal(ds.time.values, k)
+    np.testing.assert_array_equal(ds.loss.values, d["loss"][..., k])
+    np.testing.assert_array_equal(ds.w_path.values, d["w"][..., k])
+    np.testing.assert_array_equal(ds.max_step.values, d["max_step"])
+    np.testing.assert_array_equal(ds.clipped_fraction.values, d["clipped_fraction"])
+    solved = d["loss"] < 1e-4
+    want = np.where(solved.any(-1), solved.argmax(-1), -1)
+    np.testing.assert_array_equal(ds.solved_update.values, want)
+    assert ds.time.attrs["long_name"] == "update" and ds.loss.attrs["units"] == "1"
+    land = CLIFF_SPEC.replace("steps = 301", "steps = 1").replace('record = "log"', "")
+    land = land.replace("num_records = 40", "")
+    ls = xr.open_zarr(run_sweep(write_spec(tmp_path, land, "l.toml"), store=tmp_path / "l.zarr",
+                                sync=True).path)  # fmt: skip
+    np.testing.assert_array_equal(ls.loss.isel(time=0).values, cliff_loss(W, B)[0])
+    np.testing.assert_array_equal(ls.final_loss.values, cliff_loss(W, B)[0])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("[run]", '[run]\ndtype = "float32"'), "run.dtype: the cliff family computes in float64"),
+        (("[run]", '[run]\ninput = "noise"'), "run.input: the cliff network has no input"),
+        (("clip = [0.0, 1.0]", "clip = [0.0, -1.0]"), "grid.clip[1]: must be >= 0.0"),
+        (("learning_rate = 1.0", 'learning_rate = "fast"'), "model.learning_rate: expected float"),
+    ],
+)
+def test_bad_cliff_specs_are_refused_in_one_line(tmp_path, edit, message):
+    from .sweeps import rnnlab, write_spec
+
+    spec = write_spec(tmp_path, CLIFF_SPEC.replace(*edit))
+    out = rnnlab("validate", spec, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
