@@ -378,12 +378,15 @@ def _describe(spec, grid, plan, path) -> str:
     from .families import get_family
     from .store import store_bytes
 
-    ntime = len(get_family(spec.family).time_steps(spec.run))
+    family = get_family(spec.family)
+    ntime = len(family.time_steps(spec.run))
+    steps = f"{spec.run.steps} {family.step_name}s"
+    steps += f", input {spec.run.input}" if family.has_input else ""
     dims = ", ".join(f"{d}: {n}" for d, n in zip(grid.dims, grid.shape, strict=True))
     return "\n".join(
         [
-            f"spec:     family {spec.family}, {spec.run.steps} steps, input {spec.run.input}, "
-            f"recording {spec.run.record} ({ntime} steps kept)",
+            f"spec:     family {spec.family}, {steps}, "
+            f"recording {spec.run.record} ({ntime} {family.step_name}s kept)",
             f"grid:     {grid.size:,} cases ({dims or 'one case'})",
             f"blocks:   {plan.nblocks:,} of up to {int(np.prod(plan.chunks)):,} cases, "
             f"about {plan.seconds_per_block:.2g} s each on one core "
@@ -625,5 +628,15 @@ def _report(args) -> int:
     return _figures([path for *_, path in sweeps], args.out)
 
 
+def console() -> int:
+    """The ``rnnlab`` console script: :func:`main`, where a closed output pipe (``rnnlab
+    status STORE | head -1``) ends the command quietly, like any Unix tool; a sweep
+    (``run``, ``report``) keeps Python's handling, so that it stops between blocks instead
+    of dying in one."""
+    if len(sys.argv) < 2 or sys.argv[1] not in ("run", "report"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console())

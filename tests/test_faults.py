@@ -538,3 +538,15 @@ def test_a_run_killed_at_any_moment_is_finished_by_the_same_command(tmp_path, ki
         assert open_results(folder / "s.zarr").attrs["end_time"], (point, k)
         left = {p.name for p in folder.iterdir()} - {"spec.toml", "reached.txt", "s.zarr"}
         assert left <= {".s.zarr.lock"}, (point, k, left)
+
+
+def test_a_closed_output_pipe_ends_a_command_quietly(tmp_path):
+    """``rnnlab validate SPEC | head -1``: the console script stops at the closed pipe with
+    no error line (SIGPIPE, as Unix tools do)."""
+    import subprocess
+
+    script = Path(sys.executable).parent / "rnnlab"
+    spec = write_spec(tmp_path, SCALAR_SPEC)
+    out = subprocess.run(f"'{script}' validate '{spec}' | head -c 10", shell=True, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.stdout == "spec:     " and out.stderr == ""

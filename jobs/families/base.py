@@ -36,6 +36,9 @@ class Family:
     #: Every variable the family can write, with its kind and dtype (the recurrence
     #: kernels' table by default; a family of other kernels brings its own).
     table: ClassVar[dict] = OUTPUTS
+    #: What the time axis counts, and whether the run table's input applies.
+    step_name: ClassVar[str] = "step"
+    has_input: ClassVar[bool] = True
 
     def validate(self, fixed: dict, grid: dict[str, np.ndarray], run, problems: list[str]):
         """Append one line per problem of the model table and the grid."""

@@ -41,6 +41,8 @@ class CliffFamily(Family):
         "x0": Param(float, CLIFF["x0"], help="the initial state x(0)"),
         "target": Param(float, CLIFF["target"], help="the target of sigmoid(x(T))"),
     }
+    step_name: ClassVar[str] = "update point"
+    has_input: ClassVar[bool] = False
     table: ClassVar[dict] = {
         **{v: Output(v, "step", (), -1, "float64") for v in _STEP},
         **{v: Output(v, "summary", (), -1, d) for v, d in _SUMMARY.items()},

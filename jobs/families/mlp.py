@@ -25,6 +25,7 @@ class MlpFamily(Family):
     """Deep feed-forward nets h(t) = f(s W_t h(t-1) + b), the layer index t as time
     (``run.steps`` is the depth)."""
 
+    step_name: ClassVar[str] = "layer"
     name = "mlp"
     params: ClassVar[dict[str, Param]] = {
         "activation": Param(str, "tanh", (*ACTIVATIONS, "linear")),
