@@ -894,7 +894,8 @@ def memory_in_use(datasets, ax=None):
             kept = ~np.isfinite(h)
             ax.plot(rho, np.where(kept, np.nan, np.maximum(h, 1)), color=_color(0 if
                     style == "-" else 3), linestyle=style, marker="o", label=what)  # fmt: skip
-            ax.plot(rho[kept], np.full(kept.sum(), steps), linestyle="none", marker="^",
+            top = steps * (1.0 if style == "-" else 1.45)  # both visible where both kept it
+            ax.plot(rho[kept], np.full(kept.sum(), top), linestyle="none", marker="^",
                     color=_color(0 if style == "-" else 3))  # fmt: skip
         ax.set_yscale("log")
         ax.set_ylim(1, steps * 2)
@@ -1002,6 +1003,11 @@ def phase_diagram(ds, x=None, y=None, ax=None, *, select=None, tol=1e-3):
     most classes (ties: the values nearest 0, then positive ones); the title says which.
     """
     _need(ds, "growth_rate", "blowup_step", "saturation_step", "fixed_point_norm", "memory_horizon")
+    _single_layer(
+        ds,
+        "a stack's polynomial factor shifts its late growth rate by more "
+        "than the classes' tolerance",
+    )
     dims = [d for d in ds.dims if d not in ("time", "block", "seed") and ds.sizes[d] > 1]
     x = x or (dims[1] if len(dims) > 1 else None)
     y = y or (dims[0] if dims else None)
@@ -1098,17 +1104,19 @@ def constant_error_flow(ds, ax=None, *, radii=(0.9, 1.1)):
     t = ds.time.values.astype(float)
     for i, act in enumerate(acts):
         one = _sel_activation(ds, act) if "activation" in ds.dims else ds
-        kw = dict(color=_color(i), label=act)
+        kw = dict(color=_color(i), label="linear" if act == "identity" else act)
         axs[0].plot(t, _median_seed(one.log10_gradient_norm).values, **kw)
         axs[1].plot(t, _positive(_median_seed(one.response).values), **kw)
         axs[2].plot(t, _positive(_median_seed(one.state_norm).values), **kw)
     worst = float(np.nanmax(np.abs(ds.log10_gradient_norm.values)))
-    axs[0].annotate(f"cec, every activation: |log10| <= {worst:.0e}", (0.03, 0.55),
-                    xycoords="axes fraction", fontsize=7)  # fmt: skip
+    axs[0].annotate(f"cec, every activation: |log10| <= {worst:.0e}", (0.97, 0.45),
+                    xycoords="axes fraction", fontsize=7, ha="right", va="top")  # fmt: skip
     for rho in radii:
         axs[0].plot(t, t * np.log10(rho), **_THEORY)
-        axs[0].annotate(f"RNN, rho = {rho:g}", (t[-1], t[-1] * np.log10(rho)), fontsize=7,
-                        ha="right", va="bottom" if rho > 1 else "top")  # fmt: skip
+        at = 17.0 / abs(np.log10(rho))  # where the line is still inside the axis
+        axs[0].annotate(f"rho = {rho:g}", (at, np.sign(np.log10(rho)) * 17.0), fontsize=7,
+                        ha="left", va="center")  # fmt: skip
+    axs[0].plot([], [], **_THEORY, label="linear RNN, symmetric W:\nrho^t (closed form)")
     axs[0].set_ylim(-20, 20)
     axs[0].set_ylabel("log10 ||dh(t)/dh(0)||")
     axs[0].set_title("Constant error flow")
@@ -1129,7 +1137,9 @@ def constant_error_flow(ds, ax=None, *, radii=(0.9, 1.1)):
     axs[2].set_title("...but the state accumulates")
     for a in axs[:2]:
         _time_axis(a, log=True)
-    _legend_outside(axs[2])
+    handles, labels = axs[2].get_legend_handles_labels()
+    extra = axs[0].get_legend_handles_labels()
+    _legend_outside(axs[2], handles + extra[0][-1:], labels + extra[1][-1:])
     return fig
 
 
@@ -1137,11 +1147,13 @@ def constant_error_flow(ds, ax=None, *, radii=(0.9, 1.1)):
 def stacked_layers(ds, ax=None):
     """Figure 16: stacked recurrent layers: log10 ||dh(t)/dh(0)|| of the whole stack (the
     states of all layers) against t, one panel per activation, colour: spectral radius of
-    each layer's W_hh, line style: number of layers (median over seeds); thin grey: t log10 rho
-    (one linear layer). The stack's Jacobian is block lower triangular, so its rate per
-    step is the largest of its layers' own: ln rho for identical linear layers whatever the
-    depth, times a polynomial in t (about t^(layers - 1)) that lengthens the memory of x(0)
-    without stopping its decay. A saturated tanh layer's rate depends on its own fixed
+    each layer's W_hh, line style: number of layers (median over seeds); dash-dotted (linear
+    panel): t log10 rho, one linear layer. The stack's Jacobian is block lower triangular,
+    so its rate per step is the largest of its layers' own: ln rho for linear layers of the
+    same spectral radius (each with its own W) whatever the depth, times a polynomial in t
+    of degree at most layers - 1 (reached only slowly: over steps 500-1000 of
+    lecture_stacked, about t^1 for 2 layers and t^1.7 for 4), which lengthens the memory of
+    x(0) without stopping its decay. A saturated tanh layer's rate depends on its own fixed
     point, which the layer below moves, so there the stack's rate can be larger than one
     layer's.
     """
@@ -1153,7 +1165,7 @@ def stacked_layers(ds, ax=None):
     t = ds.time.values.astype(float)
     radii = _values(ds, "spectral_radius")
     colors = _ramp(len(radii))
-    styles = ["-", "--", ":", "-."]
+    styles = ["-", "--", ":", (0, (5, 1, 1, 1))]
     for ax, act in zip(axs, acts, strict=True):
         one = _sel_activation(ds, act) if "activation" in ds.dims else ds
         for j, L in enumerate(ds.layers.values):
@@ -1164,15 +1176,18 @@ def stacked_layers(ds, ax=None):
                 ax.plot(t, raw, color=colors[i], linestyle=styles[j % len(styles)],
                         label=f"rho = {_fmt(rho)}" if j == 0 else None)  # fmt: skip
                 _mark_stop(ax, t, raw, colors[i])
-        for rho in radii:
-            ax.plot(t, t * np.log10(float(rho)), color="0.6", linewidth=0.6, zorder=0)
+        if act in ("identity", "linear"):  # tanh decays at its own rate where it saturates
+            for rho in radii:
+                ax.plot(t, t * np.log10(float(rho)), color="0.1", linestyle="-.",
+                        linewidth=0.7, zorder=5)  # fmt: skip
         ax.set_ylabel("log10 ||dh(t)/dh(0)|| (whole stack)")
-        ax.set_title(act)
+        ax.set_title("linear" if act == "identity" else act)
         _time_axis(ax)
     for j, L in enumerate(ds.layers.values):
         axs[-1].plot([], [], color="0.3", linestyle=styles[j % len(styles)],
                      label=f"{int(L)} layer{'s' if L > 1 else ''}")  # fmt: skip
-    axs[-1].plot([], [], color="0.6", linewidth=0.6, label="t log10 rho")
+    axs[-1].plot([], [], color="0.1", linestyle="-.", linewidth=0.7,
+                 label="t log10 rho (linear)")  # fmt: skip
     _legend_outside(axs[-1])
     return fig
 
@@ -1275,23 +1290,37 @@ _CLIP_STYLE = {False: dict(color=PALETTE[3], linestyle="--"), True: dict(color=P
 
 
 def _cliff_map(ax, land, desc, starts, norm):
-    """The landscape of the descent region with Doya's band and, for each start, its
-    descent without clipping (dashed) and with it (solid)."""
-    from rnnlab.engine.cliff import bistable_band
+    """The whole landscape with Doya's band, the wall and the valley (closed forms), the
+    region of the descents' starts, and for each start its descent without clipping (dashed)
+    and with it (solid)."""
+    from matplotlib.patches import Rectangle
+
+    from rnnlab.engine.cliff import basin_boundary, bistable_band, valley
 
     loss = _first_of_others(land.loss.isel(time=0)).transpose("bias", "w")
     w, b = land.w.values, land.bias.values
     mesh = ax.pcolormesh(w, b, loss.values, norm=norm, cmap="cividis", shading="nearest",
                          rasterized=True)  # fmt: skip
-    for edge in bistable_band(w):
-        ax.plot(w, edge, color="0.95", linestyle=":", linewidth=1)
+    x0 = float(desc.attrs.get("model_x0", 0.5))
+    target = float(desc.attrs.get("model_target", 0.7))
+    for i, edge in enumerate(bistable_band(w)):
+        ax.plot(w, edge, color="0.95", linestyle=":", linewidth=1,
+                label="Doya's bistable band" if i == 0 else None)  # fmt: skip
+    ax.plot(w, basin_boundary(w, x0), color="white", linestyle="--", linewidth=0.8,
+            label="wall: x0 a fixed point")  # fmt: skip
+    ax.plot(w, valley(w, target), color=PALETTE[4], linewidth=2.5,
+            label=f"valley: sigmoid(x*) = {target:g}")  # fmt: skip
+    ax.legend(fontsize="xx-small", loc="lower right", framealpha=0.8)
+    dw, db = desc.w.values, desc.bias.values
+    ax.add_patch(Rectangle((dw[0], db[0]), dw[-1] - dw[0], db[-1] - db[0], fill=False,
+                           edgecolor="0.9", linewidth=0.6))  # fmt: skip
     for idx in starts:
         for j, clipped in ((-1, True), (0, False)):  # the unclipped on top: dashed over solid
             p = _first_of_others(desc.isel(clip=j).isel(idx))
             ax.plot(p.w_path.values, p.bias_path.values, linewidth=1.4, **_CLIP_STYLE[clipped])
         ax.plot(p.w_path.values[0], p.bias_path.values[0], "o", color="white", markersize=5)
-    ax.set_xlim(desc.w.values[0], desc.w.values[-1])
-    ax.set_ylim(desc.bias.values[0], desc.bias.values[-1])
+    ax.set_xlim(w[0], w[-1])
+    ax.set_ylim(b[0], b[-1])
     ax.set_xlabel("w")
     ax.set_ylabel("b")
     return mesh
@@ -1300,14 +1329,16 @@ def _cliff_map(ax, land, desc, starts, norm):
 @_figure
 def cliff(datasets, ax=None):
     """Figure 18: the cliff of Pascanu et al. (2013, section 2.3), x(t) = w sigmoid(x(t-1))
-    + b, loss (sigmoid(x(50)) - 0.7)^2. Left: the loss over (w, b) (the landscape store,
-    before any update; the region of the descent store's starts) with Doya's bistable band
-    (closed form, dotted: between the curves the map has two stable fixed points; the wall
-    and the valley beside it run along its lower edge), and three descents that the wall
-    threw (a step longer than 5 without clipping; three of them evenly in grid order), each
-    without clipping (dashed) and with the gradient norm clipped (solid) from the same start
-    (circle). Middle: their loss against the update. Right: the outcome of every start of
-    the descent store with and without clipping (converged: final loss below 1e-4).
+    + b, x(0) = x0, loss (sigmoid(x(50)) - 0.7)^2. Left: the loss over (w, b) (the landscape
+    store, before any update) with, in closed form, Doya's bistable band (dotted: between
+    the curves the map has two stable fixed points), the wall (dashed: b = x0 - w
+    sigmoid(x0), where x0 is the unstable fixed point between the two basins) and the valley
+    (pink: the stable fixed point with sigmoid(x*) = 0.7, which exists for w < 4.76 only);
+    the box: the descent store's starts; three descents that the wall threw (a step longer
+    than 5 without clipping; three of them evenly in grid order), each without clipping
+    (dashed, thrown out of the frame) and with the gradient norm clipped (solid) from the
+    same start (circle). Middle: their loss against the update. Right: the outcome of every
+    start with and without clipping (converged: final loss below 1e-4).
     ``datasets``: cliff stores (one store may hold both the landscape and the descents).
     """
     import matplotlib as mpl
@@ -1346,7 +1377,8 @@ def cliff(datasets, ax=None):
     counts = {k: int((out.values == k).sum()) for k in _OUTCOMES}
     axs[2].legend(handles=[Patch(color=c, label=f"{name} ({counts[k]})")
                            for k, (name, c) in _OUTCOMES.items()],
-                  fontsize="x-small", loc="lower right")  # fmt: skip
+                  fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                  ncols=2)  # fmt: skip
     axs[2].set_xlabel("w at the start")
     axs[2].set_ylabel("b at the start")
     axs[2].set_title(f"After {int(t[-1])} updates of learning rate {_fmt(_lr(desc))}",
@@ -1373,9 +1405,12 @@ FIGURES = [
      "like |lambda_2|^t, over the whole run (the response is measured with the dominant part "
      "projected out every step; faint: the simulated state, in which rounding brings it back)."),
     ("scalar_nonlinear", scalar_nonlinear, "Scalar nonlinear recursions (w > 0): sigmoid settles "
-     "in a few steps to a value set by w and b; tanh forgets for w < 1 and, for w >= 1 and "
-     "small b, keeps the sign of the input at one of two fixed points; relu vanishes "
-     "(w < 1, b <= 0), settles at b / (1 - w) (w < 1, b > 0) or grows (w >= 1)."),
+     "in a few steps to a value set by w and b; tanh forgets for w < 1 and, for w > 1 and "
+     "small b, keeps the sign of the input at one of two fixed points (at w = 1, b = 0 it "
+     "decays slowly, like sqrt(3 / (2 t))); relu vanishes (w < 1, b <= 0), settles at "
+     "b / (1 - w) (w < 1, b > 0), and for w >= 1 grows while its state stays positive "
+     "(b > 0, or b = 0 and a positive input; at w = 1, b = 0 it stays), but is held at 0 "
+     "once the state reaches 0 with b <= 0 (a negative input at b = 0, or b = -1)."),
     ("vector_nonlinear", vector_nonlinear, "Vector nonlinear recursions: the state norm and the "
      "memory of the input at t = 0, for each activation across spectral radii."),
     ("memory_phase", memory_phase, "Memory of the input at t = 0, per activation and weight "
@@ -1428,20 +1463,23 @@ FIGURES = [
      "input: it grows like t (sigmoid, relu: E f > 0) or like a random walk (linear, tanh)."),
     ("stacked_layers", stacked_layers, "Stacked recurrent layers: the gradient through time "
      "of the whole stack grows or decays at the largest of its layers' own rates per step: "
-     "for linear layers at ln rho whatever the depth (thin grey lines), more layers only "
-     "multiplying it by a polynomial in t (the dashed and dotted lines start higher and run "
-     "parallel); for tanh the same where the state decays, and a saturated layer, whose "
-     "fixed point the layer below moves, can decay more slowly than a single one."),
+     "for linear layers at ln rho whatever the depth (dash-dotted), more layers only "
+     "multiplying it by a polynomial in t (the dashed and dotted lines rise above the solid "
+     "one slowly and run nearly parallel); for tanh the same where the state decays, and a "
+     "saturated layer, whose fixed point the layer below moves, can decay more slowly than "
+     "a single one."),
     ("weight_gradient_by_layer", weight_gradient_by_layer, "Where the gradient on the "
-     "weights of a deep net sits (loss at the last layer): exploding tanh nets (gain 1.5 and "
-     "more, chi_1 > 1) concentrate it in the first layers, vanishing sigmoid nets in the "
-     "last; for linear and relu nets without bias every gain gives the same shares (the "
-     "forward signal and the backward gradient scale oppositely, so a layer's gradient does "
-     "not depend on the gain)."),
+     "weights of a deep net sits (loss at the last layer; median over seeds of each layer's "
+     "share): exploding tanh nets (chi_1 > 1) move it into the first layers, the more the "
+     "larger the gain (almost all of it at gain 4), vanishing sigmoid nets into the last; "
+     "for linear and relu nets without bias every layer's gradient scales by the same "
+     "gain^(T - 1), so the shares do not depend on the gain."),
     ("cliff", cliff, "The cliff (Pascanu et al. 2013): the loss of a one-unit recurrent "
-     "network over (w, b) has a wall where the map's fixed point jumps, along the edge of "
-     "Doya's bistable band, with the valley beside it. Gradient descent that meets the wall "
-     "takes a huge step onto a plateau where the gradient vanishes and stays there; the "
-     "same descent with its gradient norm clipped keeps its steps short and mostly reaches "
-     "the valley (the check below gives the counts)."),
+     "network over (w, b) has a wall where x(0) is the unstable fixed point between two "
+     "basins (inside Doya's bistable band) and a valley at w < 4.76. Gradient descent that "
+     "meets the wall takes a huge step onto a plateau where the gradient vanishes and almost "
+     "always stays there; the same descent with its gradient norm clipped keeps its steps "
+     "short, follows the wall and mostly reaches the valley (the check below gives the "
+     "counts; near the wall the descents are chaotic, so the counts move by a few under "
+     "rounding)."),
 ]  # fmt: skip

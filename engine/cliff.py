@@ -19,7 +19,7 @@ from ._jit import jit
 from ._parallel import run_chunks, threads_for
 from .activations import sigmoid
 
-__all__ = ["CLIFF", "bistable_band", "cliff_descent", "cliff_loss"]
+__all__ = ["CLIFF", "basin_boundary", "bistable_band", "cliff_descent", "cliff_loss", "valley"]
 
 #: Pascanu et al.'s settings: sequence length, initial state, target.
 CLIFF = {"length": 50, "x0": 0.5, "target": 0.7}
@@ -188,3 +188,23 @@ def bistable_band(w):
             x = np.log(s / (1 - s))
             ends.append(np.where(w > 4, x - w * s, np.nan))
     return ends[0], ends[1]
+
+
+def basin_boundary(w, x0: float = 0.5):
+    """The wall: the line b = x0 - w sigmoid(x0), on which x(0) = x0 is itself a fixed point.
+
+    Inside the bistable band this fixed point is the unstable middle one, the boundary between
+    the basins of the two stable ones: on either side of the line x(T) ends near a different
+    fixed point, and the loss jumps (the cliff).
+    """
+    w = np.asarray(w, dtype=np.float64)
+    return x0 - w / (1.0 + np.exp(-x0))
+
+
+def valley(w, target: float = 0.7):
+    """The bottom of the loss: b = x* - w target with x* = logit(target), where the map's
+    fixed point x* gives sigmoid(x*) = target; NaN where that fixed point is unstable
+    (w target (1 - target) >= 1), so that no run settles there."""
+    w = np.asarray(w, dtype=np.float64)
+    x = np.log(target / (1.0 - target))
+    return np.where(w * target * (1.0 - target) < 1.0, x - w * target, np.nan)

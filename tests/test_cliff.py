@@ -7,7 +7,7 @@ import pytest
 import torch
 import xarray as xr
 
-from rnnlab.engine.cliff import bistable_band, cliff_descent, cliff_loss
+from rnnlab.engine.cliff import basin_boundary, bistable_band, cliff_descent, cliff_loss, valley
 
 
 def _torch_loss(w, b, length=50, x0=0.5, target=0.7):
@@ -163,3 +163,20 @@ def test_bad_cliff_specs_are_refused_in_one_line(tmp_path, edit, message):
     spec = write_spec(tmp_path, CLIFF_SPEC.replace(*edit))
     out = rnnlab("validate", spec, cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_the_wall_and_the_valley_are_where_the_closed_forms_put_them():
+    """Across b at fixed w the loss jumps exactly at b = x0 - w sigmoid(x0) (inside Doya's
+    band), and its minimum lies on b = logit(0.7) - 0.7 w for w < 1 / (0.7 * 0.3)."""
+    for w in (6.0, 8.0, 12.0):
+        b = np.linspace(-10, 0, 200_001)
+        loss = cliff_loss(w, b)[0]
+        jump = b[np.argmax(np.abs(np.diff(loss)))]
+        assert jump == pytest.approx(float(basin_boundary(w)), abs=1e-4)
+        lo, hi = bistable_band(w)
+        assert lo < basin_boundary(w) < hi
+    for w in (2.0, 3.0, 4.0):
+        b = np.linspace(-8, 2, 200_001)
+        best = b[np.argmin(cliff_loss(w, b)[0])]
+        assert best == pytest.approx(float(valley(w)), abs=1e-3)
+    assert np.isnan(valley(5.0))
