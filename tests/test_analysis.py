@@ -757,3 +757,34 @@ def test_cliff_figure_draws_the_stores_and_counts_the_outcomes(stores):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_vector_figures_draw_the_stores_values(stores):
+    """Figure 4's lines are the store's state norms and responses (seed 0, input u), figure
+    6's the stored log10 gradient norms with the dotted bound t log10(gamma sigma_max)."""
+    from rnnlab.analysis.metrics import gamma
+
+    ds = open_results(stores["vector"])
+    sub = ds.sel(remove_dominant=False, seed=0)
+    fig = F.vector_nonlinear(ds)
+    acts = [str(a) for a in ds.activation.values]
+    for j, act in enumerate(acts):
+        for row, var in enumerate(("state_norm", "response")):
+            lines = [ln for ln in _lines(fig.axes[row * len(acts) + j]) if ln.get_marker() != "x"]
+            for ln, rho in zip(lines, ds.spectral_radius.values, strict=True):
+                want = sub[var].sel(activation=act, spectral_radius=rho).values
+                want = np.where((want >= 1e-250) & (want <= 1e250), want, np.nan)
+                np.testing.assert_array_equal(ln.get_ydata(), want)
+    fig6 = F.gradient_vs_lag(ds)
+    for ax, act in zip(fig6.axes, acts, strict=True):
+        solid = [ln for ln in _lines(ax) if ln.get_linestyle() == "-"]
+        dotted = [ln for ln in _lines(ax) if ln.get_linestyle() == ":"]
+        for ln, dot, rho in zip(solid, dotted, ds.spectral_radius.values, strict=True):
+            one = sub.sel(activation=act, spectral_radius=rho)
+            np.testing.assert_array_equal(ln.get_ydata(), one.log10_gradient_norm.values)
+            slope = np.log10(gamma(act) * float(one.max_singular_value))
+            np.testing.assert_allclose(dot.get_ydata(), dot.get_xdata() * slope)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(fig6)
