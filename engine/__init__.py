@@ -7,6 +7,7 @@ functions return plain NumPy arrays keyed by the store schema's names;
 
 from ._tracking import OUTPUTS, TRACKERS
 from .activations import ACTIVATIONS, Activation, get_activation
+from .bptt import bptt
 from .cells import CELLS
 from .mlp import mlp_outputs, mlp_weights, simulate_mlp
 from .network import (
@@ -54,6 +55,7 @@ __all__ = [
     "Activation",
     "RnnResult",
     "base_matrix",
+    "bptt",
     "case_rng",
     "get_activation",
     "impulse_direction",

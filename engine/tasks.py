@@ -120,6 +120,7 @@ def _index(key, update, seq, draw, n):
 def _fill(code, key, update, first, length, x, y_real, y_class):
     """Sequences ``first .. first + batch - 1`` of ``update`` into x, y_real, y_class."""
     batch, steps = x.shape[0], x.shape[1]
+    eight = 0 * steps + 8  # an int64, not a literal 8 (which would compile _index once more)
     for b in range(batch):
         s = first + np.uint64(b)
         if code <= 1:  # the adding problems
@@ -147,7 +148,7 @@ def _fill(code, key, update, first, length, x, y_real, y_class):
             for t in range(steps):
                 y_class[b, t] = 0
             for t in range(10):
-                sym = 1 + _index(key, update, s, t, 8)
+                sym = 1 + _index(key, update, s, t, eight)
                 x[b, t, sym] = 1.0
                 y_class[b, steps - 10 + t] = sym
             for t in range(10, steps):

@@ -1,10 +1,12 @@
 """The cells of the layered kernel: one module per cell, one row per cell in :data:`CELLS`.
 
 Each module (:mod:`.rnn`, :mod:`.lstm`, :mod:`.gru`, :mod:`.cec`) holds the cell's forward
-step, its tangent (Jacobian-vector) step and its constants; :mod:`rnnlab.engine._driver`
-compiles one kernel per cell around them. To add a cell: write its module with the same
-parts (see :mod:`.rnn`), add its row here, and its equations to the NumPy reference
-(:mod:`rnnlab.engine.reference_network`) that the tests compare it with.
+step, its tangent (Jacobian-vector) step, its backward (vector-Jacobian) step and its
+constants; :mod:`rnnlab.engine._driver` compiles one simulation kernel per cell around them
+and :mod:`rnnlab.engine.bptt` one gradient kernel. To add a cell: write its module with the
+same parts (see :mod:`.rnn`), add its row here, its equations to the NumPy reference
+(:mod:`rnnlab.engine.reference_network`) that the tests compare it with, and its forward
+in PyTorch to ``tests/test_bptt.py`` (which checks ``backward`` against autograd).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ class Cell:
     name : str
         The cell's name in :func:`rnnlab.engine.simulate_network` and in sweep specs.
     module : module
-        Its jitted ``rows``, ``forward`` and ``tangent`` and constants ``GATES``, ``CACHE``,
-        ``HAS_CELL`` and ``GATE_MEANS``.
+        Its jitted ``rows``, ``forward``, ``tangent`` and ``backward`` and constants
+        ``GATES``, ``CACHE``, ``HAS_CELL`` and ``GATE_MEANS``.
     uses_activation : bool
         Whether the ``activation`` argument applies (rnn, cec); the gated cells use sigmoid
         gates and tanh.

@@ -40,3 +40,12 @@ def tangent(H, flags, gain, Whh, P, Rg, dax, has_dx, sp, Tp, Tn, dAh, dG, cache)
         else:
             for q in range(k):
                 Tn[u, q] = Tp[u, q]
+
+
+@jit
+def backward(H, flags, gain, Whh, P, Rg, sp, sn, lam, lamp, dax, dah, dbh, dP, dRg, gw, cache):
+    """lamp = lam (the carousel), dax = f'(z) lam; W_hh and b_hh are not used (dah = 0)."""
+    for u in range(H):
+        lamp[u] = lam[u]
+        dax[u] = cache[0, u] * lam[u]
+        dah[u] = 0.0

@@ -63,3 +63,28 @@ def tangent(H, flags, gain, Whh, P, Rg, dax, has_dx, sp, Tp, Tn, dAh, dG, cache)
             dz = dz_ * (dAh[H + u, q] + dxz)
             dn = dn_ * (dxn + dr * an + r * dAh[2 * H + u, q])
             Tn[u, q] = (hp - n) * dz + (1.0 - zg) * dn + zg * Tp[u, q]
+
+
+@jit
+def backward(H, flags, gain, Whh, P, Rg, sp, sn, lam, lamp, dax, dah, dbh, dP, dRg, gw, cache):
+    """The GRU step's adjoint: dax = (dz_r, dz_z, dz_n), dah = (dz_r, dz_z, r dz_n) (the reset
+    gate multiplies W_hn h' + b_hn), dbh += dah; lamp = W_hh^T dah + z lam."""
+    for u in range(H):
+        r, dr_, zg, dz_ = cache[0, u], cache[1, u], cache[2, u], cache[3, u]
+        n, dn_, an, hp = cache[4, u], cache[5, u], cache[6, u], cache[7, u]
+        lh = np.float64(lam[u])
+        dzn = dn_ * (lh * (1.0 - zg))  # the pre-activation of n
+        dzr = dr_ * (dzn * an)
+        dzz = dz_ * (lh * (hp - n))
+        dax[u] = dzr
+        dax[H + u] = dzz
+        dax[2 * H + u] = dzn
+        dah[u] = dzr
+        dah[H + u] = dzz
+        dah[2 * H + u] = r * dzn
+        dbh[u] += dzr
+        dbh[H + u] += dzz
+        dbh[2 * H + u] += r * dzn
+    np.dot(Whh.T, dah, lamp[0:H])
+    for u in range(H):
+        lamp[u] += cache[2, u] * lam[u]

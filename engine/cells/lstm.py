@@ -162,3 +162,64 @@ def tangent(H, flags, gain, Whh, P, Rg, dax, has_dx, sp, Tp, Tn, dAh, dG, cache)
                 Tn[2 * H + u, q] = di
                 Tn[3 * H + u, q] = df
                 Tn[4 * H + u, q] = do
+
+
+@jit
+def backward(H, flags, gain, Whh, P, Rg, sp, sn, lam, lamp, dax, dah, dbh, dP, dRg, gw, cache):
+    """The LSTM step's adjoint through every path (carousel, gates, peepholes, FGR).
+
+    ``lam`` holds dL/dh, dL/dc and (FGR) dL/d(i, f, o) of this step; ``lamp`` gets those of
+    the previous step. The gate pre-activations' adjoints D = (dz_i, dz_f, dz_g, dz_o) are
+    ``dax`` and ``dah`` alike and are added to ``dbh``; ``dP`` and ``dRg`` get the
+    peepholes' and the gate recurrence's gradients.
+    """
+    fgr = flags[GATE_RECURRENCE] != 0
+    peep = flags[PEEPHOLES] != 0
+    cifg = flags[COUPLED_GATES] != 0 and flags[NO_FORGET_GATE] == 0
+    for u in range(H):
+        ig, di_, fg, df_ = cache[0, u], cache[1, u], cache[2, u], cache[3, u]
+        gg, dg_, og, do_ = cache[4, u], cache[5, u], cache[6, u], cache[7, u]
+        ac, dac, cp = cache[8, u], cache[9, u], cache[10, u]
+        lh = np.float64(lam[u])
+        dog = lh * ac  # h = o tanh(c)
+        dig = 0.0
+        dfg = 0.0
+        if fgr:  # this step's gates are state rows that the next step's gates see
+            dig = np.float64(lam[2 * H + u])
+            dfg = np.float64(lam[3 * H + u])
+            dog += lam[4 * H + u]
+        dzo = do_ * dog
+        dc = np.float64(lam[H + u]) + dac * (lh * og)
+        if peep:  # z_o sees the new c
+            dc += dzo * P[2, u]
+            dP[2, u] += dzo * sn[H + u]
+        dfg += dc * cp  # c = f c' + i g
+        dig += dc * gg
+        if cifg:  # f = 1 - i
+            dig -= dfg
+        dzf = df_ * dfg  # f' = 0 when f is 1 or 1 - i
+        dzi = di_ * dig
+        dzg = dg_ * (dc * ig)
+        dcp = dc * fg
+        if peep:  # z_i, z_f see c'
+            dcp += dzi * P[0, u] + dzf * P[1, u]
+            dP[0, u] += dzi * cp
+            dP[1, u] += dzf * cp
+        lamp[H + u] = dcp
+        dax[u], dax[H + u], dax[2 * H + u], dax[3 * H + u] = dzi, dzf, dzg, dzo
+        dah[u], dah[H + u], dah[2 * H + u], dah[3 * H + u] = dzi, dzf, dzg, dzo
+        dbh[u] += dzi
+        dbh[H + u] += dzf
+        dbh[2 * H + u] += dzg
+        dbh[3 * H + u] += dzo
+        if fgr:
+            gw[u] = dzi
+            gw[H + u] = dzf
+            gw[2 * H + u] = dzo
+    np.dot(Whh.T, dah, lamp[0:H])
+    if fgr:  # z_(i, f, o) += R_g (i', f', o')
+        np.dot(Rg.T, gw, lamp[2 * H : 5 * H])
+        for j in range(3 * H):
+            gj = np.float64(gw[j])
+            for q in range(3 * H):
+                dRg[j, q] += gj * sp[2 * H + q]

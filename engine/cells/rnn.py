@@ -13,8 +13,16 @@ layer and one step:
   derivatives need;
 - ``tangent(...)``: the forward-mode derivative (Jacobian-vector product) of that step for k
   columns at once: ``Tn = ds/ds' Tp + ds/d(ax) dax``, from ``cache``;
-- the backward (vector-Jacobian) step belongs here too; until the training kernels bring it,
-  backpropagation through time runs ``tangent`` seeded with the identity (see the kernel).
+- ``backward(...)``: the reverse-mode derivative (vector-Jacobian product) of that step for
+  one adjoint vector, the exact adjoint of ``forward``: from ``lam = dL/d(sn)`` and ``cache``
+  it writes ``lamp = dL/d(sp)`` (through ``W_hh`` and every direct path), ``dax = dL/d(ax)``
+  (which is also ``dL/d(b_ih)``) and ``dah = dL/d(W_hh h')``, and adds ``dL/d(b_hh)`` to
+  ``dbh`` and the gradients of the cell's own weights (the LSTM's peepholes ``dP`` and gate
+  recurrence ``dRg``; ``gw`` is (3H,) workspace); the caller forms ``dL/dW_hh = sum dah h'^T`` and
+  ``dL/dW_ih = sum dax x^T`` as matrix products over steps and samples. Its cost is O(H^2)
+  per step, like ``forward``'s. :func:`rnnlab.engine.bptt` runs it; the layered kernel's
+  ``log10_input_weight_grad`` still runs ``tangent`` seeded with the identity (see the
+  kernel).
 """
 
 from __future__ import annotations
@@ -59,3 +67,14 @@ def tangent(H, flags, gain, Whh, P, Rg, dax, has_dx, sp, Tp, Tn, dAh, dG, cache)
         else:
             for q in range(k):
                 Tn[u, q] = d * (gain * dAh[u, q])
+
+
+@jit
+def backward(H, flags, gain, Whh, P, Rg, sp, sn, lam, lamp, dax, dah, dbh, dP, dRg, gw, cache):
+    """dz = f'(z) lam; dax = dz, dah = g dz, dbh += dz; lamp = W_hh^T dah."""
+    for u in range(H):
+        d = cache[0, u] * lam[u]
+        dax[u] = d
+        dah[u] = gain * d
+        dbh[u] += d
+    np.dot(Whh.T, dah, lamp[0:H])
