@@ -385,6 +385,18 @@ DASHBOARD = "127.0.0.1:0"
 CLUSTER_TIMEOUT = 60.0
 
 
+#: Dask starts workers with glibc's heap trimmed above 64 KiB, which also fixes glibc's mmap
+#: threshold at 128 KiB: every array the kernels allocate per call (a few MB for BPTT) is a
+#: fresh mapping whose pages fault in again each call. Training ran 1.75x slower for it
+#: (measured: 740,000 page faults per 500 LSTM updates, against none). The embedded cluster
+#: keeps freed memory up to 128 MiB and serves arrays up to 32 MiB (glibc's largest) from
+#: the heap.
+WORKER_MALLOC = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 2**27,
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2**25,
+}
+
+
 def embedded_client(
     n_workers: int | None = None,
     dashboard: str | None = DASHBOARD,
@@ -404,18 +416,20 @@ def embedded_client(
         Seconds each worker may take to start (and, later, to miss its scheduler before it
         stops); past it the cluster fails to start with an error instead of waiting.
     """
+    import dask
     from dask.distributed import Client, LocalCluster
 
     n = n_workers or os.cpu_count() or 1
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=dashboard,
-        host="127.0.0.1",
-        worker_dashboard_address=None,
-        death_timeout=timeout,
-    )
+    with dask.config.set(WORKER_MALLOC):
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=dashboard,
+            host="127.0.0.1",
+            worker_dashboard_address=None,
+            death_timeout=timeout,
+        )
     return Client(cluster, timeout=timeout)
 
 
