@@ -192,23 +192,53 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "grad_norm": ("gradient norm", "1", "||(dL/dw, dL/db)|| before update k (exact)."),
     "w_path": ("w along the descent", "1", "The recurrent weight w before update k."),
     "bias_path": ("b along the descent", "1", "The bias b before update k."),
-    "final_loss": ("final loss", "1", "The loss after the last update (before an overflow)."),
+    "final_loss": (
+        "final loss",
+        "1",
+        "cliff: the loss after the last update (before an overflow); train: the trained "
+        "network's loss on fresh sequences of the trained length.",
+    ),
     "clipped_fraction": (
         "fraction of clipped updates",
         "1",
-        "Share of the updates whose gradient norm exceeded the clipping threshold.",
+        "Share of the updates whose gradient was clipped (its norm above the threshold, or, "
+        "clipping by value, any element beyond it).",
     ),
     "max_step": (
         "longest step",
         "1",
-        "The largest parameter step ||delta (w, b)|| of the descent (NaN: none finite).",
+        "The largest parameter step of the descent, the norm over every parameter "
+        "(cliff: ||delta (w, b)||; NaN: none finite).",
     ),
     "solved_update": (
         "update that solved the task",
         "updates",
-        "First update k with loss < 1e-4 (|sigmoid(x(T)) - target| < 0.01), or -1.",
+        "First update whose loss fell below the solved level (cliff: 1e-4, |sigmoid(x(T)) - "
+        "target| < 0.01; train: the task's level, rnnlab.engine.tasks.TASKS), or -1.",
     ),
     "diverged": ("diverged", "1", "True when the loss or its gradient overflowed (NaN)."),
+    # the train family (rnnlab.jobs.families.train): networks trained by exact BPTT
+    "train_loss": ("training loss", "1", "The loss of the update's batch, before the step."),
+    "train_grad_norm": (
+        "gradient norm",
+        "1",
+        "Norm of the gradient over every weight of the network and its readout, before clipping.",
+    ),
+    "final_accuracy": (
+        "final accuracy",
+        "1",
+        "On fresh sequences of the trained length: regressions, the share of sequences "
+        "whose squared error is at most 0.04 (Pascanu et al.); classifications, the share of "
+        "correct classes.",
+    ),
+    "test_loss": ("test loss", "1", "The loss on fresh sequences of model.test_length."),
+    "test_accuracy": ("test accuracy", "1", "final_accuracy at model.test_length."),
+    "baseline": (
+        "chance-level loss",
+        "1",
+        "The loss of the best constant guess at the trained length (adding: 1/6, copy: "
+        "10 ln 8 / (T + 20), parity and binary addition: ln 2).",
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from .cliff import CliffFamily
 from .layered import CecFamily, GruFamily, LayeredFamily, LstmFamily
 from .mlp import MlpFamily
 from .rnn import BASE_CACHE_BYTES, RnnFamily
+from .train import TrainFamily
 
 __all__ = [
     "BASE_CACHE_BYTES",
@@ -28,6 +29,7 @@ __all__ = [
     "MlpFamily",
     "Param",
     "RnnFamily",
+    "TrainFamily",
     "get_family",
     "run_grouped",
 ]
@@ -35,7 +37,15 @@ __all__ = [
 
 FAMILIES: dict[str, Family] = {
     f.name: f
-    for f in (RnnFamily(), LstmFamily(), GruFamily(), CecFamily(), MlpFamily(), CliffFamily())
+    for f in (
+        RnnFamily(),
+        LstmFamily(),
+        GruFamily(),
+        CecFamily(),
+        MlpFamily(),
+        CliffFamily(),
+        TrainFamily(),
+    )
 }
 
 

@@ -1,0 +1,144 @@
+"""The ``train`` family: recurrent networks trained by exact BPTT, one per grid case.
+
+A case is one training run (:func:`rnnlab.engine.train.train`): a cell, a task and its
+length, an initialisation, an optimiser, a clipping rule and a seed (its weights and its
+data). The time axis is the update index; ``run.steps`` is the number of updates.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from rnnlab.engine import ACTIVATIONS, LSTM_VARIANTS
+from rnnlab.engine._tracking import Output
+from rnnlab.engine.tasks import TASKS
+from rnnlab.engine.train import CLIPS, OPTIMIZERS, TRAIN_INITS, train
+
+from .base import Family, Param, run_grouped
+
+__all__ = ["TrainFamily"]
+
+_STEP = ("train_loss", "train_grad_norm")
+_SUMMARY = {"clipped_fraction": "float64", "max_step": "float64", "diverged": "bool",
+            "solved_update": "int64", "final_loss": "float64", "final_accuracy": "float64",
+            "test_loss": "float64", "test_accuracy": "float64",
+            "baseline": "float64"}  # fmt: skip
+#: Grid values that must be equal for cases to train in one call (the rest vary per case).
+_TOGETHER = ("cell", "task", "n", "layers", "length", "activation", "variant", "init",
+             "init_scale", "forget_bias", "optimizer", "clip", "batch", "test_length")  # fmt: skip
+#: Gates per cell (the cost model).
+_GATES = {"rnn": 1, "cec": 1, "gru": 3, "lstm": 4}
+
+
+class TrainFamily(Family):
+    """Training runs over a grid (see the module docstring). Defaults follow Pascanu et al.
+    (2013)'s public code: 50 hidden units, SGD with learning rate 0.01, batch 20, the
+    gradient norm clipped at 1."""
+
+    name = "train"
+    step_name: ClassVar[str] = "update"
+    has_input: ClassVar[bool] = False
+    params: ClassVar[dict[str, Param]] = {
+        "cell": Param(str, "lstm", ("rnn", "lstm", "gru", "cec")),
+        "task": Param(str, "adding", tuple(TASKS)),
+        "n": Param(int, 50, minimum=1, help="hidden units per layer"),
+        "layers": Param(int, 1, minimum=1, help="stacked layers"),
+        "length": Param(int, 50, minimum=2, help="the task's length T"),
+        "activation": Param(str, "tanh", ACTIVATIONS, help="f of the rnn and cec cells"),
+        "variant": Param(str, "vanilla", LSTM_VARIANTS, help="LSTM variant"),
+        "init": Param(str, "pytorch", TRAIN_INITS, help="weight initialisation"),
+        "init_scale": Param(float, None, minimum=0.0, help="its scale (see init_layers)"),
+        "forget_bias": Param(float, 0.0, help="added to the LSTM forget-gate bias"),
+        "optimizer": Param(str, "sgd", OPTIMIZERS),
+        "learning_rate": Param(float, 0.01, minimum=0.0),
+        "momentum": Param(float, 0.9, minimum=0.0, help="momentum and nesterov"),
+        "clip": Param(str, "norm", CLIPS, help="gradient clipping rule"),
+        "clip_threshold": Param(float, 1.0, minimum=0.0),
+        "batch": Param(int, 20, minimum=1, help="sequences per update"),
+        "test_length": Param(int, 0, minimum=0, help="a longer test length (0: none)"),
+        "seed": Param(int, 0, minimum=0, help="seed of the weights and the data"),
+    }
+    table: ClassVar[dict] = {
+        **{v: Output(v, "step", (), -1, "float64") for v in _STEP},
+        **{v: Output(v, "summary", (), -1, d) for v, d in _SUMMARY.items()},
+    }
+
+    def check_run(self, fixed, grid, run, problems):
+        """The recurrence settings that do not apply to training are refused when set."""
+        super().check_run(fixed, grid, run, problems)
+        if run is not None and run.input != "impulse":
+            problems.append("run.input: the task makes the input: drop run.input")
+        thr = np.atleast_1d(grid.get("clip_threshold", fixed.get("clip_threshold", 1.0)))
+        if np.any(np.asarray(thr, dtype=float) <= 0):
+            problems.append("model.clip_threshold: must be > 0")
+
+    def outputs(self, fixed, grid):
+        """Every variable, by default all of them."""
+        names = (*_STEP, *_SUMMARY)
+        return names, names
+
+    def units(self, fixed, grid):
+        return 0
+
+    def variable_attrs(self, name: str) -> dict:
+        """The time axis counts updates."""
+        return super().variable_attrs("update" if name == "time" else name)
+
+    def case_seconds(self, params, run):
+        """A forward and backward pass costs about 4 G H (H + I) flops per step and sample,
+        at about 6 GFLOP/s (measured on the 2-core machine, LSTM and RNN, H = 32)."""
+        h = params["n"].astype(float) * params["layers"].astype(float)
+        g = np.array([_GATES[c] for c in params["cell"]], dtype=float)
+        steps = np.array([TASKS[t].steps(int(n)) for t, n in zip(params["task"],
+                          params["length"], strict=True)], dtype=float)  # fmt: skip
+        flops = 4 * g * h * (h + 10) * params["batch"].astype(float) * steps
+        return run.steps * (flops / 6e9 + 2e-4)
+
+    def case_bytes(self, params, run):
+        """BPTT stores every state and cache of a batch: about 8 steps batch 12 H bytes a
+        layer, and the weights with the optimiser's two copies."""
+        h = params["n"].astype(float)
+        steps = np.array([TASKS[t].steps(int(n)) for t, n in zip(params["task"],
+                          params["length"], strict=True)], dtype=float)  # fmt: skip
+        per_layer = 8 * steps * params["batch"].astype(float) * 12 * h + 3 * 8 * 4 * h * 2 * h
+        return per_layer * params["layers"].astype(float)
+
+    def run_cases(self, params, run, outputs):
+        """Train the cases in groups that share every setting but the seed, the learning
+        rate, the momentum and the clipping threshold."""
+        return run_grouped(params, _TOGETHER, lambda p: _Result(self._group(p, run)))
+
+    def _group(self, p, run):
+        first = {k: p[k][0] for k in _TOGETHER}
+        test = int(first["test_length"])
+        res = train(
+            str(first["cell"]), str(first["task"]), seeds=p["seed"].astype(np.int64),
+            hidden=int(first["n"]), layers=int(first["layers"]), length=int(first["length"]),
+            activation="identity" if first["activation"] == "linear" else str(first["activation"]),
+            variant=str(first["variant"]), init=str(first["init"]),
+            init_scale=None if first["init_scale"] is None else float(first["init_scale"]),
+            forget_bias=float(first["forget_bias"]), optimizer=str(first["optimizer"]),
+            learning_rate=p["learning_rate"].astype(float), momentum=p["momentum"].astype(float),
+            clip=str(first["clip"]), clip_threshold=p["clip_threshold"].astype(float),
+            batch=int(first["batch"]), updates=run.steps, records=self.time_steps(run),
+            eval_lengths=[test] if test else [], parallel=False,
+        )  # fmt: skip
+        nc = len(p["seed"])
+        none = np.full(nc, np.nan)
+        return {
+            "train_loss": res["loss"], "train_grad_norm": res["grad_norm"],
+            **{k: res[k] for k in ("clipped_fraction", "max_step", "diverged", "solved_update",
+                                   "final_loss", "final_accuracy")},
+            "test_loss": res["eval_loss"][:, 0] if test else none,
+            "test_accuracy": res["eval_accuracy"][:, 0] if test else none,
+            "baseline": np.full(nc, res["baseline"]),
+        }  # fmt: skip
+
+
+class _Result:
+    """What :func:`run_grouped` expects of a group's result: ``.data``."""
+
+    def __init__(self, data):
+        self.data = data

@@ -1,0 +1,188 @@
+"""Training: every update equal to the same network trained step by step by PyTorch
+(torch.optim's SGD, momentum, Nesterov and Adam, clipping by Pascanu et al.'s rule and by
+value), divergence recorded, not raised, and a small adding problem actually learnt."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.engine.tasks import TASKS, task_batch
+from rnnlab.engine.train import init_network, train
+
+
+def _torch_train(cell, task, seed, *, hidden, length, updates, batch, opt, lr, clip, thr):
+    t = TASKS[task]
+    layers, readout = init_network(cell, hidden, 1, t.inputs, t.outputs, seed=seed)
+    mod = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
+        t.inputs, hidden, batch_first=True, dtype=torch.float64
+    )
+    lin = torch.nn.Linear(hidden, t.outputs, dtype=torch.float64)
+    with torch.no_grad():
+        for k, v in layers[0].items():
+            getattr(mod, f"{k}_l0").copy_(torch.from_numpy(v))
+        lin.weight.copy_(torch.from_numpy(readout["weight"]))
+        lin.bias.copy_(torch.from_numpy(readout["bias"]))
+    params = [*mod.parameters(), *lin.parameters()]
+    make = {"sgd": lambda: torch.optim.SGD(params, lr=lr),
+            "momentum": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9),
+            "nesterov": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
+            "adam": lambda: torch.optim.Adam(params, lr=lr)}[opt]  # fmt: skip
+    optim = make()
+    losses = []
+    for k in range(updates):
+        x, y = task_batch(task, length, seed, k, batch)
+        out = lin(mod(torch.from_numpy(x))[0])
+        if t.loss == "mse":
+            loss = torch.nn.functional.mse_loss(out[:, -1:], torch.from_numpy(y))
+        else:
+            loss = torch.nn.functional.cross_entropy(
+                out.reshape(-1, t.outputs), torch.from_numpy(y).reshape(-1)
+            )
+        optim.zero_grad()
+        loss.backward()
+        losses.append(loss.item())
+        if clip == "norm":  # Pascanu et al.'s algorithm 1, exactly
+            norm = torch.sqrt(sum((p.grad**2).sum() for p in params))
+            if norm > thr:
+                for p in params:
+                    p.grad *= thr / norm
+        elif clip == "value":
+            torch.nn.utils.clip_grad_value_(params, thr)
+        optim.step()
+    return np.array(losses), mod, lin
+
+
+@pytest.mark.parametrize(
+    ("cell", "task", "opt", "clip"),
+    [
+        ("rnn", "adding", "sgd", "norm"),
+        ("rnn", "parity", "momentum", "value"),
+        ("lstm", "adding", "nesterov", "none"),
+        ("gru", "copy", "adam", "norm"),
+    ],
+)
+def test_training_matches_pytorch_update_by_update(cell, task, opt, clip):
+    lr = 0.001 if opt == "adam" else 0.1
+    kw = dict(hidden=8, length=12, updates=25, batch=5)
+    res = train(cell, task, seeds=[3], optimizer=opt, learning_rate=lr, clip=clip,
+                clip_threshold=0.05, num_records=25, keep_weights=True, **kw)  # fmt: skip
+    ref, mod, lin = _torch_train(cell, task, 3, opt=opt, lr=lr, clip=clip, thr=0.05, **kw)
+    np.testing.assert_allclose(res["loss"][0], ref[res["update"]], rtol=1e-9)
+    for k, v in res["layers"][0].items():
+        np.testing.assert_allclose(v[0], getattr(mod, f"{k}_l0").detach().numpy(), rtol=1e-8,
+                                   atol=1e-12, err_msg=k)  # fmt: skip
+    np.testing.assert_allclose(res["readout"]["weight"][0], lin.weight.detach().numpy(),
+                               rtol=1e-8, atol=1e-12)  # fmt: skip
+    if clip != "none":
+        assert res["clipped_fraction"][0] > 0
+
+
+def test_many_networks_train_as_each_alone():
+    kw = dict(hidden=6, length=10, updates=15, batch=4, learning_rate=[0.05, 0.2, 0.1])
+    together = train("lstm", "adding", seeds=[0, 1, 2], **kw)
+    alone = train("lstm", "adding", seeds=[1], hidden=6, length=10, updates=15, batch=4,
+                  learning_rate=0.2)  # fmt: skip
+    np.testing.assert_array_equal(together["loss"][1], alone["loss"][0])
+    np.testing.assert_array_equal(together["final_loss"][1], alone["final_loss"][0])
+
+
+def test_a_diverging_run_is_recorded_and_frozen():
+    """An identity-initialised relu RNN with a huge learning rate blows up: its loss turns
+    NaN from there on, diverged is True, the other case trains on unharmed."""
+    res = train("rnn", "adding", seeds=[0, 1], hidden=8, length=20, updates=40, batch=5,
+                activation="relu", init="identity", learning_rate=[1e3, 0.01])  # fmt: skip
+    assert res["diverged"].tolist() == [True, False]
+    assert np.isnan(res["loss"][0, -1]) and np.isfinite(res["loss"][1]).all()
+    assert np.isnan(res["final_loss"][0]) and np.isfinite(res["final_loss"][1])
+
+
+def test_an_lstm_learns_the_short_adding_problem_and_the_baseline_is_stored():
+    """T = 10, H = 16, Adam: well below the 1/6 baseline, most test sequences right."""
+    res = train("lstm", "adding", seeds=[0], hidden=16, length=10, updates=600, batch=20,
+                optimizer="adam", learning_rate=0.01)  # fmt: skip
+    assert res["baseline"] == pytest.approx(1 / 6)
+    assert res["final_loss"][0] < 0.1 * res["baseline"]
+    assert res["final_accuracy"][0] > 0.8
+    assert res["solved_update"][0] > 0
+
+
+def test_bad_training_arguments_are_refused():
+    with pytest.raises(ValueError, match="optimizer"):
+        train("rnn", "adding", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="clip"):
+        train("rnn", "adding", clip="soft")
+    with pytest.raises(ValueError, match="unknown task"):
+        train("rnn", "sorting")
+    with pytest.raises(ValueError, match="learning_rate must be >= 0"):
+        train("rnn", "adding", learning_rate=-1.0)
+    with pytest.raises(ValueError, match="init 'identity' is for the rnn cell"):
+        train("lstm", "adding", init="identity", updates=1)
+
+
+TRAIN_SPEC = """
+[model]
+family = "train"
+task = "parity"
+n = 6
+optimizer = "momentum"
+learning_rate = 0.05
+test_length = 16
+[grid]
+cell = ["rnn", "gru"]
+length = [4, 8]
+seed = {range = 2}
+[run]
+steps = 30
+record = "log"
+num_records = 10
+[store]
+path = "t.zarr"
+"""
+
+
+def test_a_train_sweep_stores_each_run_like_the_engine(tmp_path):
+    """Through the sweep runner into a real Zarr store: every case equals train() called
+    alone with its seed, bit for bit, with the baseline and the test length's measures."""
+    import xarray as xr
+
+    from rnnlab.engine import record_steps
+    from rnnlab.jobs.runner import run_sweep
+
+    from .sweeps import write_spec
+
+    ds = xr.open_zarr(run_sweep(write_spec(tmp_path, TRAIN_SPEC), store=tmp_path / "t.zarr",
+                                sync=True).path)  # fmt: skip
+    rec = record_steps(30, "log", 10)
+    np.testing.assert_array_equal(ds.time.values, rec)
+    for cell in ("rnn", "gru"):
+        for length in (4, 8):
+            for seed in (0, 1):
+                want = train(cell, "parity", seeds=[seed], hidden=6, length=length,
+                             optimizer="momentum", learning_rate=0.05, clip="norm", updates=30,
+                             records=rec, eval_lengths=[16], parallel=False)  # fmt: skip
+                one = ds.sel(cell=cell, length=length, seed=seed)
+                np.testing.assert_array_equal(one.train_loss.values, want["loss"][0])
+                np.testing.assert_array_equal(one.final_accuracy.values, want["final_accuracy"][0])
+                np.testing.assert_array_equal(one.test_loss.values, want["eval_loss"][0, 0])
+    assert float(ds.baseline.max()) == pytest.approx(np.log(2))
+    assert ds.time.attrs["long_name"] == "update"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("[run]", '[run]\ninput = "noise"'), "run.input: the task makes the input"),
+        (('task = "parity"', 'task = "sorting"'), "model.task: 'sorting' is not allowed"),
+        (
+            ('task = "parity"', 'task = "parity"\nclip_threshold = 0.0'),
+            "model.clip_threshold: must be > 0",
+        ),
+        (('cell = ["rnn", "gru"]', 'cell = ["rnn", "transformer"]'), "grid.cell[1]"),
+    ],
+)
+def test_bad_train_specs_are_refused_in_one_line(tmp_path, edit, message):
+    from .sweeps import rnnlab, write_spec
+
+    out = rnnlab("validate", write_spec(tmp_path, TRAIN_SPEC.replace(*edit)), cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 2
