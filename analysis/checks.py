@@ -388,6 +388,41 @@ def _cliff(datasets) -> str | None:
     )
 
 
+def _training(ds) -> str | None:
+    """Figure 19: the final loss against the chance level and the accuracy, per cell and
+    length (median over seeds)."""
+    rel = ds.final_loss / ds.baseline
+    rel = rel.median("seed") if "seed" in rel.dims else rel
+    acc = (
+        ds.final_accuracy.median("seed") if "seed" in ds.final_accuracy.dims else ds.final_accuracy
+    )
+    parts = []
+    for cell in (str(c) for c in ds.cell.values):
+        r, a = rel.sel(cell=cell), acc.sel(cell=cell)
+        each = ", ".join(f"T = {int(n)}: {float(r.sel(length=n)):.2g} "
+                         f"({float(a.sel(length=n)):.0%})" for n in ds.length.values)  # fmt: skip
+        parts.append(f"{cell} {each}")
+    return (
+        "On this store, the final loss on fresh sequences over the chance level (and the "
+        "share of sequences answered right), median over seeds: " + "; ".join(parts) + "."
+    )
+
+
+def _clipping(ds) -> str | None:
+    """Figure 20: divergence and the largest gradient with and without clipping."""
+    parts = []
+    for c in (str(v) for v in ds["clip"].values):
+        one = ds.sel(clip=c)
+        div = one.diverged.values
+        top = float(one.train_grad_norm.max())
+        final = one.final_loss.values[~div]
+        fin = f", final loss {final.min():.3g} to {final.max():.3g}" if final.size else ""
+        parts.append(f"clip {c}: {int(div.sum())} of {div.size} runs diverged, the largest "
+                     f"gradient norm {top:.3g}{fin}")  # fmt: skip
+    base = float(ds.baseline.max())
+    return "On this store: " + "; ".join(parts) + f" (chance level {base:.3g})."
+
+
 #: figure name -> the check of its claim on a store.
 CHECKS = {
     "scalar_linear": _linear_rates,
@@ -408,6 +443,8 @@ CHECKS = {
     "stacked_layers": _stacked,
     "weight_gradient_by_layer": _layer_shares,
     "cliff": _cliff,
+    "training_by_length": _training,
+    "clipping": _clipping,
 }
 
 

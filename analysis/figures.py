@@ -23,6 +23,7 @@ __all__ = [
     "FIGURES",
     "MissingData",
     "cliff",
+    "clipping",
     "constant_error_flow",
     "gradient_by_depth",
     "gradient_vs_lag",
@@ -35,6 +36,7 @@ __all__ = [
     "scalar_linear",
     "scalar_nonlinear",
     "stacked_layers",
+    "training_by_length",
     "vector_linear",
     "vector_nonlinear",
     "weight_gradient_by_layer",
@@ -1392,6 +1394,94 @@ def _lr(desc):
     return desc.attrs.get("model_learning_rate", 0.1)
 
 
+_CELL_COLORS = {"rnn": PALETTE[3], "lstm": PALETTE[0], "gru": PALETTE[2], "cec": PALETTE[4]}
+
+
+def _train_store(ds, dim):
+    _need(ds, "train_loss", "final_loss", "baseline", family="train")
+    if dim not in ds.dims:
+        raise MissingData(f"needs a {dim} dimension")
+
+
+@_figure
+def training_by_length(ds, ax=None):
+    """Figure 19: networks trained on a task at several lengths (the ``train`` family):
+    left, the training loss against the update at the longest length, one colour per cell
+    (median over seeds, band: min to max); right, the final loss on fresh sequences against
+    the length (median, dots: each seed). Dotted: the task's chance level (the loss of the
+    best constant guess, 1/6 for the adding problem).
+    """
+    _train_store(ds, "cell")
+    if "length" not in ds.dims:
+        raise MissingData("needs a length dimension")
+    fig, axs = _axes(ax, 2, size=(4.6, 3.6))
+    t = ds.time.values.astype(float)
+    longest = ds.length.values.max()
+    for cell in (str(c) for c in ds.cell.values):
+        color = _CELL_COLORS.get(cell, "0.3")
+        curve = ds.train_loss.sel(cell=cell, length=longest)
+        curve = curve.isel({d: 0 for d in curve.dims if d not in ("time", "seed")})
+        axs[0].plot(t, _median_seed(curve).values, color=color, label=cell.upper())
+        if "seed" in curve.dims:
+            axs[0].fill_between(t, curve.min("seed"), curve.max("seed"), color=color,
+                                alpha=0.15, linewidth=0)  # fmt: skip
+        final = ds.final_loss.sel(cell=cell)
+        final = final.isel({d: 0 for d in final.dims if d not in ("length", "seed")})
+        axs[1].plot(ds.length.values, _median_seed(final).values, color=color, marker="o")
+        if "seed" in final.dims:
+            for s in final.seed.values:
+                axs[1].plot(ds.length.values, final.sel(seed=s).values, color=color,
+                            marker=".", linestyle="none", alpha=0.5)  # fmt: skip
+    base = float(ds.baseline.max())
+    for a in axs:
+        a.axhline(base, **_THEORY)
+        a.set_yscale("log")
+    axs[0].set_ylabel("training loss (batch)")
+    axs[0].set_xlabel("update")
+    axs[0].set_title(f"{ds.attrs.get('model_task', 'task')}, T = {int(longest)}")
+    axs[1].set_ylabel("loss on fresh sequences")
+    axs[1].set_xlabel("length T")
+    axs[1].set_title("After training")
+    axs[0].plot([], [], **_THEORY, label="chance level")
+    _legend_outside(axs[1], *axs[0].get_legend_handles_labels())
+    return fig
+
+
+@_figure
+def clipping(ds, ax=None):
+    """Figure 20: exploding gradients in training, and clipping (the ``train`` family over
+    ``clip``): the gradient norm (left) and the training loss (right) against the update,
+    one line per seed, without clipping (orange, dashed) and with it (blue); an x where a
+    run diverged (its loss or gradient overflowed; the run is frozen there).
+    """
+    _train_store(ds, "clip")
+    fig, axs = _axes(ax, 2, size=(4.6, 3.6))
+    t = ds.time.values.astype(float)
+    styles = {"none": dict(color=PALETTE[3], linestyle="--")}
+    for c in (str(v) for v in ds["clip"].values):
+        style = styles.get(c, dict(color=PALETTE[0]))
+        one = ds.sel(clip=c)
+        one = one.isel({d: 0 for d in one.train_loss.dims if d not in ("time", "seed")})
+        for s in one.seed.values if "seed" in one.dims else [None]:
+            run = one.sel(seed=s) if s is not None else one
+            for a, var in zip(axs, ("train_grad_norm", "train_loss"), strict=True):
+                raw = run[var].values
+                a.plot(t, _positive(raw), linewidth=1.0, **style)
+                _mark_stop(a, t, raw, style["color"], shown=_positive(raw))
+        thr = ds.attrs.get("model_clip_threshold", 1.0)
+        label = "no clipping" if c == "none" else f"clipped by {c} at {_fmt(thr)}"
+        axs[1].plot([], [], label=label, **style)
+    axs[1].axhline(float(ds.baseline.max()), **_THEORY, label="chance level")
+    axs[1].plot([], [], marker="x", color="0.4", linestyle="none", label="diverged")
+    for a, label in zip(axs, ("gradient norm (before clipping)", "training loss"), strict=True):
+        _logy(a, label)
+        a.set_xlabel("update")
+    axs[0].set_title("Gradient norm")
+    axs[1].set_title("Loss")
+    _legend_outside(axs[1])
+    return fig
+
+
 #: The figures drawn from all the stores of a report at once (the others: one per store).
 ACROSS_STORES = ("input_weight_gradients", "memory_in_use", "cliff")
 
@@ -1482,4 +1572,12 @@ FIGURES = [
      "short, follows the wall and mostly reaches the valley (the check below gives the "
      "counts; near the wall the descents are chaotic, so the counts move by a few under "
      "rounding)."),
+    ("training_by_length", training_by_length, "Plain RNN against LSTM and GRU trained on a "
+     "long-term dependency (the adding problem): the LSTM and the GRU go far below the "
+     "chance level at every length, the tanh RNN only at the shortest and stays near it "
+     "beyond (the check gives the numbers)."),
+    ("clipping", clipping, "Exploding gradients in training (Pascanu et al. 2013): a tanh RNN "
+     "whose W_hh starts with spectral radius about 1.5 has gradient spikes; without "
+     "clipping they throw the weights far enough to overflow, with the gradient norm "
+     "clipped every run stays finite."),
 ]  # fmt: skip

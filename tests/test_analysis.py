@@ -184,6 +184,40 @@ steps = 1001
 record = "log"
 num_records = 60
 """
+SPECS["training"] = """
+[model]
+family = "train"
+task = "adding"
+n = 8
+optimizer = "adam"
+learning_rate = 0.01
+[grid]
+cell = ["rnn", "lstm"]
+length = [4, 8]
+seed = {range = 2}
+[run]
+steps = 40
+record = "log"
+num_records = 10
+"""
+SPECS["clipping"] = """
+[model]
+family = "train"
+cell = "rnn"
+task = "adding"
+n = 8
+length = 20
+init = "normal"
+init_scale = 0.6
+learning_rate = 0.05
+[grid]
+clip = ["none", "norm"]
+seed = {range = 2}
+[run]
+steps = 60
+record = "log"
+num_records = 20
+"""
 for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
                          ("lstm", 'init = "normal"\ninit_scale = 0.1',
                           'variant = ["vanilla", "NFG"]'),  # a grid of names, too
@@ -788,3 +822,38 @@ def test_vector_figures_draw_the_stores_values(stores):
 
     plt.close(fig)
     plt.close(fig6)
+
+
+def test_training_figures_draw_the_stores_values(stores):
+    """Figure 19: the learning curves are the median training loss at the longest length,
+    the right panel the median final loss per length, the dotted line the chance level;
+    figure 20: one line per seed and clip value, each the stored gradient norm."""
+    ds = open_results(stores["training"])
+    fig = F.training_by_length(ds)
+    left, right = fig.axes[:2]
+    rnn = next(ln for ln in _lines(left) if ln.get_label() == "RNN")
+    np.testing.assert_array_equal(
+        rnn.get_ydata(), ds.train_loss.sel(cell="rnn", length=8).median("seed").values
+    )
+    med = [ln for ln in _lines(right) if ln.get_marker() == "o"]
+    np.testing.assert_array_equal(
+        med[1].get_ydata(), ds.final_loss.sel(cell="lstm").median("seed").values
+    )
+    dotted = [ln for ln in _lines(left) if ln.get_linestyle() == ":"]
+    assert dotted and dotted[0].get_ydata()[0] == pytest.approx(1 / 6)
+    from rnnlab.analysis.checks import check
+
+    assert "over the chance level" in check("training_by_length", ds)
+    cl = open_results(stores["clipping"])
+    fig2 = F.clipping(cl)
+    grads = [ln.get_ydata() for ln in _lines(fig2.axes[0])]
+    want = cl.train_grad_norm.sel(clip="norm", seed=1).values
+    want = np.where((want >= 1e-250) & (want <= 1e250), want, np.nan)
+    assert any(np.array_equal(g, want, equal_nan=True) for g in grads)
+    assert "runs diverged" in check("clipping", cl)
+    with pytest.raises(MissingData, match="train store"):
+        F.clipping(open_results(stores["scalar"]))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(fig2)
