@@ -423,6 +423,23 @@ def _clipping(ds) -> str | None:
     return "On this store: " + "; ".join(parts) + f" (chance level {base:.3g})."
 
 
+def _generalisation(ds) -> str | None:
+    """Figure 21: the accuracy at the longest test length, per task and cell."""
+    acc = ds.test_accuracy.load()
+    top = acc.sel(test_length=acc.test_length.max())
+    parts = []
+    for task in (str(t) for t in ds.task.values) if "task" in ds.dims else [None]:
+        one = top.sel(task=task) if task else top
+        for cell in (str(c) for c in one.cell.values):
+            v = one.sel(cell=cell)
+            parts.append(f"{task} {cell}: median {float(v.median()):.1%}, worst "
+                         f"{float(v.min()):.1%}")  # fmt: skip
+    n = int(acc.test_length.max())
+    trained = ds.attrs.get("model_length", "?")
+    return (f"On this store, trained on {trained} steps, the share of correct outputs at "
+            f"{n} steps (over seeds): " + "; ".join(parts) + ".")  # fmt: skip
+
+
 #: figure name -> the check of its claim on a store.
 CHECKS = {
     "scalar_linear": _linear_rates,
@@ -445,6 +462,7 @@ CHECKS = {
     "cliff": _cliff,
     "training_by_length": _training,
     "clipping": _clipping,
+    "generalisation": _generalisation,
 }
 
 

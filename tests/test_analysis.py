@@ -218,6 +218,23 @@ steps = 60
 record = "log"
 num_records = 20
 """
+SPECS["generalisation"] = """
+[model]
+family = "train"
+length = 4
+n = 6
+optimizer = "adam"
+learning_rate = 0.01
+[grid]
+task = ["parity", "binary_addition"]
+cell = ["rnn"]
+test_length = [4, 16]
+seed = {range = 2}
+[run]
+steps = 30
+record = "log"
+num_records = 8
+"""
 for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
                          ("lstm", 'init = "normal"\ninit_scale = 0.1',
                           'variant = ["vanilla", "NFG"]'),  # a grid of names, too
@@ -857,3 +874,21 @@ def test_training_figures_draw_the_stores_values(stores):
 
     plt.close(fig)
     plt.close(fig2)
+
+
+def test_generalisation_figure_draws_the_test_accuracies(stores):
+    """Figure 21: per task, the median test accuracy against the test length is the store's,
+    with the trained length marked; the check quotes the longest length."""
+    ds = open_results(stores["generalisation"])
+    fig = F.generalisation(ds)
+    for ax, task in zip(fig.axes[:2], ("parity", "binary_addition"), strict=True):
+        med = next(ln for ln in _lines(ax) if ln.get_marker() == "o")
+        want = ds.test_accuracy.sel(task=task, cell="rnn").median("seed").values
+        np.testing.assert_array_equal(med.get_ydata(), want)
+        assert any(ln.get_xdata()[0] == 4 for ln in _lines(ax) if ln.get_linestyle() == "--")
+    from rnnlab.analysis.checks import check
+
+    assert "at 16 steps" in check("generalisation", ds)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -186,3 +186,26 @@ def test_bad_train_specs_are_refused_in_one_line(tmp_path, edit, message):
     out = rnnlab("validate", write_spec(tmp_path, TRAIN_SPEC.replace(*edit)), cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) <= 2
+
+
+def test_test_lengths_share_one_trained_network(tmp_path):
+    """A grid over test_length trains each network once: the runs of one seed have the same
+    training history bit for bit, and each test length's accuracy is train()'s."""
+    import xarray as xr
+
+    from rnnlab.jobs.runner import run_sweep
+
+    from .sweeps import write_spec
+
+    spec = TRAIN_SPEC.replace("test_length = 16\n", "").replace(
+        "length = [4, 8]", "length = [4]\ntest_length = [8, 32]"
+    )
+    ds = xr.open_zarr(run_sweep(write_spec(tmp_path, spec), store=tmp_path / "t.zarr",
+                                sync=True).path)  # fmt: skip
+    one = ds.sel(cell="rnn", seed=1, length=4)
+    np.testing.assert_array_equal(one.train_loss.sel(test_length=8),
+                                  one.train_loss.sel(test_length=32))  # fmt: skip
+    want = train("rnn", "parity", seeds=[1], hidden=6, length=4, optimizer="momentum",
+                 learning_rate=0.05, updates=30, records=ds.time.values, eval_lengths=[32],
+                 parallel=False)  # fmt: skip
+    assert float(one.test_accuracy.sel(test_length=32)) == want["eval_accuracy"][0, 0]

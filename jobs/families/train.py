@@ -27,7 +27,9 @@ _SUMMARY = {"clipped_fraction": "float64", "max_step": "float64", "diverged": "b
             "baseline": "float64"}  # fmt: skip
 #: Grid values that must be equal for cases to train in one call (the rest vary per case).
 _TOGETHER = ("cell", "task", "n", "layers", "length", "activation", "variant", "init",
-             "init_scale", "forget_bias", "optimizer", "clip", "batch", "test_length")  # fmt: skip
+             "init_scale", "forget_bias", "optimizer", "clip", "batch")  # fmt: skip
+#: What makes a network: cases that differ only in test_length share one trained network.
+_NETWORK = ("seed", "learning_rate", "momentum", "clip_threshold")
 #: Gates per cell (the cost model).
 _GATES = {"rnn": 1, "cec": 1, "gru": 3, "lstm": 4}
 
@@ -107,34 +109,41 @@ class TrainFamily(Family):
 
     def run_cases(self, params, run, outputs):
         """Train the cases in groups that share every setting but the seed, the learning
-        rate, the momentum and the clipping threshold."""
+        rate, the momentum, the clipping threshold and the test length."""
         return run_grouped(params, _TOGETHER, lambda p: _Result(self._group(p, run)))
 
     def _group(self, p, run):
+        """Train each distinct network of the group once, test it at every test length the
+        group asks for, and give each case its own network's results."""
         first = {k: p[k][0] for k in _TOGETHER}
-        test = int(first["test_length"])
+        keys = [tuple(p[k][i] for k in _NETWORK) for i in range(len(p["seed"]))]
+        order = {key: j for j, key in enumerate(dict.fromkeys(keys))}
+        back = np.array([order[key] for key in keys])
+        pick = np.array([keys.index(key) for key in order])
+        tests = sorted({int(v) for v in p["test_length"] if int(v) > 0})
         res = train(
-            str(first["cell"]), str(first["task"]), seeds=p["seed"].astype(np.int64),
+            str(first["cell"]), str(first["task"]), seeds=p["seed"][pick].astype(np.int64),
             hidden=int(first["n"]), layers=int(first["layers"]), length=int(first["length"]),
             activation="identity" if first["activation"] == "linear" else str(first["activation"]),
             variant=str(first["variant"]), init=str(first["init"]),
             init_scale=None if first["init_scale"] is None else float(first["init_scale"]),
             forget_bias=float(first["forget_bias"]), optimizer=str(first["optimizer"]),
-            learning_rate=p["learning_rate"].astype(float), momentum=p["momentum"].astype(float),
-            clip=str(first["clip"]), clip_threshold=p["clip_threshold"].astype(float),
-            batch=int(first["batch"]), updates=run.steps, records=self.time_steps(run),
-            eval_lengths=[test] if test else [], parallel=False,
+            learning_rate=p["learning_rate"][pick].astype(float),
+            momentum=p["momentum"][pick].astype(float), clip=str(first["clip"]),
+            clip_threshold=p["clip_threshold"][pick].astype(float), batch=int(first["batch"]),
+            updates=run.steps, records=self.time_steps(run), eval_lengths=tests,
+            parallel=False,
         )  # fmt: skip
-        nc = len(p["seed"])
-        none = np.full(nc, np.nan)
-        return {
-            "train_loss": res["loss"], "train_grad_norm": res["grad_norm"],
-            **{k: res[k] for k in ("clipped_fraction", "max_step", "diverged", "solved_update",
-                                   "final_loss", "final_accuracy")},
-            "test_loss": res["eval_loss"][:, 0] if test else none,
-            "test_accuracy": res["eval_accuracy"][:, 0] if test else none,
-            "baseline": np.full(nc, res["baseline"]),
-        }  # fmt: skip
+        col = np.array([tests.index(int(v)) if int(v) > 0 else -1 for v in p["test_length"]])
+        out = {"train_loss": res["loss"][back], "train_grad_norm": res["grad_norm"][back]}
+        for k in ("clipped_fraction", "max_step", "diverged", "solved_update", "final_loss",
+                  "final_accuracy"):  # fmt: skip
+            out[k] = res[k][back]
+        for name, key in (("test_loss", "eval_loss"), ("test_accuracy", "eval_accuracy")):
+            vals = res[key][back] if tests else np.zeros((len(back), 1))
+            out[name] = np.where(col >= 0, vals[np.arange(len(back)), np.maximum(col, 0)], np.nan)
+        out["baseline"] = np.full(len(back), res["baseline"])
+        return out
 
 
 class _Result:
