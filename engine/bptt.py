@@ -35,6 +35,7 @@ from ._parallel import run_chunks, threads_for
 from ._validate import check_choice
 from .activations import get_activation
 from .cells import CELLS, get_cell, lstm
+from .network import _variant_flags
 
 __all__ = ["LOSSES", "bptt", "make_bptt_kernel"]
 
@@ -271,16 +272,6 @@ def _loss_steps(loss_steps, steps: int) -> np.ndarray:
     if np.any(np.diff(arr) <= 0):
         raise ValueError("loss_steps must be strictly increasing")
     return arr.astype(np.int64)
-
-
-def _variant_flags(cell: str, variant: str, peep: bool) -> np.ndarray:
-    flags = np.zeros(lstm.NFLAGS, np.int64)
-    if cell == "lstm":
-        flag = lstm.VARIANTS[variant][1]
-        if flag >= 0:
-            flags[flag] = 1
-        flags[lstm.PEEPHOLES] = int(peep and variant != "NP")
-    return flags
 
 
 def bptt(

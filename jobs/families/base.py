@@ -14,7 +14,15 @@ from rnnlab.engine import (
 
 from ..schema import VARIABLES
 
-__all__ = ["OUTPUT_HINTS", "Family", "Param", "run_grouped"]
+__all__ = [
+    "OUTPUT_HINTS",
+    "Family",
+    "Param",
+    "UpdateFamily",
+    "own_table",
+    "recurrence_options",
+    "run_grouped",
+]
 
 
 @dataclass(frozen=True)
@@ -233,3 +241,57 @@ def run_grouped(params: dict, keys: tuple[str, ...], run_group) -> dict[str, np.
                 out[name] = np.full((ncase, *arr.shape[1:]), fill, dtype=arr.dtype)
             out[name][idx] = arr
     return out
+
+
+class UpdateFamily(Family):
+    """A family of descents or training runs: the time axis counts updates, every variable
+    is in the family's own table (all stored by default), and there is no input signal."""
+
+    step_name: ClassVar[str] = "update"
+    has_input: ClassVar[bool] = False
+    #: Why the run table's input does not apply, for the refusal.
+    no_input_why: ClassVar[str] = "it makes no use of it"
+
+    def outputs(self, fixed, grid):
+        """Every variable of the family's table, by default all of them."""
+        names = tuple(self.table)
+        return names, names
+
+    def units(self, fixed, grid):
+        return 0
+
+    def variable_attrs(self, name: str) -> dict:
+        """The time axis counts updates."""
+        return super().variable_attrs("update" if name == "time" else name)
+
+    def check_run(self, fixed, grid, run, problems):
+        """The run table's input does not apply: refused when set."""
+        super().check_run(fixed, grid, run, problems)
+        if run is not None and run.input != "impulse":
+            problems.append(f"run.input: {self.no_input_why}: drop run.input")
+
+
+def own_table(steps, summaries: dict) -> dict:
+    """A family's output table: per-update float64 variables and per-case summaries with
+    their dtypes."""
+    from rnnlab.engine._tracking import Output
+
+    return {
+        **{v: Output(v, "step", (), -1, "float64") for v in steps},
+        **{v: Output(v, "summary", (), -1, d) for v, d in summaries.items()},
+    }
+
+
+def recurrence_options(run) -> dict:
+    """The run table's settings of a recurrence kernel, as the engine's keywords (one home
+    for what every recurrence family passes on)."""
+    return dict(
+        record=run.record,
+        num_records=run.num_records,
+        dtype=run.dtype,
+        gradient="none" if run.gradient == "none" else "exact",
+        memory_rtol=run.memory_rtol,
+        saturation_tol=run.saturation_tol,
+        bound=run.bound,
+        parallel=False,
+    )

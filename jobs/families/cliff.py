@@ -13,10 +13,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from rnnlab.engine._tracking import Output
 from rnnlab.engine.cliff import CLIFF, cliff_descent
 
-from .base import Family, Param
+from .base import Param, UpdateFamily, own_table
 
 __all__ = ["SOLVED_LOSS", "CliffFamily"]
 
@@ -28,7 +27,7 @@ _SUMMARY = {"final_loss": "float64", "clipped_fraction": "float64", "max_step": 
             "solved_update": "int64", "diverged": "bool"}  # fmt: skip
 
 
-class CliffFamily(Family):
+class CliffFamily(UpdateFamily):
     """Many gradient descents on the cliff loss at once (see the module docstring)."""
 
     name = "cliff"
@@ -42,33 +41,14 @@ class CliffFamily(Family):
         "target": Param(float, CLIFF["target"], help="the target of sigmoid(x(T))"),
     }
     step_name: ClassVar[str] = "update point"
-    has_input: ClassVar[bool] = False
-    table: ClassVar[dict] = {
-        **{v: Output(v, "step", (), -1, "float64") for v in _STEP},
-        **{v: Output(v, "summary", (), -1, d) for v, d in _SUMMARY.items()},
-    }
+    no_input_why: ClassVar[str] = "the cliff network has no input"
+    table: ClassVar[dict] = own_table(_STEP, _SUMMARY)
 
     def check_run(self, fixed, grid, run, problems):
-        """The run table's recurrence settings do not apply to a descent: refuse them set."""
+        """A descent computes in float64."""
         super().check_run(fixed, grid, run, problems)
-        if run is None:
-            return
-        if run.dtype != "float64":
+        if run is not None and run.dtype != "float64":
             problems.append("run.dtype: the cliff family computes in float64: drop run.dtype")
-        if run.input != "impulse":
-            problems.append("run.input: the cliff network has no input: drop run.input")
-
-    def outputs(self, fixed, grid):
-        """Every variable, by default all of them."""
-        names = (*_STEP, *_SUMMARY)
-        return names, names
-
-    def units(self, fixed, grid):
-        return 0
-
-    def variable_attrs(self, name: str) -> dict:
-        """The time axis counts updates."""
-        return super().variable_attrs("update" if name == "time" else name)
 
     def case_seconds(self, params, run):
         """About 6 ns per step of the recursion and update (measured on the 2-core machine)."""

@@ -16,7 +16,7 @@ from rnnlab.engine import (
     simulate_network,
 )
 
-from .base import Family, Param, _given, run_grouped
+from .base import Family, Param, _given, recurrence_options, run_grouped
 
 __all__ = ["CecFamily", "GruFamily", "LayeredFamily", "LstmFamily"]
 
@@ -36,15 +36,8 @@ def _simulate_layered(cell: str, layers: list[dict], p: dict, run, outputs, **op
         amplitude=p["amplitude"].astype(np.float64),
         noise_seed=p["seed"].astype(np.int64),
         loss_step=_loss_step(p),
-        record=run.record,
-        num_records=run.num_records,
-        dtype=run.dtype,
-        gradient="none" if run.gradient == "none" else "exact",
-        memory_rtol=run.memory_rtol,
-        saturation_tol=run.saturation_tol,
-        bound=run.bound,
         outputs=list(outputs),
-        parallel=False,
+        **recurrence_options(run),
         **options,
     )
 

@@ -16,7 +16,7 @@ from rnnlab.engine import (
     simulate_mlp,
 )
 
-from .base import Family, Param, run_grouped
+from .base import Family, Param, recurrence_options, run_grouped
 
 __all__ = ["MlpFamily"]
 
@@ -116,13 +116,6 @@ class MlpFamily(Family):
             activation=str(p["activation"][0]),
             amplitude=p["amplitude"].astype(np.float64),
             input_direction=impulse_direction(n, seed),
-            record=run.record,
-            num_records=run.num_records,
-            dtype=run.dtype,
-            gradient="none" if run.gradient == "none" else "exact",
-            memory_rtol=run.memory_rtol,
-            saturation_tol=run.saturation_tol,
-            bound=run.bound,
             outputs=list(outputs),
-            parallel=False,
+            **recurrence_options(run),
         )

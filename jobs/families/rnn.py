@@ -21,7 +21,7 @@ from rnnlab.engine import (
     simulate_rnn,
 )
 
-from .base import Family, Param, _given, _is_set, run_grouped
+from .base import Family, Param, _given, _is_set, recurrence_options, run_grouped
 from .layered import _simulate_layered
 
 __all__ = ["BASE_CACHE_BYTES", "RnnFamily"]
@@ -215,16 +215,9 @@ class RnnFamily(Family):
             input=run.input,
             amplitude=p["amplitude"].astype(np.float64),
             noise_seed=seeds,
-            record=run.record,
-            num_records=run.num_records,
-            dtype=run.dtype,
-            gradient=run.gradient,
             gradient_probes=min(run.gradient_probes, n),
-            memory_rtol=run.memory_rtol,
-            saturation_tol=run.saturation_tol,
-            bound=run.bound,
             outputs=list(outputs),
-            parallel=False,
+            **{**recurrence_options(run), "gradient": run.gradient},  # the scalar kernel estimates
         )
 
 

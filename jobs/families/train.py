@@ -12,11 +12,10 @@ from typing import ClassVar
 import numpy as np
 
 from rnnlab.engine import ACTIVATIONS, LSTM_VARIANTS
-from rnnlab.engine._tracking import Output
 from rnnlab.engine.tasks import TASKS
 from rnnlab.engine.train import CLIPS, OPTIMIZERS, TRAIN_INITS, train
 
-from .base import Family, Param, run_grouped
+from .base import Param, UpdateFamily, own_table, run_grouped
 
 __all__ = ["TrainFamily"]
 
@@ -34,14 +33,13 @@ _NETWORK = ("seed", "learning_rate", "momentum", "clip_threshold")
 _GATES = {"rnn": 1, "cec": 1, "gru": 3, "lstm": 4}
 
 
-class TrainFamily(Family):
+class TrainFamily(UpdateFamily):
     """Training runs over a grid (see the module docstring). Defaults follow Pascanu et al.
     (2013)'s public code: 50 hidden units, SGD with learning rate 0.01, batch 20, the
     gradient norm clipped at 1."""
 
     name = "train"
-    step_name: ClassVar[str] = "update"
-    has_input: ClassVar[bool] = False
+    no_input_why: ClassVar[str] = "the task makes the input"
     params: ClassVar[dict[str, Param]] = {
         "cell": Param(str, "lstm", ("rnn", "lstm", "gru", "cec")),
         "task": Param(str, "adding", tuple(TASKS)),
@@ -62,31 +60,14 @@ class TrainFamily(Family):
         "test_length": Param(int, 0, minimum=0, help="a longer test length (0: none)"),
         "seed": Param(int, 0, minimum=0, help="seed of the weights and the data"),
     }
-    table: ClassVar[dict] = {
-        **{v: Output(v, "step", (), -1, "float64") for v in _STEP},
-        **{v: Output(v, "summary", (), -1, d) for v, d in _SUMMARY.items()},
-    }
+    table: ClassVar[dict] = own_table(_STEP, _SUMMARY)
 
     def check_run(self, fixed, grid, run, problems):
-        """The recurrence settings that do not apply to training are refused when set."""
+        """The clipping threshold must be positive."""
         super().check_run(fixed, grid, run, problems)
-        if run is not None and run.input != "impulse":
-            problems.append("run.input: the task makes the input: drop run.input")
         thr = np.atleast_1d(grid.get("clip_threshold", fixed.get("clip_threshold", 1.0)))
         if np.any(np.asarray(thr, dtype=float) <= 0):
             problems.append("model.clip_threshold: must be > 0")
-
-    def outputs(self, fixed, grid):
-        """Every variable, by default all of them."""
-        names = (*_STEP, *_SUMMARY)
-        return names, names
-
-    def units(self, fixed, grid):
-        return 0
-
-    def variable_attrs(self, name: str) -> dict:
-        """The time axis counts updates."""
-        return super().variable_attrs("update" if name == "time" else name)
 
     def case_seconds(self, params, run):
         """A forward and backward pass costs about 4 G H (H + I) flops per step and sample,
