@@ -102,11 +102,17 @@ def _copy_state(src, dst):
 
 
 @jit
-def _input_term(l, x, C, Wih, Snew, H, ax):
-    """ax = W_ih x of layer l: x C for layer 0, W_ih of layer l times the new h of layer l-1."""
+def _input_term(l, x, C, Wih, Snew, H, ax, xrow):
+    """ax = W_ih x of layer l: for layer 0 the step's projected input vector ``xrow`` (W_ih
+    x(t), when the inputs are vectors) or x C (a scalar signal along a direction), W_ih of
+    layer l times the new h of layer l-1 above."""
     if l == 0:
-        for j in range(ax.shape[0]):
-            ax[j] = C[j] * x
+        if xrow.shape[0] > 0:
+            for j in range(ax.shape[0]):
+                ax[j] = xrow[j]
+        else:
+            for j in range(ax.shape[0]):
+                ax[j] = C[j] * x
     else:
         np.dot(Wih[l - 1], Snew[l - 1][0:H], ax)
 
@@ -240,8 +246,8 @@ def make_kernel(cell):
 
     @jit
     def run_block(
-        C, Wih, Whh, bih, bhh, P, Rg, gain, S0, amp, keys, xs, rec_out, hid_out, cell_out, sums,
-        flags, probe, uloss, rec, slots, iopt, fopt,
+        C, Wih, Whh, bih, bhh, P, Rg, gain, S0, amp, keys, xs, XV, rec_out, hid_out, cell_out,
+        sums, flags, probe, uloss, rec, slots, iopt, fopt,
     ):  # fmt: skip
         ncase = C.shape[0]
         L, GH, H = Whh.shape[1], Whh.shape[2], Whh.shape[3]
@@ -295,11 +301,14 @@ def make_kernel(cell):
         no, yes = np.bool_(False), np.bool_(True)  # not literals: one specialisation each
         zero = 0 * H  # an int64, not a literal 0 (which would compile helpers once more)
 
-        def layers_step(i, Wc, x, Sp, Sn, kk, Tp, Tn, inj, use_inj, dA, dX, dGg, gs):
+        vec = XV.shape[2] > 0  # vector inputs: XV[i, t] = W_ih x(t), xs[i, t] = ||x(t)||
+        zrow = np.zeros(XV.shape[2], dt)
+
+        def layers_step(i, Wc, x, xrow, Sp, Sn, kk, Tp, Tn, inj, use_inj, dA, dX, dGg, gs):
             """Every layer of one step: Sn (and Tn if kk > 0) from Sp (and Tp)."""
             gs[:] = 0.0
             for l in range(L):
-                _input_term(l, x, C[i], Wih[i], Sn, H, ax)
+                _input_term(l, x, C[i], Wih[i], Sn, H, ax, xrow)
                 cell.forward(
                     H, flags, act, gain[i], Wc[l], bih[i, l], bhh[i, l], P[i, l], Rg[i, l],
                     ax, Sp[l], Sn[l], gs, ah, gq, z, cache[l],
@@ -323,10 +332,11 @@ def make_kernel(cell):
             kk = zero
             for t in range(steps):
                 x = input_at(i, t, kind, amp, keys, xs)
+                xrow = XV[i, t] if vec else zrow
                 Wc = Whh[t] if untied else Whh[i]
                 tang = grad_on and t > 0
                 layers_step(
-                    i, Wc, x, S, S2, k if tang else 0, T, T2, no_inj, no, dAh, dax, dG, gsum
+                    i, Wc, x, xrow, S, S2, k if tang else 0, T, T2, no_inj, no, dAh, dax, dG, gsum
                 )
                 S, S2 = S2, S
                 if car_on and t > 0:  # before the run without the input reuses the cache
@@ -338,7 +348,10 @@ def make_kernel(cell):
                         trk[K.K_SCALE_C] += renormalise(T, kh, k)
                 if resp_on:
                     xb = 0.0 if t == 0 else x
-                    layers_step(i, Wc, xb, Sb, Sb2, zero, T, T2, no_inj, no, dAh, dax, dG, gsumb)
+                    xrb = zrow if t == 0 else xrow
+                    layers_step(
+                        i, Wc, xb, xrb, Sb, Sb2, zero, T, T2, no_inj, no, dAh, dax, dG, gsumb
+                    )
                     Sb, Sb2 = Sb2, Sb
                     _rows_diff(S, Sb, zero, H, dbuf)
                     resp = norm(dbuf)
@@ -386,8 +399,8 @@ def make_kernel(cell):
                     prev = hist[s - 1] if s > 0 else S0[i]
                     Wc = Whh[s] if untied else Whh[i]
                     layers_step(
-                        i, Wc, xhist[s], prev, Sjunk, kb, Tb, Tb2, injb, yes, dAhb, daxb, dGb,
-                        gsumb,
+                        i, Wc, xhist[s], XV[i, s] if vec else zrow, prev, Sjunk, kb, Tb, Tb2,
+                        injb, yes, dAhb, daxb, dGb, gsumb,
                     )  # fmt: skip
                     dn = _adjoint_step(Tb2, lam, lam2, delta, LR, GH)
                     iwg[s] = (np.log(np.sqrt(dn) * abs(xhist[s])) + llam) / _LN10

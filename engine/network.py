@@ -134,12 +134,15 @@ def run_layers(
     loss_step: int = -1,
     probe: np.ndarray | None = None,
     threads: int = 1,
+    projected: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Run the layered kernel of ``cell``; returns its outputs ``(rec_out, vectors, sums)``
     for :func:`rnnlab.engine._tracking.collect`.
 
     ``inputs`` is ``(kind, xs, keys, amp)`` (see :func:`rnnlab.engine._validate.input_arrays`);
     ``probe`` (L H, k) the tangent columns (default: the identity, exact norms).
+    ``projected`` (cases, steps, G H): layer 0's input term W_ih x(t) of vector inputs (then
+    ``inputs``' xs holds ||x(t)||, for the input-weight gradient).
     """
     fdt = settings.dtype
     ncase = net.ncase
@@ -171,12 +174,13 @@ def run_layers(
         plan, kind, loss_step=loss_step, untied=net.untied, activation=activation
     )
     uloss = np.full(H, 1.0 / np.sqrt(H))
+    XV = np.zeros((ncase, 1, 0), fdt) if projected is None else projected
     args = (
         net.C, net.Wih, net.Whh, net.bih, net.bhh, net.P, net.Rg, net.gain, net.S0,
-        amp, keys, xs, rec_out, vec["hidden_state"], vec["cell_state"], sums,
+        amp, keys, xs, XV, rec_out, vec["hidden_state"], vec["cell_state"], sums,
         net.flags, probe, uloss, settings.rec, plan.slots, iopt, fopt,
     )  # fmt: skip
-    sliced = [True] * 16 + [False] * 7
+    sliced = [True] * 17 + [False] * 7
     sliced[2] = not net.untied
     run_chunks(KERNELS[cell], args, sliced, ncase, threads)
     return rec_out, vec, sums
@@ -197,6 +201,33 @@ def _layer_array(layers, l, key, ncase, shape, name, dtype, required=True):
             f"(cases, *{shape}) ({name})"
         )
     return np.broadcast_to(arr, (ncase, *shape)).astype(dtype)
+
+
+def _vector_inputs(input, layers, cell: str, ncase: int, settings) -> tuple:
+    """(W_ih x(t) per case and step (cases, steps, G H), ||x(t)|| (cases, steps)) of vector
+    inputs x given as (cases, steps, I) (or (1, steps, I) for every case)."""
+    x = np.asarray(input, dtype=np.float64)
+    G, steps = CELL_GATES[cell], settings.steps
+    W0 = np.asarray(layers[0]["weight_ih"], dtype=np.float64)
+    GH, I = W0.shape[-2], W0.shape[-1]
+    if x.shape[0] not in (1, ncase) or x.shape[1:] != (steps, I):
+        raise ValueError(
+            f"input: vector inputs must have shape (cases, steps, I) = ({ncase}, {steps}, {I}) "
+            f"or (1, {steps}, {I}), got {x.shape}"
+        )
+    if GH % G:
+        raise ValueError("layers[0]: weight_ih must have G H rows")
+    check_memory(8.0 * ncase * steps * (GH + 1), "input: give fewer cases or steps")
+    W0 = np.broadcast_to(W0, (ncase, GH, I))
+    xb = np.broadcast_to(x, (ncase, steps, I))
+    projected = np.ascontiguousarray(np.einsum("cgi,csi->csg", W0, xb), dtype=settings.dtype)
+    return projected, np.linalg.norm(xb, axis=-1)
+
+
+def _per_case(layers, ncase: int) -> list[dict]:
+    """Weights without a case axis, repeated (as views) for ``ncase`` cases."""
+    return [{k: None if v is None else np.broadcast_to(np.asarray(v), (ncase, *np.shape(v)))
+             for k, v in w.items()} for w in layers]  # fmt: skip
 
 
 def _case_count(layers) -> int:
@@ -321,7 +352,11 @@ def simulate_network(
         Number of steps, t = 0 ... steps - 1. The state before t = 0 is zero.
     input : {"impulse", "step", "noise"} or array_like
         The input signal s(t) (see :func:`rnnlab.engine.simulate_rnn`), or an array (steps,)
-        or (cases, steps). The input vector is x(t) = s(t) u.
+        or (cases, steps): the input vector is x(t) = s(t) u. Or the input vectors
+        themselves, a 3-D array (cases, steps, I) (or (1, steps, I) for every case): your
+        own data; then ``input_direction`` and ``amplitude`` do not apply, the response is
+        that to x(0) (against the run with x(0) = 0), and ``log10_input_weight_grad`` is
+        ||dL/dz(k)|| ||x(k)||.
     input_direction : array_like, optional
         u (I,), normalised to unit length. Default: [1] for I = 1, else the seeded unit
         vector ``impulse_direction(I, seed=0)``.
@@ -389,16 +424,26 @@ def simulate_network(
     plan = K.plan_outputs(outputs, available, default, hints=OUTPUT_HINTS)
     if gradient == "none":
         plan = plan.without("gradient")
+    vector = not isinstance(input, str) and np.ndim(input) == 3
+    if vector and _case_count(layers) == 1 and np.shape(input)[0] > 1:
+        layers = _per_case(layers, np.shape(input)[0])  # one network, many input sequences
     net = stack_layers(cell, layers, variant, settings.dtype, input_direction)
     L, H = net.Whh.shape[1], net.Whh.shape[3]
     ncase = net.ncase
-    kind, xs, keys, input_name = input_arrays(input, ncase, settings.steps, noise_seed, H)
+    projected = None
+    if vector:
+        projected, norms = _vector_inputs(input, layers, cell, ncase, settings)
+        kind, xs, keys, input_name = input_arrays(norms, ncase, settings.steps, noise_seed, H)
+        input_name = "vectors"
+    else:
+        kind, xs, keys, input_name = input_arrays(input, ncase, settings.steps, noise_seed, H)
     amp = as_cases(amplitude, ncase, (), "amplitude", np.float64)
     rec_out, vectors, sums = run_layers(
         cell, net, settings, plan, activation=act.code, inputs=(kind, xs, keys, amp),
-        loss_step=ls, threads=threads_for(parallel),
+        loss_step=ls, threads=threads_for(parallel), projected=projected,
     )  # fmt: skip
-    if cell == "rnn" and act.name == "identity" and L == 1 and plan.needs("response"):
+    linear = cell == "rnn" and act.name == "identity" and L == 1 and projected is None
+    if linear and plan.needs("response"):
         exact_response(net.Whh[:, 0], net.C, (kind, xs, keys, amp), settings, plan, rec_out,
                        sums, {})  # fmt: skip
     extra = {}

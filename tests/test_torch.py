@@ -99,3 +99,29 @@ def test_state_dict_with_a_prefix_and_refusals():
         state_dict_layers(torch.nn.LSTM(2, 4, proj_size=2).state_dict())
     with pytest.raises(ValueError, match="weight_hh_l0"):
         state_dict_layers({"weight": torch.zeros(3)})
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_vector_inputs_run_like_pytorch(kind):
+    """Input vectors (cases, steps, I) of your own data: every layer's h (and c) after every
+    step equal PyTorch's forward pass on the same data, for each case (float64)."""
+    torch.manual_seed(2)
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
+    module = cls(input_size=3, hidden_size=5, num_layers=2).double()
+    x = np.random.default_rng(3).standard_normal((2, STEPS, 3))
+    res = simulate_state_dict(module.state_dict(), steps=STEPS, input=x, record="all",
+                              outputs=["hidden_state", "state_norm"])  # fmt: skip
+    assert res.attrs["input"] == "vectors"
+    for case in range(2):
+        hs, _ = _torch_states(module, torch.tensor(x[case][:, None, :]), kind)
+        want = np.stack([h.detach().numpy() for h in hs])  # (steps, L H)
+        got = res["hidden_state"][case][:, : want.shape[1]]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_vector_inputs_of_the_wrong_shape_are_refused():
+    module = torch.nn.GRU(input_size=3, hidden_size=4).double()
+    with pytest.raises(
+        ValueError, match=r"input: vector inputs must have shape \(cases, steps, I\)"
+    ):
+        simulate_state_dict(module.state_dict(), steps=STEPS, input=np.zeros((1, STEPS, 2)))
