@@ -1452,13 +1452,15 @@ def training_by_length(ds, ax=None):
 def clipping(ds, ax=None):
     """Figure 20: exploding gradients in training, and clipping (the ``train`` family over
     ``clip``): the gradient norm (left) and the training loss (right) against the update,
-    one line per seed, without clipping (orange, dashed) and with it (blue); an x where a
-    run diverged (its loss or gradient overflowed; the run is frozen there).
+    one line per seed, without clipping (orange, dashed), with the norm clipped (blue) and
+    with every element clipped (green, dotted); an x where a run diverged (its loss or
+    gradient overflowed; the run is frozen there).
     """
     _train_store(ds, "clip")
     fig, axs = _axes(ax, 2, size=(4.6, 3.6))
     t = ds.time.values.astype(float)
-    styles = {"none": dict(color=PALETTE[3], linestyle="--")}
+    styles = {"none": dict(color=PALETTE[3], linestyle="--"), "norm": dict(color=PALETTE[0]),
+              "value": dict(color=PALETTE[2], linestyle=":")}  # fmt: skip
     for c in (str(v) for v in ds["clip"].values):
         style = styles.get(c, dict(color=PALETTE[0]))
         one = ds.sel(clip=c)
@@ -1470,7 +1472,8 @@ def clipping(ds, ax=None):
                 a.plot(t, _positive(raw), linewidth=1.0, **style)
                 _mark_stop(a, t, raw, style["color"], shown=_positive(raw))
         thr = ds.attrs.get("model_clip_threshold", 1.0)
-        label = "no clipping" if c == "none" else f"clipped by {c} at {_fmt(thr)}"
+        label = {"none": "no clipping", "norm": f"norm clipped at {_fmt(thr)}",
+                 "value": f"elements clipped to +-{_fmt(thr)}"}.get(c, c)  # fmt: skip
         axs[1].plot([], [], label=label, **style)
     axs[1].axhline(float(ds.baseline.max()), **_THEORY, label="chance level")
     axs[1].plot([], [], marker="x", color="0.4", linestyle="none", label="diverged")
@@ -1616,8 +1619,8 @@ FIGURES = [
      "beyond (the check gives the numbers)."),
     ("clipping", clipping, "Exploding gradients in training (Pascanu et al. 2013): a tanh RNN "
      "whose W_hh starts with spectral radius about 1.5 has gradient spikes; without "
-     "clipping they throw the weights far enough to overflow, with the gradient norm "
-     "clipped every run stays finite."),
+     "clipping they throw the weights far enough to overflow, with the gradient clipped "
+     "(its norm, or each element) every run stays finite."),
     ("generalisation", generalisation, "A recurrence generalises to any length: networks "
      "trained on 8 steps of the lecture's two examples, tested on up to 512. The tanh RNN "
      "adds binary numbers without an error at every length; parity it keeps almost exactly "
