@@ -221,58 +221,27 @@ def train(
         len(eval_lengths)); ``baseline`` (the task's chance level at the trained length);
         optionally the weights.
     """
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    check_choice("clip", clip, CLIPS)
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
-    if int(updates) != updates or updates < 1:
-        raise ValueError(f"updates must be a positive integer, got {updates!r}")
-    t = TASKS[task]
-    seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
-    nc = seeds.size
-    lr, mu = _per_case(learning_rate, nc), _per_case(momentum, nc)
-    thr = _per_case(clip_threshold, nc)
-    if np.any(lr < 0) or np.any(thr <= 0) or not np.all(np.isfinite(np.r_[lr, mu, thr])):
-        raise ValueError("learning_rate must be >= 0 and clip_threshold > 0, both finite")
+    t, seeds, (lr, mu, thr), rec = _checked(task, updates, seeds, learning_rate, momentum,
+                                            clip_threshold, optimizer, clip, num_records,
+                                            records)  # fmt: skip
     nets = [init_network(cell, hidden, layers, t.inputs, t.outputs, seed=int(s), init=init,
                          scale=init_scale, forget_bias=forget_bias) for s in seeds]  # fmt: skip
     net_layers, readout = _stack_cases(nets)
-    params = _arrays(net_layers, readout)
-    opt = _Optimizer(optimizer, params, lr, mu)
-    rec = record_steps(int(updates), "log", num_records) if records is None else records
-    rec = np.asarray(rec, dtype=np.int64)
-    if rec.size and (rec.min() < 0 or rec.max() >= updates or np.any(np.diff(rec) <= 0)):
-        raise ValueError("records must be increasing updates in [0, updates - 1]")
-    out = {"update": rec, "loss": np.full((nc, rec.size), np.nan),
-           "grad_norm": np.full((nc, rec.size), np.nan)}  # fmt: skip
-    alive = np.ones(nc, bool)
-    clipped = np.zeros(nc)
-    max_step = np.zeros(nc)
-    solved = np.full(nc, -1, dtype=np.int64)
     kw = dict(loss=t.loss, loss_steps=t.loss_steps(length), variant=variant,
               activation=activation, parallel=parallel)  # fmt: skip
-    j = 0
-    with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is data: frozen below
-        for k in range(int(updates)):
-            x, y = _batch(task, length, seeds, k, batch)
-            loss, grads = bptt(cell, net_layers, readout, x, y, **kw)
-            g, norm, hit = _clip(_grad_arrays(grads, net_layers, readout), clip, thr)
-            alive &= np.isfinite(loss) & np.isfinite(norm)
-            if j < rec.size and rec[j] == k:
-                out["loss"][:, j] = np.where(alive, loss, np.nan)
-                out["grad_norm"][:, j] = np.where(alive, norm, np.nan)
-                j += 1
-            solved = np.where((solved < 0) & alive & (loss < t.solved), k, solved)
-            clipped += hit & alive
-            steps = opt.steps(g)
-            size = np.sqrt(sum((d.reshape(nc, -1) ** 2).sum(1) for d in steps))
-            max_step = np.where(alive, np.maximum(max_step, size), max_step)
-            for p, d in zip(params, steps, strict=True):
-                p += np.where(_case_axis(alive, d), d, 0.0)
-    out.update(clipped_fraction=clipped / updates, max_step=max_step, diverged=~alive,
-               solved_update=solved, baseline=t.baseline(length))  # fmt: skip
+
+    def gradient(k):
+        x, y = _batch(task, length, seeds, k, batch)
+        loss, grads = bptt(cell, net_layers, readout, x, y, **kw)
+        return loss, _grad_arrays(grads, net_layers, readout)
+
+    params = _arrays(net_layers, readout)
+    out = _descend(gradient, params, _Optimizer(optimizer, params, lr, mu), clip, thr,
+                   int(updates), rec, t.solved)  # fmt: skip
+    out["baseline"] = t.baseline(length)
     lengths = [int(length), *map(int, eval_lengths)]
     res = [evaluate(cell, task, net_layers, readout, seeds, n, eval_batch, **kw) for n in lengths]
+    nc, alive = seeds.size, ~out["diverged"]
     out["final_loss"], out["final_accuracy"] = res[0]
     out["eval_loss"] = np.stack([r[0] for r in res[1:]], 1) if res[1:] else np.zeros((nc, 0))
     out["eval_accuracy"] = np.stack([r[1] for r in res[1:]], 1) if res[1:] else np.zeros((nc, 0))
@@ -280,6 +249,56 @@ def train(
         out[key] = np.where(_case_axis(alive, out[key]), out[key], np.nan)
     if keep_weights:
         out["layers"], out["readout"] = net_layers, readout
+    return out
+
+
+def _checked(task, updates, seeds, lr, mu, thr, optimizer, clip, num_records, records):
+    """The validated task, seeds, per-case (learning rate, momentum, threshold) and the
+    recorded updates."""
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("clip", clip, CLIPS)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+    if int(updates) != updates or updates < 1:
+        raise ValueError(f"updates must be a positive integer, got {updates!r}")
+    seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
+    per = tuple(_per_case(v, seeds.size) for v in (lr, mu, thr))
+    if np.any(per[0] < 0) or np.any(per[2] <= 0) or not np.all(np.isfinite(np.r_[per])):
+        raise ValueError("learning_rate must be >= 0 and clip_threshold > 0, both finite")
+    rec = record_steps(int(updates), "log", num_records) if records is None else records
+    rec = np.asarray(rec, dtype=np.int64)
+    if rec.size and (rec.min() < 0 or rec.max() >= updates or np.any(np.diff(rec) <= 0)):
+        raise ValueError("records must be increasing updates in [0, updates - 1]")
+    return TASKS[task], seeds, per, rec
+
+
+def _descend(gradient, params, opt, clip, thr, updates, rec, solved_level) -> dict:
+    """The updates: ``gradient(k)`` gives (loss, gradient arrays) of update k; clipping and
+    the optimiser's step follow, for every case still alive (finite loss and gradient)."""
+    nc = params[0].shape[0]
+    out = {"update": rec, "loss": np.full((nc, rec.size), np.nan),
+           "grad_norm": np.full((nc, rec.size), np.nan)}  # fmt: skip
+    alive, clipped, max_step = np.ones(nc, bool), np.zeros(nc), np.zeros(nc)
+    solved = np.full(nc, -1, dtype=np.int64)
+    j = 0
+    with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is data: frozen below
+        for k in range(updates):
+            loss, grads = gradient(k)
+            g, norm, hit = _clip(grads, clip, thr)
+            alive &= np.isfinite(loss) & np.isfinite(norm)
+            if j < rec.size and rec[j] == k:
+                out["loss"][:, j] = np.where(alive, loss, np.nan)
+                out["grad_norm"][:, j] = np.where(alive, norm, np.nan)
+                j += 1
+            solved = np.where((solved < 0) & alive & (loss < solved_level), k, solved)
+            clipped += hit & alive
+            steps = opt.steps(g)
+            size = np.sqrt(sum((d.reshape(nc, -1) ** 2).sum(1) for d in steps))
+            max_step = np.where(alive, np.maximum(max_step, size), max_step)
+            for p, d in zip(params, steps, strict=True):
+                p += np.where(_case_axis(alive, d), d, 0.0)
+    out.update(clipped_fraction=clipped / updates, max_step=max_step, diverged=~alive,
+               solved_update=solved)  # fmt: skip
     return out
 
 
