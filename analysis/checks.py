@@ -9,6 +9,9 @@ it does not hold without the numbers saying so.
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
+
+from .figures import _fmt, _median_seed
 
 __all__ = ["CHECKS", "check"]
 
@@ -69,7 +72,7 @@ def _mean_field(ds) -> str | None:
     """Figure 7: the per-layer growth rate against 0.5 ln chi_1."""
     from .meanfield import depth_growth_rate
 
-    g = ds.growth_rate.median("seed") if "seed" in ds.growth_rate.dims else ds.growth_rate
+    g = _median_seed(ds.growth_rate)
     acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else ["tanh"]
     bias = float(ds.attrs.get("model_bias", 0.0))
     err = []
@@ -89,7 +92,7 @@ def _mean_field(ds) -> str | None:
 def _carousel(ds) -> str | None:
     """Figure 9: the carousel against all paths, at the last step."""
     last = ds.isel(time=-1)
-    last = last.median("seed") if "seed" in last.dims else last
+    last = _median_seed(last)
     parts = []
     if "variant" in ds.dims and "NFG" in ds.variant.values:
         nfg = last.sel(variant="NFG")
@@ -177,7 +180,7 @@ def _constant_error_flow(ds) -> str | None:
 
 def _stacked(ds) -> str | None:
     """Figure 16: the growth rate per step of each depth against one layer's."""
-    g = ds.growth_rate.median("seed") if "seed" in ds.growth_rate.dims else ds.growth_rate
+    g = _median_seed(ds.growth_rate)
     diff = g - g.sel(layers=g.layers.min())
     deeper = ", ".join(str(int(v)) for v in g.layers.values[1:])
     acts = [str(a) for a in ds.activation.values] if "activation" in ds.dims else [""]
@@ -191,7 +194,7 @@ def _stacked(ds) -> str | None:
         rho = float(ds.spectral_radius.min())
         h = ds.memory_horizon.sel(spectral_radius=rho).astype(float)
         h = h.where(h >= 0)
-        h = h.median("seed") if "seed" in h.dims else h
+        h = _median_seed(h)
         act = ""
         if "activation" in h.dims:
             act = f", {h.activation.values[0]}"
@@ -284,17 +287,13 @@ def _classes(ds) -> str | None:
     return f"On this store ({codes.size} cases): " + ", ".join(counts) + "."
 
 
-def _fmt(value) -> str:
-    return f"{value:g}" if isinstance(value, int | float) else str(value)
-
-
 def _reach(datasets) -> str | None:
     """Figure 8: how far back the error reaches: step 0's contribution against the loss
     step's, per store and setting (median over seeds)."""
     parts = []
     for d in (d for d in datasets if "log10_input_weight_grad" in d):
         v = d.log10_input_weight_grad.dropna("time", how="all")
-        v = v.median("seed") if "seed" in v.dims else v
+        v = _median_seed(v)
         fam = str(d.attrs.get("family", "?")).upper()
         others = [g for g in v.dims if g != "time"]
         stacked = v.stack(setting=others) if others else v.expand_dims(setting=[0])
@@ -322,8 +321,8 @@ def _in_use(datasets) -> str | None:
             d = d.sel(remove_dominant=False)
         h = d.memory_horizon.astype(float)
         h = h.where(h >= 0, np.inf)
-        horizons.append(h.median("seed") if "seed" in h.dims else h)
-    alone, noisy = _xr_align(*horizons)
+        horizons.append(_median_seed(h))
+    alone, noisy = xr.align(*horizons, join="inner")
     parts = []
     for act in (str(a) for a in alone.activation.values):
         a, b = alone.sel(activation=act).values, noisy.sel(activation=act).values
@@ -334,12 +333,6 @@ def _in_use(datasets) -> str | None:
         + "; ".join(parts)
         + "."
     )
-
-
-def _xr_align(*arrays):
-    import xarray as xr
-
-    return xr.align(*arrays, join="inner")
 
 
 def _layer_shares(ds, first=10) -> str | None:
@@ -354,8 +347,8 @@ def _layer_shares(ds, first=10) -> str | None:
         one = share.sel(activation=act) if act else share
         head = one.isel(time=slice(0, first)).sum("time")
         tail = one.isel(time=slice(-first, None)).sum("time")
-        head = head.median("seed") if "seed" in head.dims else head
-        tail = tail.median("seed") if "seed" in tail.dims else tail
+        head = _median_seed(head)
+        tail = _median_seed(tail)
         lo, hi = one.gain.values[0], one.gain.values[-1]
         spread = float(np.abs(one - one.sel(gain=lo)).max())
         parts.append(
@@ -392,10 +385,8 @@ def _training(ds) -> str | None:
     """Figure 19: the final loss against the chance level and the accuracy, per cell and
     length (median over seeds)."""
     rel = ds.final_loss / ds.baseline
-    rel = rel.median("seed") if "seed" in rel.dims else rel
-    acc = (
-        ds.final_accuracy.median("seed") if "seed" in ds.final_accuracy.dims else ds.final_accuracy
-    )
+    rel = _median_seed(rel)
+    acc = _median_seed(ds.final_accuracy)
     parts = []
     for cell in (str(c) for c in ds.cell.values):
         r, a = rel.sel(cell=cell), acc.sel(cell=cell)

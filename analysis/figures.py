@@ -145,6 +145,16 @@ def _single_layer(ds, why="the figure is of one recurrent layer"):
         raise MissingData(f"stacked layers: {why} (see stacked_layers)")
 
 
+def _median_seed(da):
+    """The median over seeds (the array itself without a seed dimension)."""
+    return da.median("seed") if "seed" in da.dims else da
+
+
+def _first_of_others(da, keep=("w", "bias", "time")):
+    """``da`` at the first value of every dimension not in ``keep``."""
+    return da.isel({d: 0 for d in da.dims if d not in keep})
+
+
 def _values(ds, dim):
     """Coordinate values of a dimension, or the fixed model value as a one-element list."""
     if dim in ds.dims:
@@ -676,7 +686,7 @@ def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
 
     fig, axs = _axes(ax, 2, size=(5.2, 4.0))
     both = [ds.log10_cell_gradient_norm, ds.log10_carousel_gain]
-    both = [v.median("seed") if "seed" in v.dims else v for v in both]
+    both = [_median_seed(v) for v in both]
     fbs = ds.forget_bias.values
     colors = _ramp(len(fbs))
     t = ds.time.values
@@ -685,7 +695,7 @@ def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
         for v, style in zip(both, ("-", "--"), strict=True):
             one = v.sel(variant="vanilla") if "variant" in v.dims else v
             one = one.sel(forget_bias=fb)
-            one = one.isel({d: 0 for d in one.dims if d != "time"}).values
+            one = _first_of_others(one, ("time",)).values
             lowest = min(lowest, np.nanmin(one))
             axs[0].plot(t, one, color=colors[i], linestyle=style,
                         label=f"forget bias {fb:g}" if style == "-" else None)  # fmt: skip
@@ -712,7 +722,7 @@ def lstm_memory(ds, ax=None, *, lag=None, floor=-40.0):
     variants = [str(x) for x in ds.variant.values] if "variant" in ds.dims else ["lstm"]
     for v in both:
         at = v.sel(time=k)
-        at = at.isel({d: 0 for d in at.dims if d not in ("variant", "forget_bias")})
+        at = _first_of_others(at, ("variant", "forget_bias"))
         at = (
             at.transpose("variant", "forget_bias")
             if "variant" in at.dims
@@ -822,7 +832,7 @@ def nonnormal(ds, ax=None, *, tmax=60):
         one = sub.sel(spectral_radius=rho) if rho is not None else sub
         for kind, style in (("gaussian", "-"), ("symmetric", "--")):
             g = one.log10_gradient_norm.sel(weights=kind)
-            g = g.median("seed") if "seed" in g.dims else g
+            g = _median_seed(g)
             ax.plot(t, g.values, color=colors[i], linestyle=style,
                     label=f"rho = {_fmt(rho)}" if style == "-" else None)  # fmt: skip
             top = max(top, float(np.nanmax(g.values)))
@@ -890,8 +900,8 @@ def memory_in_use(datasets, ax=None):
                 one = one.sel(remove_dominant=False)
             hor = one.memory_horizon.astype(float)
             hor = hor.where(hor >= 0, np.inf)  # never forgotten: longer than any horizon
-            hor = hor.median("seed") if "seed" in hor.dims else hor
-            hor = hor.isel({d: 0 for d in hor.dims if d != "spectral_radius"})
+            hor = _median_seed(hor)
+            hor = _first_of_others(hor, ("spectral_radius",))
             rho = one.spectral_radius.values
             h = np.asarray(hor.values, dtype=float)
             kept = ~np.isfinite(h)
@@ -1075,7 +1085,7 @@ def _draw_crossings(ax, sub, x: str, y: str, xs) -> None:
     from .metrics import crossings
 
     g = sub.growth_rate
-    g = g.median("seed") if "seed" in g.dims else g
+    g = _median_seed(g)
     g = g.sortby(x).transpose(y, x)
     order = np.sort(xs.astype(float))
     first = True
@@ -1085,10 +1095,6 @@ def _draw_crossings(ax, sub, x: str, y: str, xs) -> None:
                     marker="|", markersize=14, markeredgewidth=2, linestyle="none",
                     label="growth rate = 0" if first else None)  # fmt: skip
             first = False
-
-
-def _median_seed(da):
-    return da.median("seed") if "seed" in da.dims else da
 
 
 @_figure
@@ -1263,10 +1269,6 @@ def _cliff_stores(datasets):
     return land, desc
 
 
-def _first_of_others(da, keep=("w", "bias")):
-    return da.isel({d: 0 for d in da.dims if d not in keep and d != "time"})
-
-
 def cliff_outcomes(desc, solved=None):
     """Per start (w, bias): 0 neither, 1 only without clipping, 2 only with clipping, 3 both
     descents end below the solved loss (the first and last clip values of the store)."""
@@ -1421,13 +1423,13 @@ def training_by_length(ds, ax=None):
     for cell in (str(c) for c in ds.cell.values):
         color = _CELL_COLORS.get(cell, "0.3")
         curve = ds.train_loss.sel(cell=cell, length=longest)
-        curve = curve.isel({d: 0 for d in curve.dims if d not in ("time", "seed")})
+        curve = _first_of_others(curve, ("time", "seed"))
         axs[0].plot(t, _median_seed(curve).values, color=color, label=cell.upper())
         if "seed" in curve.dims:
             axs[0].fill_between(t, curve.min("seed"), curve.max("seed"), color=color,
                                 alpha=0.15, linewidth=0)  # fmt: skip
         final = ds.final_loss.sel(cell=cell)
-        final = final.isel({d: 0 for d in final.dims if d not in ("length", "seed")})
+        final = _first_of_others(final, ("length", "seed"))
         axs[1].plot(ds.length.values, _median_seed(final).values, color=color, marker="o")
         if "seed" in final.dims:
             for s in final.seed.values:
@@ -1502,7 +1504,7 @@ def generalisation(ds, ax=None):
         one = ds.sel(task=task) if "task" in ds.dims else ds
         for cell in (str(c) for c in _values(one, "cell")):
             acc = one.test_accuracy.sel(cell=cell) if "cell" in one.dims else one.test_accuracy
-            acc = acc.isel({d: 0 for d in acc.dims if d not in ("test_length", "seed")})
+            acc = _first_of_others(acc, ("test_length", "seed"))
             color = _CELL_COLORS.get(cell, "0.3")
             a.plot(x, _median_seed(acc).values, color=color, marker="o", label=cell.upper())
             if "seed" in acc.dims:

@@ -12,7 +12,7 @@ import numpy as np
 from rnnlab.jobs.paths import PathError, check_target, replacing
 
 from .checks import check
-from .figures import ACROSS_STORES, FIGURES, MissingData, incomplete_note
+from .figures import ACROSS_STORES, FIGURES, MissingData, _median_seed, incomplete_note
 from .metrics import CLASSES, classify, growth_rate_theory
 from .results import ANYWAY, IncompleteStoreError, NotAStoreError, open_results
 
@@ -78,7 +78,7 @@ def _key_numbers(name: str, ds) -> list[str]:
     if "log10_input_weight_grad" in ds:
         v = ds.log10_input_weight_grad.dropna("time", how="all")
         groups = [d for d in v.dims if d not in ("time", "seed")]
-        med = v.median("seed") if "seed" in v.dims else v
+        med = _median_seed(v)
         combos = [{}]
         for g in groups:
             combos = [{**c, g: x} for c in combos for x in v[g].values]

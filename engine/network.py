@@ -203,20 +203,18 @@ def _layer_array(layers, l, key, ncase, shape, name, dtype, required=True):
     return np.broadcast_to(arr, (ncase, *shape)).astype(dtype)
 
 
-def _vector_inputs(input, layers, cell: str, ncase: int, settings) -> tuple:
+def _vector_inputs(input, layers, ncase: int, settings) -> tuple:
     """(W_ih x(t) per case and step (cases, steps, G H), ||x(t)|| (cases, steps)) of vector
     inputs x given as (cases, steps, I) (or (1, steps, I) for every case)."""
     x = np.asarray(input, dtype=np.float64)
-    G, steps = CELL_GATES[cell], settings.steps
-    W0 = np.asarray(layers[0]["weight_ih"], dtype=np.float64)
+    steps = settings.steps
+    W0 = np.asarray(layers[0]["weight_ih"], dtype=np.float64)  # its shape: checked by stack_layers
     GH, I = W0.shape[-2], W0.shape[-1]
     if x.shape[0] not in (1, ncase) or x.shape[1:] != (steps, I):
         raise ValueError(
             f"input: vector inputs must have shape (cases, steps, I) = ({ncase}, {steps}, {I}) "
             f"or (1, {steps}, {I}), got {x.shape}"
         )
-    if GH % G:
-        raise ValueError("layers[0]: weight_ih must have G H rows")
     check_memory(8.0 * ncase * steps * (GH + 1), "input: give fewer cases or steps")
     W0 = np.broadcast_to(W0, (ncase, GH, I))
     xb = np.broadcast_to(x, (ncase, steps, I))
@@ -432,7 +430,7 @@ def simulate_network(
     ncase = net.ncase
     projected = None
     if vector:
-        projected, norms = _vector_inputs(input, layers, cell, ncase, settings)
+        projected, norms = _vector_inputs(input, layers, ncase, settings)
         kind, xs, keys, input_name = input_arrays(norms, ncase, settings.steps, noise_seed, H)
         input_name = "vectors"
     else:

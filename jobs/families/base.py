@@ -223,7 +223,8 @@ def _is_set(a: np.ndarray) -> np.ndarray:
 def run_grouped(params: dict, keys: tuple[str, ...], run_group) -> dict[str, np.ndarray]:
     """Run the cases in groups of equal ``keys`` values and scatter the results back.
 
-    ``run_group(sub_params)`` returns an engine result for the cases of one group; the
+    ``run_group(sub_params)`` returns an engine result (or a dict of per-case arrays) for the
+    cases of one group; the
     per-variable outputs are filled with -1 (int), False (bool) or NaN where a group did not
     write (never, when every group writes the same variables).
     """
@@ -235,7 +236,7 @@ def run_grouped(params: dict, keys: tuple[str, ...], run_group) -> dict[str, np.
     for label in dict.fromkeys(labels):
         idx = np.flatnonzero(labels == label)
         res = run_group({k: v[idx] for k, v in params.items()})
-        for name, arr in res.data.items():
+        for name, arr in (res if isinstance(res, dict) else res.data).items():
             if name not in out:
                 fill = -1 if arr.dtype.kind == "i" else (False if arr.dtype == bool else np.nan)
                 out[name] = np.full((ncase, *arr.shape[1:]), fill, dtype=arr.dtype)

@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnlab.engine.cliff import CLIFF, cliff_descent
 
-from .base import Param, UpdateFamily, own_table
+from .base import Param, UpdateFamily, own_table, run_grouped
 
 __all__ = ["SOLVED_LOSS", "CliffFamily"]
 
@@ -59,24 +59,15 @@ class CliffFamily(UpdateFamily):
         return np.full(len(params["w"]), 32.0 * run.steps)
 
     def run_cases(self, params, run, outputs):
-        """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
-        out = {}
-        for length, x0, target in dict.fromkeys(zip(params["length"], params["x0"],
-                                                    params["target"], strict=True)):  # fmt: skip
-            idx = np.flatnonzero((params["length"] == length) & (params["x0"] == x0)
-                                 & (params["target"] == target))  # fmt: skip
-            res = self._group(params, idx, run, int(length), float(x0), float(target))
-            for name in outputs:
-                if name not in out:
-                    shape = (len(params["w"]), *res[name].shape[1:])
-                    out[name] = np.empty(shape, dtype=res[name].dtype)
-                out[name][idx] = res[name]
-        return out
+        """Run the cases in groups of equal length, x0 and target."""
+        return run_grouped(params, ("length", "x0", "target"), lambda p: self._group(p, run))
 
-    def _group(self, params, idx, run, length, x0, target):
-        f = {k: params[k][idx].astype(np.float64) for k in ("w", "bias", "learning_rate", "clip")}
+    def _group(self, p, run):
+        f = {k: p[k].astype(np.float64) for k in ("w", "bias", "learning_rate", "clip")}
+        n = len(f["w"])
         d = cliff_descent(f["w"], f["bias"], learning_rate=f["learning_rate"], clip=f["clip"],
-                          updates=max(run.steps - 1, 1), length=length, x0=x0, target=target,
+                          updates=max(run.steps - 1, 1), length=int(p["length"][0]),
+                          x0=float(p["x0"][0]), target=float(p["target"][0]),
                           parallel=False)  # fmt: skip
         k = self.time_steps(run)
         loss = d["loss"][:, : run.steps]
@@ -87,9 +78,9 @@ class CliffFamily(UpdateFamily):
             "grad_norm": d["grad_norm"][:, k],
             "w_path": d["w"][:, k],
             "bias_path": d["b"][:, k],
-            "final_loss": loss[np.arange(len(idx)), np.maximum(last, 0)],
-            "clipped_fraction": d["clipped_fraction"] if run.steps > 1 else np.zeros(len(idx)),
-            "max_step": d["max_step"] if run.steps > 1 else np.zeros(len(idx)),
+            "final_loss": loss[np.arange(n), np.maximum(last, 0)],
+            "clipped_fraction": d["clipped_fraction"] if run.steps > 1 else np.zeros(n),
+            "max_step": d["max_step"] if run.steps > 1 else np.zeros(n),
             "solved_update": np.where(solved.any(axis=1), solved.argmax(axis=1), -1),
             "diverged": ~np.isfinite(loss[:, -1]),
         }

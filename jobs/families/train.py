@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rnnlab.engine import ACTIVATIONS, LSTM_VARIANTS
+from rnnlab.engine import ACTIVATIONS, CELL_GATES, LSTM_VARIANTS
 from rnnlab.engine.tasks import TASKS
 from rnnlab.engine.train import CLIPS, OPTIMIZERS, TRAIN_INITS, train
 
@@ -29,8 +29,6 @@ _TOGETHER = ("cell", "task", "n", "layers", "length", "activation", "variant", "
              "init_scale", "forget_bias", "optimizer", "clip", "batch")  # fmt: skip
 #: What makes a network: cases that differ only in test_length share one trained network.
 _NETWORK = ("seed", "learning_rate", "momentum", "clip_threshold")
-#: Gates per cell (the cost model).
-_GATES = {"rnn": 1, "cec": 1, "gru": 3, "lstm": 4}
 
 
 class TrainFamily(UpdateFamily):
@@ -73,25 +71,22 @@ class TrainFamily(UpdateFamily):
         """A forward and backward pass costs about 4 G H (H + I) flops per step and sample,
         at about 6 GFLOP/s (measured on the 2-core machine, LSTM and RNN, H = 32)."""
         h = params["n"].astype(float) * params["layers"].astype(float)
-        g = np.array([_GATES[c] for c in params["cell"]], dtype=float)
-        steps = np.array([TASKS[t].steps(int(n)) for t, n in zip(params["task"],
-                          params["length"], strict=True)], dtype=float)  # fmt: skip
-        flops = 4 * g * h * (h + 10) * params["batch"].astype(float) * steps
+        g = np.array([CELL_GATES[c] for c in params["cell"]], dtype=float)
+        flops = 4 * g * h * (h + 10) * params["batch"].astype(float) * _sequence_steps(params)
         return run.steps * (flops / 6e9 + 2e-4)
 
     def case_bytes(self, params, run):
         """BPTT stores every state and cache of a batch: about 8 steps batch 12 H bytes a
         layer, and the weights with the optimiser's two copies."""
         h = params["n"].astype(float)
-        steps = np.array([TASKS[t].steps(int(n)) for t, n in zip(params["task"],
-                          params["length"], strict=True)], dtype=float)  # fmt: skip
+        steps = _sequence_steps(params)
         per_layer = 8 * steps * params["batch"].astype(float) * 12 * h + 3 * 8 * 4 * h * 2 * h
         return per_layer * params["layers"].astype(float)
 
     def run_cases(self, params, run, outputs):
         """Train the cases in groups that share every setting but the seed, the learning
         rate, the momentum, the clipping threshold and the test length."""
-        return run_grouped(params, _TOGETHER, lambda p: _Result(self._group(p, run)))
+        return run_grouped(params, _TOGETHER, lambda p: self._group(p, run))
 
     def _group(self, p, run):
         """Train each distinct network of the group once, test it at every test length the
@@ -127,8 +122,7 @@ class TrainFamily(UpdateFamily):
         return out
 
 
-class _Result:
-    """What :func:`run_grouped` expects of a group's result: ``.data``."""
-
-    def __init__(self, data):
-        self.data = data
+def _sequence_steps(params) -> np.ndarray:
+    """Steps of each case's training sequences (its task at its length)."""
+    pairs = zip(params["task"], params["length"], strict=True)
+    return np.array([TASKS[t].steps(int(n)) for t, n in pairs], dtype=float)
