@@ -76,10 +76,10 @@ def _cases(*arrays):
     return [np.ascontiguousarray(a.ravel()) for a in out], out[0].shape
 
 
-def _check(length, **positive):
+def _check(length, **finite):
     if int(length) != length or length < 1:
         raise ValueError(f"length must be a positive integer, got {length!r}")
-    for name, v in positive.items():
+    for name, v in finite.items():
         v = np.asarray(v, dtype=np.float64)
         if not np.all(np.isfinite(v)):
             raise ValueError(f"{name} must be finite")
