@@ -26,6 +26,7 @@ from .results import (
     NotAStoreError,
     missing_blocks,
     open_results,
+    trained_network,
 )
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "missing_blocks",
     "open_results",
     "phase_boundary",
+    "trained_network",
     "write_report",
 ]

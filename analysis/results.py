@@ -16,6 +16,7 @@ __all__ = [
     "NotAStoreError",
     "missing_blocks",
     "open_results",
+    "trained_network",
 ]
 
 
@@ -273,3 +274,69 @@ def _incomplete(path: Path, ds, missing: list[dict], damage) -> IncompleteStoreE
         f"{path}: incomplete: {len(missing)} of {total} blocks missing ({first}{more}); {fix}",
         missing,
     )
+
+
+def trained_network(ds, *, initial: bool = False) -> dict:
+    """One trained network of a ``train`` store, ready for the stability engine.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A store of the ``train`` family that holds ``trained_weights`` (``run.outputs``),
+        selected down to one case: ``ds.sel(cell="lstm", seed=2)``.
+    initial : bool
+        The same network before training instead (its seed's initialisation, drawn again
+        by :func:`rnnlab.engine.train.init_network`).
+
+    Returns
+    -------
+    dict
+        ``cell``, ``layers`` (PyTorch's layout, as :func:`rnnlab.engine.simulate_network`
+        takes them), ``readout`` (``weight``, ``bias``), ``activation``, ``variant``,
+        ``task``.
+
+    Examples
+    --------
+    >>> net = trained_network(ds.sel(cell="gru", seed=0))  # doctest: +SKIP
+    >>> simulate_network(net["cell"], net["layers"], steps=1000)  # doctest: +SKIP
+    """
+    from rnnlab.engine.tasks import TASKS
+    from rnnlab.engine.train import init_network, network_from_vector
+
+    if "trained_weights" not in getattr(ds, "data_vars", {}):
+        raise ValueError('ds: no trained_weights: run the train sweep with run.outputs = '
+                         '[..., "trained_weights"]')  # fmt: skip
+    w = ds["trained_weights"]
+    if w.ndim != 1:
+        others = [d for d in w.dims if d != "parameter"]
+        raise ValueError(f"ds: select one case first, e.g. ds.sel({others[0]}=...): "
+                         f"trained_weights has dims {w.dims}")  # fmt: skip
+    s = _case_settings(ds, w)
+    task = TASKS[str(s["task"])]
+    sizes = (str(s["cell"]), int(s["n"]), int(s["layers"]), task.inputs, task.outputs)
+    if initial:
+        scale = None if s["init_scale"] in (None, "none") else float(s["init_scale"])
+        layers, readout = init_network(
+            *sizes,
+            seed=int(s["seed"]),
+            init=str(s["init"]),
+            scale=scale,
+            forget_bias=float(s["forget_bias"]),
+        )
+    else:
+        layers, readout = network_from_vector(*sizes, w.values)
+    return {"cell": sizes[0], "layers": layers, "readout": readout,
+            "activation": str(s["activation"]), "variant": str(s["variant"]),
+            "task": str(s["task"])}  # fmt: skip
+
+
+def _case_settings(ds, w) -> dict:
+    """A case's settings: its coordinates, else the spec's fixed values, else the family's
+    defaults (stored with the weights)."""
+    out = {}
+    for key, default in json.loads(w.attrs["model_defaults"]).items():
+        if key in w.coords:
+            out[key] = w.coords[key].item()
+        else:
+            out[key] = ds.attrs.get(f"model_{key}", default)
+    return out

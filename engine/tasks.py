@@ -117,8 +117,16 @@ def _index(key, update, seq, draw, n):
 
 
 @jit
-def _fill(code, key, update, first, length, x, y_real, y_class):
-    """Sequences ``first .. first + batch - 1`` of ``update`` into x, y_real, y_class."""
+def _fill(code, keys, update, first, x, y_real, y_class):
+    """Sequences ``first .. first + batch - 1`` of ``update`` of every case (its key) into
+    x (cases, batch, steps, I), y_real (cases, batch, 1, 1), y_class (cases, batch, steps)."""
+    for c in range(keys.size):
+        _fill_case(code, keys[c], update, first, x[c], y_real[c], y_class[c])
+
+
+@jit
+def _fill_case(code, key, update, first, x, y_real, y_class):
+    """One case's sequences."""
     batch, steps = x.shape[0], x.shape[1]
     eight = 0 * steps + 8  # an int64, not a literal 8 (which would compile _index once more)
     for b in range(batch):
@@ -174,7 +182,7 @@ def _fill(code, key, update, first, length, x, y_real, y_class):
                 carry = total >> 1
 
 
-def task_batch(task: str, length: int, seed: int, update: int, batch: int, first: int = 0):
+def task_batch(task: str, length: int, seed, update: int, batch: int, first: int = 0):
     """One batch of a task: the sequences ``first .. first + batch - 1`` of ``update``.
 
     Parameters
@@ -183,19 +191,21 @@ def task_batch(task: str, length: int, seed: int, update: int, batch: int, first
         A name of :data:`TASKS`.
     length : int
         T (copy: T blanks between the symbols and the delimiter; T + 20 steps in all).
-    seed, update : int
-        The case's seed and the update index: the data depend on these and on the sequence
-        index only.
+    seed : int or array_like of int
+        The case's seed, or one seed per case (a leading case axis on the results).
+    update : int
+        The update index: the data depend on the seed, the update and the sequence index
+        only.
     batch, first : int
         How many sequences, from which index.
 
     Returns
     -------
     inputs : numpy.ndarray
-        (batch, steps, inputs), float64.
+        ([cases,] batch, steps, inputs), float64.
     targets : numpy.ndarray
-        Regressions: (batch, 1, 1) float64 (the target at the last step); classifications:
-        (batch, nloss) int64 classes at the task's loss steps.
+        Regressions: ([cases,] batch, 1, 1) float64 (the target at the last step);
+        classifications: ([cases,] batch, nloss) int64 classes at the task's loss steps.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
@@ -205,12 +215,12 @@ def task_batch(task: str, length: int, seed: int, update: int, batch: int, first
         raise ValueError(f"length must be an integer >= {minimum} for {task}, got {length!r}")
     if batch < 1 or update < 0 or first < 0:
         raise ValueError("batch must be >= 1, update and first >= 0")
-    steps = t.steps(int(length))
-    key = noise_keys(np.array([seed], dtype=np.int64), 1000 + t.code)[0]
-    x = np.zeros((batch, steps, t.inputs))
-    y_real = np.zeros((batch, 1, 1))
-    y_class = np.zeros((batch, steps), dtype=np.int64)
-    _fill(t.code, key, np.uint64(update), np.uint64(first), int(length), x, y_real, y_class)
-    if t.loss == "mse":
-        return x, y_real
-    return x, np.ascontiguousarray(y_class[:, t.loss_steps(int(length))])
+    seeds = np.asarray(seed, dtype=np.int64)
+    steps, nc = t.steps(int(length)), max(seeds.size, 1)
+    keys = noise_keys(seeds.reshape(-1), 1000 + t.code)
+    x = np.zeros((nc, batch, steps, t.inputs))
+    y_real = np.zeros((nc, batch, 1, 1))
+    y_class = np.zeros((nc, batch, steps), dtype=np.int64)
+    _fill(t.code, keys, np.uint64(update), np.uint64(first), x, y_real, y_class)
+    y = y_real if t.loss == "mse" else np.ascontiguousarray(y_class[..., t.loss_steps(int(length))])
+    return (x[0], y[0]) if seeds.ndim == 0 else (x, y)

@@ -24,7 +24,16 @@ from .rnn import record_steps
 from .tasks import TASKS, task_batch
 from .weights import case_rng, init_layers
 
-__all__ = ["CLIPS", "OPTIMIZERS", "TRAIN_INITS", "evaluate", "init_network", "train"]
+__all__ = [
+    "CLIPS",
+    "OPTIMIZERS",
+    "TRAIN_INITS",
+    "evaluate",
+    "init_network",
+    "network_from_vector",
+    "network_vector",
+    "train",
+]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 CLIPS = ("none", "norm", "value")
@@ -71,6 +80,48 @@ def init_network(
     return ws, readout
 
 
+def network_vector(layers, readout) -> np.ndarray:
+    """Every weight of networks with a leading case axis, flattened: (cases, parameters).
+
+    The order: layer after layer, each layer's arrays by name (``bias_hh``, ``bias_ih``,
+    ``weight_hh``, ``weight_ih``, ...), then the readout's (``bias``, ``weight``), each in C
+    order. :func:`network_from_vector` inverts it.
+    """
+    return np.concatenate([a.reshape(a.shape[0], -1) for a in _arrays(layers, readout)], 1)
+
+
+def network_from_vector(cell, hidden, layers, inputs, outputs, vector):
+    """The ``(layers, readout)`` of one network from its :func:`network_vector` row.
+
+    Parameters
+    ----------
+    cell, hidden, layers, inputs, outputs :
+        The network's sizes, as for :func:`init_network`.
+    vector : array_like
+        (parameters,), or longer with NaN padding after them (a store's row).
+
+    Returns
+    -------
+    (layers, readout)
+        In PyTorch's layout, as :func:`rnnlab.engine.simulate_network` takes them.
+    """
+    template = init_network(cell, hidden, layers, inputs, outputs, seed=0)
+    vector = np.asarray(vector, dtype=np.float64).reshape(-1)
+    need = sum(a.size for a in _arrays(*template))
+    if vector.size < need or np.isnan(vector[:need]).all():
+        raise ValueError(
+            f"vector: a {cell} network of these sizes has {need} weights, "
+            f"got {vector.size} values{' (all NaN)' if vector.size >= need else ''}"
+        )
+    pos, out = 0, ([{} for _ in template[0]], {})
+    for where, arrays in [*zip(out[0], template[0], strict=True), (out[1], template[1])]:
+        for k in sorted(arrays):
+            size = arrays[k].size
+            where[k] = vector[pos : pos + size].reshape(arrays[k].shape).copy()
+            pos += size
+    return out
+
+
 def _stack_cases(nets):
     """Per-case (layers, readout) -> one (layers, readout) with a leading case axis."""
     layers = [{k: np.stack([n[0][l][k] for n in nets]) for k in nets[0][0][l]}
@@ -95,11 +146,6 @@ def _per_case(x, ncase):
 
 def _case_axis(v, a):
     return v.reshape((-1,) + (1,) * (a.ndim - 1))
-
-
-def _batch(task, length, seeds, update, batch):
-    xs, ys = zip(*(task_batch(task, length, int(s), update, batch) for s in seeds), strict=True)
-    return np.stack(xs), np.stack(ys)
 
 
 class _Optimizer:
@@ -231,7 +277,7 @@ def train(
               activation=activation, parallel=parallel)  # fmt: skip
 
     def gradient(k):
-        x, y = _batch(task, length, seeds, k, batch)
+        x, y = task_batch(task, length, seeds, k, batch)
         loss, grads = bptt(cell, net_layers, readout, x, y, **kw)
         return loss, _grad_arrays(grads, net_layers, readout)
 
@@ -311,7 +357,7 @@ def evaluate(cell, task, layers, readout, seeds, length, batch=200, **kw):
     """
     t = TASKS[task]
     kw = {**kw, "loss_steps": t.loss_steps(length)}
-    x, y = _batch(task, length, seeds, _EVAL + length, batch)
+    x, y = task_batch(task, length, seeds, _EVAL + length, batch)
     loss, _, pred = bptt(cell, layers, readout, x, y, return_outputs=True, **kw)
     if t.loss == "mse":
         err = ((pred - y) ** 2).sum(-1).mean(-1)  # (cases, batch)

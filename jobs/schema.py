@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TIME_DIM", "UNIT_DIM", "VARIABLES", "provenance", "to_dataset"]
+__all__ = ["PARAMETER_DIM", "TIME_DIM", "UNIT_DIM", "VARIABLES", "provenance", "to_dataset"]
 
 TIME_DIM = "time"
 #: The dimension of per-unit variables (``hidden_state``, ``cell_state``).
 UNIT_DIM = "unit"
+#: The dimension of a network's flattened weights (rnnlab.engine.train.network_vector).
+PARAMETER_DIM = "parameter"
 
 #: name -> (long_name, units, description)
 VARIABLES: dict[str, tuple[str, str, str]] = {
@@ -231,6 +233,15 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "whose squared error is at most 0.04 (Pascanu et al.); classifications, the share of "
         "correct classes.",
     ),
+    "trained_weights": (
+        "trained weights",
+        "1",
+        "Every weight of the trained network (recurrent layers, then the readout) in the "
+        "order of rnnlab.engine.train.network_vector, NaN after the network's last weight "
+        "(networks of a grid differ in size); a diverged run's where it was frozen; "
+        "rnnlab.analysis.trained_network(ds.sel(...)) gives one as PyTorch-layout arrays.",
+    ),
+    "parameter": ("parameter index", "1", "Position in the flattened weights."),
     "test_loss": ("test loss", "1", "The loss on fresh sequences of model.test_length."),
     "test_accuracy": ("test accuracy", "1", "final_accuracy at model.test_length."),
     "baseline": (

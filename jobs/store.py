@@ -30,7 +30,7 @@ from .integrity import (
     record_coordinates,
     record_metadata,
 )
-from .schema import TIME_DIM, UNIT_DIM, provenance
+from .schema import PARAMETER_DIM, TIME_DIM, UNIT_DIM, provenance
 from .spec import Grid, Spec
 
 __all__ = [
@@ -196,11 +196,22 @@ def _result_bytes(spec: Spec, grid: Grid) -> int:
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     variables = family.variables(fixed, grid.coords, spec.run)
-    ntime = len(family.time_steps(spec.run))
-    size = {"summary": 1, "step": ntime}
-    if "vector" in variables.values():
-        size["vector"] = ntime * family.units(fixed, grid.coords)
-    return 8 * sum(size[kind] for kind in variables.values())
+    shapes = _trailing(family, fixed, grid, spec.run, variables)[0]
+    return 8 * sum(int(np.prod(shapes[kind], dtype=np.int64)) for kind in variables.values())
+
+
+def _trailing(family, fixed, grid, run, variables):
+    """Per kind of variable, the shape and the dimension names after the grid's: per case
+    (), per recorded step (time,), a vector per step (time, unit), the weights of a
+    network (parameter,)."""
+    ntime = len(family.time_steps(run))
+    kinds = set(variables.values())
+    units = family.units(fixed, grid.coords) if "vector" in kinds else 0
+    params = family.parameters(fixed, grid.coords) if "weights" in kinds else 0
+    shapes = {"summary": (), "step": (ntime,), "vector": (ntime, units), "weights": (params,)}
+    dims = {"summary": (), "step": (TIME_DIM,), "vector": (TIME_DIM, UNIT_DIM),
+            "weights": (PARAMETER_DIM,)}  # fmt: skip
+    return shapes, dims
 
 
 def check_size(spec: Spec, grid: Grid) -> None:
@@ -307,10 +318,7 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     variables = family.variables(fixed, grid.coords, spec.run)
     time = family.time_steps(spec.run)
-    extra = {"step": (len(time),), "summary": (), "vector": (len(time), 0)}
-    if "vector" in variables.values():
-        extra["vector"] = (len(time), family.units(fixed, grid.coords))
-    trailing = {"step": (TIME_DIM,), "summary": (), "vector": (TIME_DIM, UNIT_DIM)}
+    extra, trailing = _trailing(family, fixed, grid, spec.run, variables)
     data_vars = {}
     for name, kind in variables.items():
         dtype = variable_dtype(name, spec.run, family)
@@ -332,9 +340,10 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0, **codecs()}
     coords = {d: xr.Variable(d, _coord_values(grid.coords[d])) for d in grid.dims}
     coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=family.variable_attrs("time"))
-    if "vector" in variables.values():
-        units = np.arange(extra["vector"][1])
-        coords[UNIT_DIM] = xr.Variable(UNIT_DIM, units, attrs=family.variable_attrs(UNIT_DIM))
+    for kind, dim in (("vector", UNIT_DIM), ("weights", PARAMETER_DIM)):
+        if kind in variables.values():
+            index = np.arange(extra[kind][-1])
+            coords[dim] = xr.Variable(dim, index, attrs=family.variable_attrs(dim))
     for var in coords.values():
         var.encoding = codecs()
     attrs = {
@@ -410,9 +419,9 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     arrays = {}
     for i, name in enumerate(variables):
-        arr = results[name]
-        trailing = arr.shape[1:]  # (), (time,) or (time, unit)
         arrays[name] = group[name]
+        arr = _padded(results[name], arrays[name].shape[len(bshape) :])
+        trailing = arr.shape[1:]  # (), (time,), (time, unit) or (parameter,)
         arrays[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape((*bshape, *trailing))
         if i == 0:
             fault_point("block_data")
@@ -421,6 +430,16 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     group[DONE][index] = 1
     fault_point("between_blocks")
     return ncase
+
+
+def _padded(arr: np.ndarray, shape: tuple) -> np.ndarray:
+    """A block's weights (cases, P) NaN-padded to the store's parameter dimension (the
+    largest network of the grid); other variables as they are."""
+    if arr.shape[1:] == tuple(shape) or arr.ndim != 2 or arr.dtype.kind != "f":
+        return arr
+    out = np.full((arr.shape[0], *shape), np.nan, dtype=arr.dtype)
+    out[:, : arr.shape[1]] = arr
+    return out
 
 
 def read_done(path: Path) -> np.ndarray:

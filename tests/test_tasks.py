@@ -19,6 +19,9 @@ def test_a_sequence_does_not_depend_on_its_batch(task):
     assert not np.array_equal(x, other) and not np.array_equal(x, later)
     steps = TASKS[task].steps(30)
     assert x.shape == (20, steps, TASKS[task].inputs)
+    xs, ys = task_batch(task, 30, seed=[4, 3], update=7, batch=20)  # a case axis
+    np.testing.assert_array_equal(xs, np.stack([other, x]))
+    np.testing.assert_array_equal(ys[1], y)
 
 
 def test_adding_targets_markers_and_baseline():

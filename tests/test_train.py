@@ -209,3 +209,50 @@ def test_test_lengths_share_one_trained_network(tmp_path):
                  learning_rate=0.05, updates=30, records=ds.time.values, eval_lengths=[32],
                  parallel=False)  # fmt: skip
     assert float(one.test_accuracy.sel(test_length=32)) == want["eval_accuracy"][0, 0]
+
+
+def _torch_loss(net, x, y):
+    """Cross-entropy of a network from rnnlab.analysis.trained_network, run by PyTorch."""
+    cell = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[net["cell"]]
+    w = net["layers"][0]
+    mod = cell(w["weight_ih"].shape[1], w["weight_hh"].shape[1], batch_first=True,
+               dtype=torch.float64)  # fmt: skip
+    mod.load_state_dict({f"{k}_l0": torch.from_numpy(v) for k, v in w.items()})
+    out = mod(torch.from_numpy(x))[0] @ torch.from_numpy(net["readout"]["weight"]).T
+    out = out + torch.from_numpy(net["readout"]["bias"])
+    return torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]),
+                                             torch.from_numpy(y).reshape(-1)).item()  # fmt: skip
+
+
+def test_stored_trained_weights_are_the_networks_pytorch_runs(tmp_path):
+    """run.outputs with trained_weights: each case's row (NaN-padded to the grid's largest
+    network) rebuilt by trained_network is the trained network: PyTorch running it on the
+    evaluation sequences gets the stored final_loss, and the network before training
+    (initial=True) the stored loss of the first batch."""
+    from rnnlab.analysis import open_results, trained_network
+    from rnnlab.engine.train import _EVAL
+    from rnnlab.jobs.runner import run_sweep
+
+    from .sweeps import write_spec
+
+    spec = TRAIN_SPEC.replace("num_records = 10", 'num_records = 10\noutputs = ["train_loss", '
+                              '"final_loss", "trained_weights"]')  # fmt: skip
+    ds = open_results(run_sweep(write_spec(tmp_path, spec), store=tmp_path / "t.zarr",
+                                sync=True).path)  # fmt: skip
+    assert "final_accuracy" not in ds and ds.trained_weights.dims[-1] == "parameter"
+    nans = np.isnan(ds.trained_weights).sum("parameter")
+    gates_of_h6 = 6 * (1 + 6) + 2 * 6  # a gate's W_ih, W_hh and biases (H = 6, I = 1)
+    assert (nans.sel(cell="gru") == 0).all() and (nans.sel(cell="rnn") == 2 * gates_of_h6).all()
+    for cell, length, seed in (("rnn", 8, 1), ("gru", 4, 0)):
+        one = ds.sel(cell=cell, length=length, seed=seed)
+        x, y = task_batch("parity", length, seed, _EVAL + length, 200)
+        net = trained_network(one)
+        assert net["cell"] == cell and net["task"] == "parity"
+        assert _torch_loss(net, x, y) == pytest.approx(float(one.final_loss), rel=1e-12)
+        x0, y0 = task_batch("parity", length, seed, 0, 20)
+        first = _torch_loss(trained_network(one, initial=True), x0, y0)
+        assert first == pytest.approx(float(one.train_loss[0]), rel=1e-12)
+    with pytest.raises(ValueError, match="select one case first"):
+        trained_network(ds)
+    with pytest.raises(ValueError, match="no trained_weights"):
+        trained_network(ds.drop_vars("trained_weights").sel(cell="rnn", length=4, seed=0))

@@ -144,10 +144,10 @@ class Family:
         raise NotImplementedError
 
     def variables(self, fixed: dict, grid: dict, run) -> dict[str, str]:
-        """The variables this sweep writes, each with its kind ("step", "summary" or
-        "vector"): ``run.outputs`` or the family's default, in the engine's order. A summary
-        named like a grid dimension (``spectral_radius`` swept as a dimension) is left out:
-        the coordinate carries the value."""
+        """The variables this sweep writes, each with its kind ("step", "summary",
+        "vector" or "weights"): ``run.outputs`` or the family's default, in the engine's
+        order. A summary named like a grid dimension (``spectral_radius`` swept as a
+        dimension) is left out: the coordinate carries the value."""
         available, default = self.outputs(fixed, grid)
         asked = default if run.outputs is None else run.outputs
         names = [v for v in available if v in asked]
@@ -160,6 +160,11 @@ class Family:
     def units(self, fixed: dict, grid: dict) -> int:
         """Length of the ``unit`` dimension of vector variables (n times the layers)."""
         return int(fixed.get("n", self.params["n"].default)) * int(fixed.get("layers", 1))
+
+    def parameters(self, fixed: dict, grid: dict) -> int:
+        """Length of the ``parameter`` dimension of weights variables (the grid's largest
+        network); families without such variables have none."""
+        return 0
 
     @staticmethod
     def time_steps(run) -> np.ndarray:

@@ -7,13 +7,22 @@ data). The time axis is the update index; ``run.steps`` is the number of updates
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 import numpy as np
 
 from rnnlab.engine import ACTIVATIONS, CELL_GATES, LSTM_VARIANTS
+from rnnlab.engine._tracking import Output
 from rnnlab.engine.tasks import TASKS
-from rnnlab.engine.train import CLIPS, OPTIMIZERS, TRAIN_INITS, train
+from rnnlab.engine.train import (
+    CLIPS,
+    OPTIMIZERS,
+    TRAIN_INITS,
+    init_network,
+    network_vector,
+    train,
+)
 
 from .base import Param, UpdateFamily, own_table, run_grouped
 
@@ -27,6 +36,11 @@ _SUMMARY = {"clipped_fraction": "float64", "max_step": "float64", "diverged": "b
 #: Grid values that must be equal for cases to train in one call (the rest vary per case).
 _TOGETHER = ("cell", "task", "n", "layers", "length", "activation", "variant", "init",
              "init_scale", "forget_bias", "optimizer", "clip", "batch")  # fmt: skip
+#: Stored only when asked for (run.outputs): every weight of each trained network.
+_WEIGHTS = "trained_weights"
+#: The settings that make a network's weights and how it runs (rnnlab.analysis.trained_network).
+_SIZES = ("cell", "task", "n", "layers", "activation", "variant", "init", "init_scale",
+          "forget_bias", "seed")  # fmt: skip
 #: What makes a network: cases that differ only in test_length share one trained network.
 _NETWORK = ("seed", "learning_rate", "momentum", "clip_threshold")
 
@@ -58,7 +72,32 @@ class TrainFamily(UpdateFamily):
         "test_length": Param(int, 0, minimum=0, help="a longer test length (0: none)"),
         "seed": Param(int, 0, minimum=0, help="seed of the weights and the data"),
     }
-    table: ClassVar[dict] = own_table(_STEP, _SUMMARY)
+    table: ClassVar[dict] = {
+        **own_table(_STEP, _SUMMARY),
+        _WEIGHTS: Output(_WEIGHTS, "weights", (), -1, "float64"),
+    }
+
+    def outputs(self, fixed, grid):
+        """Every variable; all but the trained weights by default (asked for by name in
+        ``run.outputs``)."""
+        names = tuple(self.table)
+        return names, tuple(v for v in names if v != _WEIGHTS)
+
+    def variable_attrs(self, name: str) -> dict:
+        """The trained weights carry the family's defaults of the settings that size a
+        network (so a reader of the store alone can rebuild one)."""
+        attrs = super().variable_attrs(name)
+        if name == _WEIGHTS:
+            attrs["model_defaults"] = json.dumps({k: self.params[k].default for k in _SIZES})
+        return attrs
+
+    def parameters(self, fixed, grid):
+        """The weights of the grid's largest network (its cell, task, n and layers)."""
+        values = {k: np.atleast_1d(grid[k]) if k in grid else [fixed.get(k, self.params[k].default)]
+                  for k in _SIZES[:4]}  # fmt: skip
+        return max(_parameter_count(c, t, int(n), int(nl)) for c in values["cell"]
+                   for t in values["task"] for n in values["n"]
+                   for nl in values["layers"])  # fmt: skip
 
     def check_run(self, fixed, grid, run, problems):
         """The clipping threshold must be positive."""
@@ -86,9 +125,13 @@ class TrainFamily(UpdateFamily):
     def run_cases(self, params, run, outputs):
         """Train the cases in groups that share every setting but the seed, the learning
         rate, the momentum, the clipping threshold and the test length."""
-        return run_grouped(params, _TOGETHER, lambda p: self._group(p, run))
+        width = 0  # the block's widest network, if the weights are stored: every group pads
+        if _WEIGHTS in outputs:  # to it (and the writer to the store's widest)
+            sizes = zip(*(params[k] for k in ("cell", "task", "n", "layers")), strict=True)
+            width = max(_parameter_count(*key) for key in set(sizes))
+        return run_grouped(params, _TOGETHER, lambda p: self._group(p, run, width))
 
-    def _group(self, p, run):
+    def _group(self, p, run, width=0):
         """Train each distinct network of the group once, test it at every test length the
         group asks for, and give each case its own network's results."""
         first = {k: p[k][0] for k in _TOGETHER}
@@ -108,7 +151,7 @@ class TrainFamily(UpdateFamily):
             momentum=p["momentum"][pick].astype(float), clip=str(first["clip"]),
             clip_threshold=p["clip_threshold"][pick].astype(float), batch=int(first["batch"]),
             updates=run.steps, records=self.time_steps(run), eval_lengths=tests,
-            parallel=False,
+            keep_weights=width > 0, parallel=False,
         )  # fmt: skip
         col = np.array([tests.index(int(v)) if int(v) > 0 else -1 for v in p["test_length"]])
         out = {"train_loss": res["loss"][back], "train_grad_norm": res["grad_norm"][back]}
@@ -119,7 +162,27 @@ class TrainFamily(UpdateFamily):
             vals = res[key][back] if tests else np.zeros((len(back), 1))
             out[name] = np.where(col >= 0, vals[np.arange(len(back)), np.maximum(col, 0)], np.nan)
         out["baseline"] = np.full(len(back), res["baseline"])
+        if width:
+            vec = network_vector(res["layers"], res["readout"])[back]
+            out[_WEIGHTS] = np.pad(vec, ((0, 0), (0, width - vec.shape[1])),
+                                   constant_values=np.nan)  # fmt: skip
         return out
+
+
+_WEIGHTS = "trained_weights"
+
+
+def _weights_output():
+    from rnnlab.engine._tracking import Output
+
+    return Output(_WEIGHTS, "weights", (), -1, "float64")
+
+
+def _parameter_count(cell, task, n, layers) -> int:
+    """Weights of a network of this cell, task (its inputs and outputs) and size."""
+    t = TASKS[str(task)]
+    ws, readout = init_network(str(cell), int(n), int(layers), t.inputs, t.outputs, seed=0)
+    return sum(a.size for w in ws for a in w.values()) + sum(a.size for a in readout.values())
 
 
 def _sequence_steps(params) -> np.ndarray:
