@@ -2,11 +2,12 @@
 #   make run       set up .venv and run the main job on the embedded defaults
 #   make test      set up .venv, lint, and run the tests (what CI runs)
 #   make test-all  the same and the exhaustive tier (long runs, 1000 examples per property)
+#   make study     the full training study (examples/study_*.toml, about 40 min on 2 cores)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-all lint bench clean clean-cache
+.PHONY: run study test test-all lint bench bench-train clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rnnlab needs Python >= 3.11"'
@@ -23,6 +24,10 @@ $(BIN)/.test-installed: $(BIN)/.installed constraints.txt
 # every lecture spec (a finished store is not recomputed), then the figures and index.html
 run: $(BIN)/.installed
 	$(BIN)/rnnlab report examples/lecture_*.toml --out results/report
+
+# the full training study (T up to 200, 5 seeds; see docs/training.md), then its figures
+study: $(BIN)/.installed
+	$(BIN)/rnnlab report examples/study_*.toml --out results/study_report
 
 test: $(BIN)/.test-installed
 	$(BIN)/ruff check .
@@ -42,6 +47,11 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_rnn.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_compile.py
+
+# training and BPTT against PyTorch (it needs the test extras: PyTorch)
+bench-train: $(BIN)/.test-installed
+	$(BIN)/python benchmarks/bench_bptt.py
+	$(BIN)/python benchmarks/bench_train.py
 
 # the engine's compiled kernels (engine/__pycache__/rnnlab-<hash of the engine's sources>)
 clean-cache:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .figures import _fmt, _median_seed
+from .figures import _fmt, _median_seed, _solved_level
 
 __all__ = ["CHECKS", "check"]
 
@@ -431,6 +431,26 @@ def _generalisation(ds) -> str | None:
             f"{n} steps (over seeds): " + "; ".join(parts) + ".")  # fmt: skip
 
 
+def _initialisation(ds) -> str | None:
+    """Figure 22: per activation, initialisation and optimiser, the final loss over the
+    chance level (median and range over seeds) and how many runs end below the solved
+    level (the figure's dashed line)."""
+    rel = (ds.final_loss / ds.baseline).load()
+    level = _solved_level(ds)
+    parts = []
+    for act in (str(a) for a in ds.activation.values) if "activation" in ds.dims else [None]:
+        pick = {"activation": act} if act else {}
+        for init in (str(v) for v in ds["init"].values):
+            for opt in (str(v) for v in ds["optimizer"].values):
+                r = rel.sel(init=init, optimizer=opt, **pick).values.ravel()
+                parts.append(f"{act or ''} {init} {opt}: {np.nanmedian(r):.2g} "
+                             f"({np.nanmin(r):.2g}-{np.nanmax(r):.2g}), "
+                             f"{int((r < level).sum())}/{r.size} solved".strip())  # fmt: skip
+    return ("On this store, the final loss on fresh sequences over the chance level, "
+            "median (range) over seeds, and the runs that end below the solved level "
+            f"({level:.2g}): " + "; ".join(parts) + ".")  # fmt: skip
+
+
 #: figure name -> the check of its claim on a store.
 CHECKS = {
     "scalar_linear": _linear_rates,
@@ -454,6 +474,7 @@ CHECKS = {
     "training_by_length": _training,
     "clipping": _clipping,
     "generalisation": _generalisation,
+    "initialisation": _initialisation,
 }
 
 

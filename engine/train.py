@@ -39,6 +39,8 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 CLIPS = ("none", "norm", "value")
 #: init_layers' initialisations, and "identity" (W_hh = scale I, Le et al. 2015's relu RNN).
 TRAIN_INITS = ("pytorch", "normal", "uniform", "orthogonal", "identity")
+#: The scale of "normal" and "uniform" initialisations when none is given (small weights).
+SMALL_SCALE = 0.1
 #: The update counter of evaluation data: far from every training update, so never seen.
 _EVAL = 2**40
 #: Pascanu et al.'s criterion: a real-valued answer is wrong when its squared error > 0.04.
@@ -60,10 +62,15 @@ def init_network(
     """The weights of one network: ``(layers, readout)`` in PyTorch's layout.
 
     ``init="identity"``: W_hh = scale I (default 1), the other weights as PyTorch's default
-    (Le et al. 2015, for relu RNNs). The readout is U(-1/sqrt(H), 1/sqrt(H)) with zero bias
-    (nn.Linear's weight), from the seed's own stream.
+    (Le et al. 2015, for relu RNNs). Otherwise :func:`rnnlab.engine.init_layers`'
+    initialisations, with a training default for the scale: 0.1 for ``"normal"`` and
+    ``"uniform"`` (small random weights, N(0, 0.01) or U(-0.1, 0.1)), 1 for
+    ``"orthogonal"``. The readout is U(-1/sqrt(H), 1/sqrt(H)) with zero bias (nn.Linear's
+    weight), from the seed's own stream.
     """
     check_choice("init", init, TRAIN_INITS)
+    if scale is None and init in ("normal", "uniform"):
+        scale = SMALL_SCALE
     if init == "identity":
         ws = init_layers(cell, hidden, layers, input_size=inputs, seed=seed,
                          forget_bias=forget_bias)  # fmt: skip

@@ -235,6 +235,23 @@ steps = 30
 record = "log"
 num_records = 8
 """
+SPECS["initialisation"] = """
+[model]
+family = "train"
+cell = "rnn"
+task = "adding"
+n = 6
+length = 6
+[grid]
+activation = ["tanh", "relu"]
+init = ["identity", "normal"]
+optimizer = ["sgd", "momentum"]
+seed = {range = 2}
+[run]
+steps = 20
+record = "log"
+num_records = 5
+"""
 for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
                          ("lstm", 'init = "normal"\ninit_scale = 0.1',
                           'variant = ["vanilla", "NFG"]'),  # a grid of names, too
@@ -874,6 +891,36 @@ def test_training_figures_draw_the_stores_values(stores):
 
     plt.close(fig)
     plt.close(fig2)
+
+
+def test_initialisation_figure_draws_each_runs_final_loss(stores):
+    """Figure 22: per activation, a marker per seed at each initialisation and optimiser is
+    the stored final loss over the chance level; the dashed line is the task's solved
+    level over it; the check counts the runs below it."""
+    ds = open_results(stores["initialisation"])
+    fig = F.initialisation(ds)
+    rel = ds.final_loss / ds.baseline
+    for ax, act in zip(fig.axes[:2], ("tanh", "relu"), strict=True):
+        dots = [ln for ln in _lines(ax) if ln.get_marker() == "o" and len(ln.get_xdata())]
+        for j, opt in enumerate(("sgd", "momentum")):
+            for i, init in enumerate(("identity", "normal")):
+                want = rel.sel(activation=act, init=init, optimizer=opt).values
+                x = i + (j - 0.5) * 0.25
+                got = [ln.get_ydata() for ln in dots if ln.get_xdata()[0] == x]
+                assert len(got) == 1
+                np.testing.assert_array_equal(got[0], want)
+        dashed = [ln for ln in _lines(ax) if ln.get_linestyle() == "--"]
+        assert dashed[0].get_ydata()[0] == pytest.approx(0.01 * 6)
+    from rnnlab.analysis.checks import check
+
+    text = check("initialisation", ds)
+    solved = int((rel.sel(activation="relu", init="normal", optimizer="sgd") < 0.06).sum())
+    assert f"relu normal sgd: " in text and f"{solved}/2 solved" in text
+    with pytest.raises(MissingData, match="optimizer"):
+        F.initialisation(open_results(stores["clipping"]).expand_dims(init=["normal"]))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 def test_generalisation_figure_draws_the_test_accuracies(stores):

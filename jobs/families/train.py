@@ -61,7 +61,9 @@ class TrainFamily(UpdateFamily):
         "activation": Param(str, "tanh", ACTIVATIONS, help="f of the rnn and cec cells"),
         "variant": Param(str, "vanilla", LSTM_VARIANTS, help="LSTM variant"),
         "init": Param(str, "pytorch", TRAIN_INITS, help="weight initialisation"),
-        "init_scale": Param(float, None, minimum=0.0, help="its scale (see init_layers)"),
+        "init_scale": Param(
+            float, None, minimum=0.0, help="its scale (default: 0.1 for normal and uniform, else 1)"
+        ),
         "forget_bias": Param(float, 0.0, help="added to the LSTM forget-gate bias"),
         "optimizer": Param(str, "sgd", OPTIMIZERS),
         "learning_rate": Param(float, 0.01, minimum=0.0),
