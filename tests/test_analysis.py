@@ -914,8 +914,10 @@ def test_initialisation_figure_draws_each_runs_final_loss(stores):
     from rnnlab.analysis.checks import check
 
     text = check("initialisation", ds)
-    solved = int((rel.sel(activation="relu", init="normal", optimizer="sgd") < 0.06).sum())
-    assert f"relu normal sgd: " in text and f"{solved}/2 solved" in text
+    one = rel.sel(activation="relu", init="normal", optimizer="sgd").values
+    entry = text.split("relu normal sgd: ")[1].split(";")[0]
+    assert entry.startswith(f"{np.median(one):.2g} ({one.min():.2g}-{one.max():.2g})")
+    assert entry.endswith(f"{int((one < 0.06).sum())}/2 solved")
     with pytest.raises(MissingData, match="optimizer"):
         F.initialisation(open_results(stores["clipping"]).expand_dims(init=["normal"]))
     import matplotlib.pyplot as plt
