@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .figures import _fmt, _median_seed, _solved_level
+from .figures import _fmt, _median_seed, _solved_loss
 
 __all__ = ["CHECKS", "check"]
 
@@ -432,23 +432,34 @@ def _generalisation(ds) -> str | None:
 
 
 def _initialisation(ds) -> str | None:
-    """Figure 22: per activation, initialisation and optimiser, the final loss over the
-    chance level (median and range over seeds) and how many runs end below the solved
-    level (the figure's dashed line)."""
+    """Figure 22: per length, activation, initialisation and optimiser, the final loss over
+    the chance level (median and range over seeds) and how many runs end with it below the
+    solved level (the figure's dashed line)."""
     rel = (ds.final_loss / ds.baseline).load()
-    level = _solved_level(ds)
+    won = (ds.final_loss < _solved_loss(ds)).load()
     parts = []
-    for act in (str(a) for a in ds.activation.values) if "activation" in ds.dims else [None]:
-        pick = {"activation": act} if act else {}
-        for init in (str(v) for v in ds["init"].values):
-            for opt in (str(v) for v in ds["optimizer"].values):
-                r = rel.sel(init=init, optimizer=opt, **pick).values.ravel()
-                parts.append(f"{act or ''} {init} {opt}: {np.nanmedian(r):.2g} "
-                             f"({np.nanmin(r):.2g}-{np.nanmax(r):.2g}), "
-                             f"{int((r < level).sum())}/{r.size} solved".strip())  # fmt: skip
+    for pick in _settings(ds, ("length", "activation", "init", "optimizer")):
+        r, ok = rel.sel(pick).values.ravel(), won.sel(pick).values.ravel()
+        ran = np.isfinite(r)
+        if not ran.any():
+            continue
+        r = r[ran]
+        name = " ".join(f"T = {v}" if k == "length" else str(v) for k, v in pick.items())
+        parts.append(f"{name}: {np.median(r):.2g} ({r.min():.2g}-{r.max():.2g}), "
+                     f"{int(ok[ran].sum())}/{ran.sum()} solved")  # fmt: skip
     return ("On this store, the final loss on fresh sequences over the chance level, "
-            "median (range) over seeds, and the runs that end below the solved level "
-            f"({level:.2g}): " + "; ".join(parts) + ".")  # fmt: skip
+            "median (range) over seeds, and the runs whose final loss is below the task's "
+            "solved level: " + "; ".join(parts) + ".")  # fmt: skip
+
+
+def _settings(ds, dims):
+    """Every combination of the values of those of ``dims`` that the store has, as
+    selection dicts, in coordinate order."""
+    import itertools
+
+    present = [d for d in dims if d in ds.dims]
+    values = [ds[d].values.tolist() for d in present]
+    return [dict(zip(present, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 #: figure name -> the check of its claim on a store.

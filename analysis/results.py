@@ -298,19 +298,26 @@ def trained_network(ds, *, initial: bool = False) -> dict:
     Examples
     --------
     >>> net = trained_network(ds.sel(cell="gru", seed=0))  # doctest: +SKIP
-    >>> simulate_network(net["cell"], net["layers"], steps=1000)  # doctest: +SKIP
+    >>> simulate_network(net["cell"], net["layers"], activation=net["activation"],
+    ...                  variant=net["variant"], steps=1000)  # doctest: +SKIP
     """
     from rnnlab.engine.tasks import TASKS
     from rnnlab.engine.train import init_network, network_from_vector
 
-    if "trained_weights" not in getattr(ds, "data_vars", {}):
+    if not hasattr(ds, "data_vars"):
+        raise ValueError("ds: give the Dataset selected to one case, ds.sel(...), not one of "
+                         "its variables")  # fmt: skip
+    if "trained_weights" not in ds.data_vars:
         raise ValueError('ds: no trained_weights: run the train sweep with run.outputs = '
                          '[..., "trained_weights"]')  # fmt: skip
-    w = ds["trained_weights"]
+    w = ds["trained_weights"].squeeze()  # a dimension of one value is one case too
     if w.ndim != 1:
         others = [d for d in w.dims if d != "parameter"]
         raise ValueError(f"ds: select one case first, e.g. ds.sel({others[0]}=...): "
                          f"trained_weights has dims {w.dims}")  # fmt: skip
+    if np.isnan(w.values).all():
+        raise ValueError("ds: this case's trained_weights are all NaN (its block was not "
+                         "run): complete the sweep with rnnlab run STORE")  # fmt: skip
     s = _case_settings(ds, w)
     task = TASKS[str(s["task"])]
     sizes = (str(s["cell"]), int(s["n"]), int(s["layers"]), task.inputs, task.outputs)
@@ -324,7 +331,13 @@ def trained_network(ds, *, initial: bool = False) -> dict:
             forget_bias=float(s["forget_bias"]),
         )
     else:
-        layers, readout = network_from_vector(*sizes, w.values)
+        try:
+            layers, readout = network_from_vector(*sizes, w.values)
+        except ValueError as err:
+            raise ValueError(
+                f"ds: {str(err).removeprefix('vector: ')}: keep the case's grid "
+                "coordinates in the selection (do not drop them)"
+            ) from None
     return {"cell": sizes[0], "layers": layers, "readout": readout,
             "activation": str(s["activation"]), "variant": str(s["variant"]),
             "task": str(s["task"])}  # fmt: skip
@@ -333,8 +346,13 @@ def trained_network(ds, *, initial: bool = False) -> dict:
 def _case_settings(ds, w) -> dict:
     """A case's settings: its coordinates, else the spec's fixed values, else the family's
     defaults (stored with the weights)."""
+    from rnnlab.jobs.families import get_family
+
+    family = get_family("train")  # attrs lost on the way: the family's own defaults
+    stored = json.loads(w.attrs.get("model_defaults", "{}"))
     out = {}
-    for key, default in json.loads(w.attrs["model_defaults"]).items():
+    for key in family.network_settings:
+        default = stored.get(key, family.params[key].default)
         if key in w.coords:
             out[key] = w.coords[key].item()
         else:

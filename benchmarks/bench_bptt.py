@@ -94,8 +94,10 @@ def stacked_params(pairs):
     return {k: v.clone().requires_grad_(True) for k, v in p.items()}
 
 
-def torch_batched(p, x, y):
-    """Every model at once: a hand-written LSTM with batched weights (torch.bmm per step)."""
+def batched_losses(p, x, y):
+    """Every model's loss at once: a hand-written LSTM with batched weights (torch.bmm per
+    step); ``p`` holds ``weight_ih_l0`` (models, 4H, I) ... and the readout's ``weight``,
+    ``bias``."""
     M, B, _, _ = x.shape
     H = p["weight_hh_l0"].shape[2]
     # the input terms of every step at once, time-major (unbind's backward stacks the
@@ -111,7 +113,12 @@ def torch_batched(p, x, y):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
     out = torch.bmm(h, p["weight"].transpose(1, 2)) + p["bias"][:, None, :]
-    losses = ((out - y[:, :, 0]) ** 2).mean(dim=(1, 2))
+    return ((out - y[:, :, 0]) ** 2).mean(dim=(1, 2))
+
+
+def torch_batched(p, x, y):
+    """Every model's loss and gradients at once (:func:`batched_losses`, one backward)."""
+    losses = batched_losses(p, x, y)
     losses.sum().backward()  # each model's loss depends on its own weights only
     return losses.detach(), p["weight_hh_l0"].grad
 

@@ -15,12 +15,15 @@ precision) and, for PyTorch, also float32:
   ``clip_grad_norm_``, PyTorch's fused CPU LSTM on all cores;
 - PyTorch, batched: the models stacked into one hand-written LSTM (weights (models, 4H, H),
   ``torch.bmm`` per step), one ``backward``, per-model norms for the clipping, one Adam over
-  the stacked tensors (Adam is elementwise: the same as one Adam per model).
+  the stacked tensors (Adam is elementwise: the same as one Adam per model);
+- PyTorch, ``torch.func.vmap`` of one ``nn.LSTM``'s loss gradient over the stacked
+  parameters, the same clipping and Adam.
 
 PyTorch's batches are made before its clock starts (rnnlab's are made inside its timing).
 The time per update is the difference of two runs (``--updates`` and twice as many) over
-``--updates``, so set-up and rnnlab's final evaluation drop out; ``1000 updates`` is that
-times 1000. After the runs, every way's loss history and trained ``weight_hh`` are compared
+``--updates``, so set-up and rnnlab's final evaluation drop out, measured ``--repeat``
+times (the range is printed; the ratios and ``1000 updates`` use the fastest). After the
+runs, every way's loss history and trained ``weight_hh`` are compared
 with rnnlab's (float64: the same arithmetic up to rounding).
 """
 
@@ -34,6 +37,7 @@ import time
 import numba
 import numpy as np
 import torch
+from bench_bptt import batched_losses  # the stacked LSTM (run from benchmarks/ or as a script)
 
 from rnnlab.engine.tasks import task_batch
 from rnnlab.engine.train import init_network, train
@@ -88,51 +92,81 @@ def torch_loop(nets, batches, H, dtype):
     return seconds, losses, torch.stack([m[0].weight_hh_l0.detach() for m in models])
 
 
+def _stacked(nets, dtype):
+    """Every model's parameters stacked on a leading axis, as leaf tensors."""
+    rows = [{**{f"{k}_l0": v for k, v in layers[0].items()}, **readout} for layers, readout in nets]
+    return {k: torch.from_numpy(np.stack([r[k] for r in rows])).to(dtype).requires_grad_(True)
+            for k in rows[0]}  # fmt: skip
+
+
+def _clip_per_model(grads):
+    """Pascanu et al.'s rule per model, on gradients with a leading model axis."""
+    norm = torch.sqrt(sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads))
+    scale = torch.clamp(THR / norm, max=1.0)
+    for g in grads:
+        g *= scale.reshape((-1,) + (1,) * (g.ndim - 1))
+
+
 def torch_batched(nets, batches, H, dtype):
     """Every model at once: stacked weights, bmm per step, per-model clipping, one Adam."""
-    names = {"weight_ih": 0, "weight_hh": 0, "bias_ih": 0, "bias_hh": 0, "weight": 1, "bias": 1}
-    p = {n: torch.from_numpy(np.stack([net[w][0][n] if w == 0 else net[w][n] for net in nets]))
-         .to(dtype).requires_grad_(True) for n, w in names.items()}  # fmt: skip
+    p = _stacked(nets, dtype)
     opt = torch.optim.Adam(list(p.values()), lr=LR)
     losses = np.zeros((len(nets), len(batches)))
     t0 = time.perf_counter()
     for u, (x, y) in enumerate(batches):
         opt.zero_grad(set_to_none=True)
-        loss = _batched_loss(p, x, y, H)
+        loss = batched_losses(p, x, y)
         loss.sum().backward()  # each model's loss depends on its own weights only
-        with torch.no_grad():  # Pascanu et al.'s rule per model
-            norm = torch.sqrt(sum((g.grad.reshape(g.shape[0], -1) ** 2).sum(1)
-                                  for g in p.values()))  # fmt: skip
-            scale = torch.clamp(THR / norm, max=1.0)
-            for g in p.values():
-                g.grad *= scale.reshape((-1,) + (1,) * (g.ndim - 1))
+        with torch.no_grad():
+            _clip_per_model([g.grad for g in p.values()])
         opt.step()
         losses[:, u] = loss.detach().numpy()
-    return time.perf_counter() - t0, losses, p["weight_hh"].detach()
+    return time.perf_counter() - t0, losses, p["weight_hh_l0"].detach()
 
 
-def _batched_loss(p, x, y, H):
-    M, B, _, _ = x.shape
-    ax = torch.einsum("mbti,mgi->tmbg", x, p["weight_ih"])
-    ax = ax + (p["bias_ih"] + p["bias_hh"])[None, :, None, :]
-    h = x.new_zeros(M, B, H)
-    c = x.new_zeros(M, B, H)
-    whh_t = p["weight_hh"].transpose(1, 2)
-    for axt in ax.unbind(0):
-        i, f, g, o = (axt + torch.bmm(h, whh_t)).split(H, dim=2)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-    out = torch.bmm(h, p["weight"].transpose(1, 2)) + p["bias"][:, None, :]
-    return ((out - y[:, :, 0]) ** 2).mean(dim=(1, 2))
+def torch_vmap(nets, batches, H, dtype):
+    """torch.func: vmap of one nn.LSTM's loss gradient over the stacked parameters, then
+    per-model clipping and one Adam (PyTorch falls back to a loop for its fused LSTM)."""
+    import warnings
+
+    from torch.func import functional_call, grad_and_value, vmap
+
+    lstm = torch.nn.LSTM(2, H, batch_first=True, dtype=dtype)
+    lin = torch.nn.Linear(H, 1, dtype=dtype)
+
+    def one(q, x, y):
+        out = functional_call(lstm, {k: v for k, v in q.items() if k.endswith("_l0")}, (x,))[0]
+        yh = functional_call(lin, {"weight": q["weight"], "bias": q["bias"]}, (out[:, -1:],))
+        return torch.nn.functional.mse_loss(yh, y)  # fmt: skip
+
+    p = _stacked(nets, dtype)
+    opt = torch.optim.Adam(list(p.values()), lr=LR)
+    step = vmap(grad_and_value(one))
+    losses = np.zeros((len(nets), len(batches)))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():  # "no batching rule": it loops over the models
+        warnings.simplefilter("ignore", UserWarning)
+        for u, (x, y) in enumerate(batches):
+            g, loss = step({k: v.detach() for k, v in p.items()}, x, y)
+            _clip_per_model(list(g.values()))
+            for k, v in p.items():
+                v.grad = g[k]
+            opt.step()
+            losses[:, u] = loss.numpy()
+    return time.perf_counter() - t0, losses, p["weight_hh_l0"].detach()
 
 
-def per_update(run, updates):
-    """Seconds per update (difference of runs of ``updates`` and ``2 updates``, after a
-    warm-up run) and the longer run's (losses, weight_hh)."""
+def per_update(run, updates, repeat):
+    """Seconds per update, each the difference of runs of ``updates`` and ``2 updates``
+    over ``updates`` (after a warm-up run), ``repeat`` times; and the last longer run's
+    (losses, weight_hh)."""
     run(1)
-    t1 = run(updates)[0]
-    t2, losses, whh = run(2 * updates)
-    return (t2 - t1) / updates, losses, whh
+    times = []
+    for _ in range(repeat):
+        t1 = run(updates)[0]
+        t2, losses, whh = run(2 * updates)
+        times.append((t2 - t1) / updates)
+    return times, losses, whh
 
 
 def _diff(ref, losses, whh) -> str:
@@ -148,6 +182,7 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--updates", type=int, default=10, help="timed: this many and twice")
+    ap.add_argument("--repeat", type=int, default=2, help="timings of each way")
     args = ap.parse_args(argv)
     M, H, B, T, U = args.models, args.hidden, args.batch, args.steps, args.updates
     seeds = np.arange(M)
@@ -157,27 +192,32 @@ def main(argv=None) -> None:
     )
     print(f"{M} LSTMs, H = {H}, adding problem T = {T}, batch {B}, Adam {LR}, norm clip {THR}")
     rnnlab_run(seeds[:2], H, 5, 2, 2)  # compile outside the timing
-    s, loss, whh = per_update(lambda u: rnnlab_run(seeds, H, T, B, u), U)
+    s, loss, whh = per_update(lambda u: rnnlab_run(seeds, H, T, B, u), U, args.repeat)
     ref = (loss, whh)
     rows = [("float64", "rnnlab train", s, "")]
     nets = start_weights(seeds, H)
+    ways = (("torch loop over models", torch_loop), ("torch batched (bmm)", torch_batched),
+            ("torch vmap(nn.LSTM)", torch_vmap))  # fmt: skip
     for dtype in (torch.float64, torch.float32):
         batches = data(seeds, T, B, 2 * U, dtype)
-        for name, way in (("torch loop over models", torch_loop), ("torch batched (bmm)",
-                                                                   torch_batched)):  # fmt: skip
+        for name, way in ways:
 
             def run(u, w=way, b=batches, dt=dtype):
                 return w(nets, b[:u], H, dt)
 
-            s, loss, whh = per_update(run, U)
+            s, loss, whh = per_update(run, U, args.repeat)
             rows.append((str(dtype).removeprefix("torch."), name, s, _diff(ref, loss, whh)))
-    ours = rows[0][2]
+    ours = min(rows[0][2])
     print(
-        f"{'dtype':8s} {'method':24s} {'s/update':>9s} {'1000 updates':>13s} "
-        f"{'vs rnnlab':>10s}  max rel. diff from rnnlab"
+        f"{'dtype':8s} {'method':24s} {'s/update':>15s} {'1000 updates':>13s} "
+        f"{'vs rnnlab':>10s}  max rel. diff from rnnlab (losses, W_hh)"
     )
     for dt, name, s, d in rows:
-        print(f"{dt:8s} {name:24s} {s:9.3f} {1000 * s / 60:10.1f} min {s / ours:9.1f}x  {d}")
+        span = f"{min(s):.3f}-{max(s):.3f}"
+        print(
+            f"{dt:8s} {name:24s} {span:>15s} {1000 * min(s) / 60:9.1f} min "
+            f"{min(s) / ours:9.1f}x  {d}"
+        )
 
 
 if __name__ == "__main__":

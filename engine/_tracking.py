@@ -203,9 +203,10 @@ class Output:
     ----------
     name : str
         The store schema's name.
-    kind : {"step", "summary", "vector"}
-        Per recorded step (cases, time), per case (cases,), or a vector per recorded step
-        (cases, time, units).
+    kind : {"step", "summary", "vector", "weights"}
+        Per recorded step (cases, time), per case (cases,), a vector per recorded step
+        (cases, time, units), or a network's flattened weights (cases, parameters; the
+        train family).
     needs : tuple of str
         The trackers it needs (none: the recursion itself).
     index : int

@@ -216,7 +216,9 @@ def task_batch(task: str, length: int, seed, update: int, batch: int, first: int
     if batch < 1 or update < 0 or first < 0:
         raise ValueError("batch must be >= 1, update and first >= 0")
     seeds = np.asarray(seed, dtype=np.int64)
-    steps, nc = t.steps(int(length)), max(seeds.size, 1)
+    if seeds.ndim > 1 or seeds.size == 0:
+        raise ValueError(f"seed: give one seed or a list of them, got shape {seeds.shape}")
+    steps, nc = t.steps(int(length)), seeds.size
     keys = noise_keys(seeds.reshape(-1), 1000 + t.code)
     x = np.zeros((nc, batch, steps, t.inputs))
     y_real = np.zeros((nc, batch, 1, 1))

@@ -22,7 +22,7 @@ from ._validate import check_choice
 from .bptt import bptt
 from .rnn import record_steps
 from .tasks import TASKS, task_batch
-from .weights import case_rng, init_layers
+from .weights import CELL_GATES, case_rng, init_layers
 
 __all__ = [
     "CLIPS",
@@ -32,6 +32,7 @@ __all__ = [
     "init_network",
     "network_from_vector",
     "network_vector",
+    "parameter_count",
     "train",
 ]
 
@@ -97,6 +98,16 @@ def network_vector(layers, readout) -> np.ndarray:
     return np.concatenate([a.reshape(a.shape[0], -1) for a in _arrays(layers, readout)], 1)
 
 
+def parameter_count(cell, hidden, layers, inputs, outputs) -> int:
+    """The number of weights of :func:`init_network`'s network (the length of its
+    :func:`network_vector` row): per layer G H (I + H + 2), I the layer's input size and G
+    the cell's gate count, and the readout's O (H + 1)."""
+    check_choice("cell", cell, tuple(CELL_GATES))
+    g, h = CELL_GATES[cell], int(hidden)
+    sizes = [int(inputs)] + [h] * (int(layers) - 1)
+    return sum(g * h * (i + h + 2) for i in sizes) + int(outputs) * (h + 1)
+
+
 def network_from_vector(cell, hidden, layers, inputs, outputs, vector):
     """The ``(layers, readout)`` of one network from its :func:`network_vector` row.
 
@@ -112,14 +123,16 @@ def network_from_vector(cell, hidden, layers, inputs, outputs, vector):
     (layers, readout)
         In PyTorch's layout, as :func:`rnnlab.engine.simulate_network` takes them.
     """
-    template = init_network(cell, hidden, layers, inputs, outputs, seed=0)
     vector = np.asarray(vector, dtype=np.float64).reshape(-1)
-    need = sum(a.size for a in _arrays(*template))
-    if vector.size < need or np.isnan(vector[:need]).all():
+    need = parameter_count(cell, hidden, layers, inputs, outputs)
+    given = int(np.flatnonzero(~np.isnan(vector)).max(initial=-1)) + 1  # before the padding
+    if given != need or not np.isfinite(vector[:need]).all():
         raise ValueError(
-            f"vector: a {cell} network of these sizes has {need} weights, "
-            f"got {vector.size} values{' (all NaN)' if vector.size >= need else ''}"
+            f"vector: a {cell} network with H = {hidden}, {layers} layer(s), "
+            f"{inputs} inputs and {outputs} outputs has {need} finite weights "
+            f"(then only NaN padding), got {given} values before the padding"
         )
+    template = init_network(cell, int(hidden), int(layers), int(inputs), int(outputs), seed=0)
     pos, out = 0, ([{} for _ in template[0]], {})
     for where, arrays in [*zip(out[0], template[0], strict=True), (out[1], template[1])]:
         for k in sorted(arrays):

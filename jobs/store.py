@@ -420,7 +420,9 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     arrays = {}
     for i, name in enumerate(variables):
         arrays[name] = group[name]
-        arr = _padded(results[name], arrays[name].shape[len(bshape) :])
+        arr = results[name]
+        if variables[name] == "weights":
+            arr = _padded(arr, arrays[name].shape[len(bshape) :])
         trailing = arr.shape[1:]  # (), (time,), (time, unit) or (parameter,)
         arrays[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape((*bshape, *trailing))
         if i == 0:
@@ -434,8 +436,8 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
 
 def _padded(arr: np.ndarray, shape: tuple) -> np.ndarray:
     """A block's weights (cases, P) NaN-padded to the store's parameter dimension (the
-    largest network of the grid); other variables as they are."""
-    if arr.shape[1:] == tuple(shape) or arr.ndim != 2 or arr.dtype.kind != "f":
+    largest network of the grid)."""
+    if arr.shape[1:] == tuple(shape):
         return arr
     out = np.full((arr.shape[0], *shape), np.nan, dtype=arr.dtype)
     out[:, : arr.shape[1]] = arr

@@ -84,3 +84,5 @@ def test_bad_task_arguments_are_refused():
         task_batch("adding", 1, 0, 0, 1)
     with pytest.raises(ValueError, match="batch must be >= 1"):
         task_batch("parity", 10, 0, 0, 0)
+    with pytest.raises(ValueError, match="seed: give one seed or a list"):
+        task_batch("parity", 10, [], 0, 1)

@@ -256,3 +256,29 @@ def test_stored_trained_weights_are_the_networks_pytorch_runs(tmp_path):
         trained_network(ds)
     with pytest.raises(ValueError, match="no trained_weights"):
         trained_network(ds.drop_vars("trained_weights").sel(cell="rnn", length=4, seed=0))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "cec"])
+def test_a_network_vector_round_trips_and_counts_every_weight(cell):
+    """network_vector's row has parameter_count entries (the arrays init_network makes),
+    network_from_vector gives back the same arrays from it (NaN padding after it allowed),
+    and refuses a row of another size in one line."""
+    from rnnlab.engine.train import (
+        _stack_cases,
+        network_from_vector,
+        network_vector,
+        parameter_count,
+    )
+
+    net = init_network(cell, 5, 2, 3, 4, seed=7)
+    sizes = sum(a.size for w in net[0] for a in w.values()) + net[1]["weight"].size + 4
+    row = network_vector(*_stack_cases([net]))[0]
+    assert row.size == parameter_count(cell, 5, 2, 3, 4) == sizes
+    layers, readout = network_from_vector(cell, 5, 2, 3, 4, np.r_[row, np.nan, np.nan])
+    for mine, theirs in zip(layers, net[0], strict=True):
+        assert mine.keys() == theirs.keys()
+        for k in mine:
+            np.testing.assert_array_equal(mine[k], theirs[k])
+    np.testing.assert_array_equal(readout["weight"], net[1]["weight"])
+    with pytest.raises(ValueError, match=r"^vector: .* has \d+ finite weights"):
+        network_from_vector(cell, 5, 1, 3, 4, row)

@@ -19,8 +19,8 @@ from rnnlab.engine.train import (
     CLIPS,
     OPTIMIZERS,
     TRAIN_INITS,
-    init_network,
     network_vector,
+    parameter_count,
     train,
 )
 
@@ -74,6 +74,8 @@ class TrainFamily(UpdateFamily):
         "test_length": Param(int, 0, minimum=0, help="a longer test length (0: none)"),
         "seed": Param(int, 0, minimum=0, help="seed of the weights and the data"),
     }
+    #: The settings that make a network (rnnlab.analysis.trained_network reads them).
+    network_settings: ClassVar[tuple[str, ...]] = _SIZES
     table: ClassVar[dict] = {
         **own_table(_STEP, _SUMMARY),
         _WEIGHTS: Output(_WEIGHTS, "weights", (), -1, "float64"),
@@ -171,20 +173,10 @@ class TrainFamily(UpdateFamily):
         return out
 
 
-_WEIGHTS = "trained_weights"
-
-
-def _weights_output():
-    from rnnlab.engine._tracking import Output
-
-    return Output(_WEIGHTS, "weights", (), -1, "float64")
-
-
 def _parameter_count(cell, task, n, layers) -> int:
     """Weights of a network of this cell, task (its inputs and outputs) and size."""
     t = TASKS[str(task)]
-    ws, readout = init_network(str(cell), int(n), int(layers), t.inputs, t.outputs, seed=0)
-    return sum(a.size for w in ws for a in w.values()) + sum(a.size for a in readout.values())
+    return parameter_count(str(cell), int(n), int(layers), t.inputs, t.outputs)
 
 
 def _sequence_steps(params) -> np.ndarray:
