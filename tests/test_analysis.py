@@ -870,11 +870,11 @@ def test_training_figures_draw_the_stores_values(stores):
         rnn.get_ydata(), ds.train_loss.sel(cell="rnn", length=8).median("seed").values
     )
     med = [ln for ln in _lines(right) if ln.get_marker() == "o"]
-    np.testing.assert_array_equal(
-        med[1].get_ydata(), ds.final_loss.sel(cell="lstm").median("seed").values
-    )
+    rel = (ds.final_loss / ds.baseline).sel(cell="lstm").median("seed").values
+    np.testing.assert_array_equal(med[1].get_ydata(), rel)
     dotted = [ln for ln in _lines(left) if ln.get_linestyle() == ":"]
     assert dotted and dotted[0].get_ydata()[0] == pytest.approx(1 / 6)
+    assert [ln.get_ydata()[0] for ln in _lines(right) if ln.get_linestyle() == ":"] == [1.0]
     from rnnlab.analysis.checks import check
 
     assert "over the chance level" in check("training_by_length", ds)
