@@ -195,12 +195,19 @@ def run_dtype(dtype, xn, yn, H, repeat, ref):
     return rows, ref
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def problem_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line of the LSTM benchmarks: how many models, their size, the batch and
+    the sequence length (256 LSTMs, H = 32, batch 20, 100 steps by default)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--models", type=int, default=256)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--steps", type=int, default=100)
+    return ap
+
+
+def main(argv=None) -> None:
+    ap = problem_arguments(__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     M, H, B, T = args.models, args.hidden, args.batch, args.steps

@@ -29,7 +29,6 @@ with rnnlab's (float64: the same arithmetic up to rounding).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
@@ -37,7 +36,7 @@ import time
 import numba
 import numpy as np
 import torch
-from bench_bptt import batched_losses  # the stacked LSTM (run from benchmarks/ or as a script)
+from bench_bptt import batched_losses, problem_arguments  # run as a script, or from benchmarks/
 
 from rnnlab.engine.tasks import task_batch
 from rnnlab.engine.train import init_network, train
@@ -176,11 +175,7 @@ def _diff(ref, losses, whh) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=int, default=256)
-    ap.add_argument("--hidden", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=20)
-    ap.add_argument("--steps", type=int, default=100)
+    ap = problem_arguments(__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=10, help="timed: this many and twice")
     ap.add_argument("--repeat", type=int, default=2, help="timings of each way")
     args = ap.parse_args(argv)

@@ -213,6 +213,7 @@ OUTPUT_HINTS = {
     "log10_cell_gradient_norm": "family lstm only",
     "log10_carousel_gain": "family lstm only",
     "cell_growth_rate": "family lstm only",
+    "trained_weights": "family train only",
 }
 
 
