@@ -215,3 +215,55 @@ def test_estimate_gradient_is_refused_for_layered_families(tmp_path):
     out = rnnlab("validate", str(spec), cwd=tmp_path)
     assert out.returncode == 2
     assert "run.gradient" in out.stderr
+
+
+BIAS_SPEC = """
+[model]
+family = "rnn"
+n = 64
+activation = "identity"
+gain = 0.0
+bias = 0.5
+[grid]
+bias_std = [0.15, 0.3]
+seed = {range = 100}
+[run]
+steps = 3
+record = "all"
+outputs = ["hidden_state"]
+[store]
+path = "b.zarr"
+"""
+
+
+def test_random_biases_are_normal_per_unit_and_layer(tmp_path):
+    """bias_std: with W = 0 and the identity, h(t) = b for t >= 1, so the stored states are
+    the biases themselves: over 100 seeds x 64 units their mean is the bias and their
+    standard deviation bias_std (within 4 standard errors of the normal law: mean, and
+    variance by its chi-square spread), units and seeds uncorrelated, the same draws scaled
+    along bias_std (common random numbers), and each stacked layer drawn on its own."""
+    ds = xr.open_zarr(run_sweep(write_spec(tmp_path, BIAS_SPEC), store=tmp_path / "b.zarr",
+                                sync=True).path)  # fmt: skip
+    b = ds.hidden_state.isel(time=2).values  # (bias_std, seed, unit)
+    for j, std in enumerate((0.15, 0.3)):
+        z = b[j].ravel()
+        se = std / np.sqrt(z.size)
+        assert abs(z.mean() - 0.5) < 4 * se
+        assert abs(z.var(ddof=1) / std**2 - 1) < 4 * np.sqrt(2 / (z.size - 1))
+        corr = np.corrcoef(b[j][:, :-1].ravel(), b[j][:, 1:].ravel())[0, 1]
+        assert abs(corr) < 4 / np.sqrt(z.size)
+    np.testing.assert_allclose((b[1] - 0.5) / 0.3, (b[0] - 0.5) / 0.15, atol=1e-12)
+    stacked = BIAS_SPEC.replace("bias = 0.5", "bias = 0.5\nlayers = 2\nloss_step = 2")
+    ds2 = xr.open_zarr(run_sweep(write_spec(tmp_path, stacked), store=tmp_path / "s.zarr",
+                                 sync=True).path)  # fmt: skip
+    h = ds2.hidden_state.isel(time=2, bias_std=1).values  # (seed, 2 n): layer 0, then 1
+    np.testing.assert_allclose(h[:, :64], b[1], atol=1e-12)  # the same draws either kernel
+    from rnnlab.jobs.families.rnn import _base
+
+    # layer 1: h1 = Q h0 + b1 (W_hh = 0), Q the seed's orthogonal inter-layer matrix
+    b1 = np.stack([h[s, 64:] - _base(s, 64, "orthogonal", -1)[0] @ h[s, :64] for s in range(100)])
+    assert abs(b1.mean() - 0.5) < 4 * 0.3 / 80 and abs(b1.std() / 0.3 - 1) < 4 * np.sqrt(2 / 6399)
+    assert abs(np.corrcoef(b1.ravel(), h[:, :64].ravel())[0, 1]) < 4 / 80  # its own draw
+    out = rnnlab("validate", write_spec(tmp_path, BIAS_SPEC.replace("n = 64", "n = 1")),
+                 cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "model.bias_std: random biases need n > 1" in out.stderr

@@ -41,7 +41,10 @@ class RnnFamily(Family):
         "spectral_radius": Param(float, None, minimum=0.0),
         "max_singular_value": Param(float, None, minimum=0.0),
         "gain": Param(float, None),
-        "bias": Param(float, 0.0, help="bias of every unit"),
+        "bias": Param(float, 0.0, help="bias of every unit (the mean with bias_std)"),
+        "bias_std": Param(
+            float, 0.0, minimum=0.0, help="sigma_b: biases N(bias, sigma_b^2) per unit and layer"
+        ),
         "input_weight": Param(float, 1.0, help="c, or the length of C = c u for n > 1"),
         "amplitude": Param(float, 1.0, help="input amplitude a (negative allowed)"),
         "seed": Param(int, 0, minimum=0, help="seed of the weights, direction and noise"),
@@ -60,6 +63,11 @@ class RnnFamily(Family):
                 f"model: {' and '.join(given)} both scale W: give at most one of "
                 + ", ".join(_SCALINGS)
             )
+        stds = np.atleast_1d(grid.get("bias_std", fixed.get("bias_std", 0.0)))
+        ns = np.atleast_1d(grid.get("n", fixed.get("n", 1)))
+        if np.any(np.asarray(stds, dtype=float) != 0) and np.any(ns == 1):
+            problems.append("model.bias_std: random biases need n > 1 (one unit's random bias "
+                            "is just a bias: sweep model.bias instead)")  # fmt: skip
         if "w" in fixed or "w" in grid:
             if given:
                 problems.append(f"model.w: w is the weight itself: drop {given[0]} or w")
@@ -182,8 +190,7 @@ class RnnFamily(Family):
                     Wih[i, :, 0] = u
                 else:
                     Wih[i] = _base(seed, n, "orthogonal", -layer)[0]
-            bias = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
-            layers.append({"weight_ih": Wih, "weight_hh": Whh, "bias_hh": bias})
+            layers.append({"weight_ih": Wih, "weight_hh": Whh, "bias_hh": _biases(p, n, layer)})
         act = str(p["activation"][0])
         return _simulate_layered("rnn", layers, p, run, outputs, activation=act)
 
@@ -198,13 +205,13 @@ class RnnFamily(Family):
                 Wi = self._recurrent(p, i, n)
                 W[i] = Wi[0, 0] if n == 1 else Wi
         c = p["input_weight"].astype(np.float64)
+        b = _biases(p, n, 0)
         if n == 1:
             C = c
-            b = p["bias"].astype(np.float64)
+            b = b[:, 0]
         else:
             u = np.stack([impulse_direction(n, int(s)) for s in seeds])
             C = c[:, None] * u
-            b = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
         return simulate_rnn(
             W,
             C,
@@ -219,6 +226,18 @@ class RnnFamily(Family):
             outputs=list(outputs),
             **{**recurrence_options(run), "gradient": run.gradient},  # the scalar kernel estimates
         )
+
+
+def _biases(p: dict, n: int, layer: int) -> np.ndarray:
+    """Every case's biases of one layer, (cases, n): ``bias + bias_std z``, z ~ N(0, 1) per
+    unit from the case's seed and the layer (the same z along a swept bias_std: common
+    random numbers). Mean-field theory's random biases (Poole et al. 2016)."""
+    b = np.repeat(p["bias"].astype(np.float64)[:, None], n, axis=1)
+    std = p["bias_std"].astype(np.float64)
+    for i in np.flatnonzero(std != 0):
+        z = case_rng(int(p["seed"][i]), n, f"bias/{layer}").standard_normal(n)
+        b[i] += std[i] * z
+    return b
 
 
 #: The base matrices kept for reuse (common random numbers across a swept scale) hold at most
