@@ -252,6 +252,9 @@ def test_stored_trained_weights_are_the_networks_pytorch_runs(tmp_path):
         x0, y0 = task_batch("parity", length, seed, 0, 20)
         first = _torch_loss(trained_network(one, initial=True), x0, y0)
         assert first == pytest.approx(float(one.train_loss[0]), rel=1e-12)
+    from rnnlab.analysis.report import _key_numbers
+
+    assert any("8 cases over cell (2), length (2), seed (2)," in x for x in _key_numbers("t", ds))
     with pytest.raises(ValueError, match="select one case first"):
         trained_network(ds)
     with pytest.raises(ValueError, match="no trained_weights"):
