@@ -9,7 +9,7 @@ from ._tracking import OUTPUTS, TRACKERS
 from .activations import ACTIVATIONS, Activation, get_activation
 from .bptt import bptt
 from .cells import CELLS
-from .mlp import mlp_outputs, mlp_weights, simulate_mlp
+from .mlp import mlp_biases, mlp_outputs, mlp_weights, simulate_mlp
 from .network import (
     LSTM_VARIANTS,
     network_outputs,
@@ -60,6 +60,7 @@ __all__ = [
     "get_activation",
     "impulse_direction",
     "init_layers",
+    "mlp_biases",
     "mlp_outputs",
     "mlp_weights",
     "network_outputs",

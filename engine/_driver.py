@@ -26,7 +26,8 @@ three purposes:
 Array arguments (``cases`` leading, except ``Whh`` of untied nets): ``C`` (cases, G H) the
 input column of layer 0; ``Wih`` (cases, L-1, G H, H); ``Whh`` (cases, L, G H, H), or
 (steps, 1, H, H) for untied weights (``iopt[O_UNTIED]``: deep nets, W_t at step t shared by
-every case); ``bih``, ``bhh`` (cases, L, G H); ``P`` (cases, L, 3, H) peepholes; ``Rg``
+every case); ``bih`` (cases, L, G H), ``bhh`` (cases, L, G H), or (steps, 1, G H) for untied
+nets (b_t of step t, shared by every case); ``P`` (cases, L, 3, H) peepholes; ``Rg``
 (cases, L, 3H, 3H) or (cases, L, 0, 0) the FGR gate weights; ``gain`` (cases,) the rnn
 cell's recurrent gain; ``S0`` (cases, L, R) the state before t = 0 of the run (the run hbar
 starts from 0); ``amp``, ``keys``, ``xs`` the input; outputs ``rec_out`` (cases, rows, nrec),
@@ -304,13 +305,14 @@ def make_kernel(cell):
         vec = XV.shape[2] > 0  # vector inputs: XV[i, t] = W_ih x(t), xs[i, t] = ||x(t)||
         zrow = np.zeros(XV.shape[2], dt)
 
-        def layers_step(i, Wc, x, xrow, Sp, Sn, kk, Tp, Tn, inj, use_inj, dA, dX, dGg, gs):
-            """Every layer of one step: Sn (and Tn if kk > 0) from Sp (and Tp)."""
+        def layers_step(i, Wc, Bc, x, xrow, Sp, Sn, kk, Tp, Tn, inj, use_inj, dA, dX, dGg, gs):
+            """Every layer of one step: Sn (and Tn if kk > 0) from Sp (and Tp); Wc, Bc the
+            step's W_hh and b_hh rows (the case's, or the step's for untied nets)."""
             gs[:] = 0.0
             for l in range(L):
                 _input_term(l, x, C[i], Wih[i], Sn, H, ax, xrow)
                 cell.forward(
-                    H, flags, act, gain[i], Wc[l], bih[i, l], bhh[i, l], P[i, l], Rg[i, l],
+                    H, flags, act, gain[i], Wc[l], bih[i, l], Bc[l], P[i, l], Rg[i, l],
                     ax, Sp[l], Sn[l], gs, ah, gq, z, cache[l],
                 )  # fmt: skip
                 if kk > 0:
@@ -334,10 +336,12 @@ def make_kernel(cell):
                 x = input_at(i, t, kind, amp, keys, xs)
                 xrow = XV[i, t] if vec else zrow
                 Wc = Whh[t] if untied else Whh[i]
+                Bc = bhh[t] if untied else bhh[i]
                 tang = grad_on and t > 0
                 layers_step(
-                    i, Wc, x, xrow, S, S2, k if tang else 0, T, T2, no_inj, no, dAh, dax, dG, gsum
-                )
+                    i, Wc, Bc, x, xrow, S, S2, k if tang else 0, T, T2, no_inj, no, dAh, dax, dG,
+                    gsum,
+                )  # fmt: skip
                 S, S2 = S2, S
                 if car_on and t > 0:  # before the run without the input reuses the cache
                     _carousel(cache, clog, H)
@@ -350,7 +354,7 @@ def make_kernel(cell):
                     xb = 0.0 if t == 0 else x
                     xrb = zrow if t == 0 else xrow
                     layers_step(
-                        i, Wc, xb, xrb, Sb, Sb2, zero, T, T2, no_inj, no, dAh, dax, dG, gsumb
+                        i, Wc, Bc, xb, xrb, Sb, Sb2, zero, T, T2, no_inj, no, dAh, dax, dG, gsumb
                     )
                     Sb, Sb2 = Sb2, Sb
                     _rows_diff(S, Sb, zero, H, dbuf)
@@ -398,8 +402,9 @@ def make_kernel(cell):
                 for s in range(loss_step, -1, -1):
                     prev = hist[s - 1] if s > 0 else S0[i]
                     Wc = Whh[s] if untied else Whh[i]
+                    Bc = bhh[s] if untied else bhh[i]
                     layers_step(
-                        i, Wc, xhist[s], XV[i, s] if vec else zrow, prev, Sjunk, kb, Tb, Tb2,
+                        i, Wc, Bc, xhist[s], XV[i, s] if vec else zrow, prev, Sjunk, kb, Tb, Tb2,
                         injb, yes, dAhb, daxb, dGb, gsumb,
                     )  # fmt: skip
                     dn = _adjoint_step(Tb2, lam, lam2, delta, LR, GH)

@@ -24,7 +24,14 @@ from .network import NETWORK_SUMMARIES, OUTPUT_HINTS, Layers, run_layers
 from .results import RnnResult
 from .weights import INITS, case_rng, impulse_direction
 
-__all__ = ["MLP_SUMMARIES", "WEIGHT_GRAD_OUTPUTS", "mlp_outputs", "mlp_weights", "simulate_mlp"]
+__all__ = [
+    "MLP_SUMMARIES",
+    "WEIGHT_GRAD_OUTPUTS",
+    "mlp_biases",
+    "mlp_outputs",
+    "mlp_weights",
+    "simulate_mlp",
+]
 
 #: Per-case summaries of :func:`simulate_mlp` (those of the layered networks).
 MLP_SUMMARIES = NETWORK_SUMMARIES
@@ -73,11 +80,19 @@ def mlp_weights(n: int, depth: int, init: str = "normal", seed: int = 0) -> np.n
     return q * np.where(np.diagonal(r, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]
 
 
+def mlp_biases(n: int, depth: int, seed: int) -> np.ndarray:
+    """Standard normal draws (depth, n) for a deep net's per-layer random biases (times
+    sigma_b), from the seed's own stream: independent of :func:`mlp_weights`' draws and the
+    same along a swept sigma_b (common random numbers)."""
+    return case_rng(seed, n, f"mlp-bias/{depth}").standard_normal((depth, n))
+
+
 def simulate_mlp(
     W,
     scale=1.0,
     bias=0.0,
     *,
+    layer_biases=None,
     activation: str = "tanh",
     amplitude=1.0,
     input_direction=None,
@@ -91,7 +106,7 @@ def simulate_mlp(
     outputs=None,
     parallel: bool | int = True,
 ) -> RnnResult:
-    """Run deep feed-forward networks h(t) = f(s W_t h(t-1) + b), h(-1) = a u.
+    """Run deep feed-forward networks h(t) = f(s W_t h(t-1) + b + b_t), h(-1) = a u.
 
     The layer index t = 0 ... depth - 1 is the time axis of every per-layer variable.
 
@@ -103,6 +118,9 @@ def simulate_mlp(
         s per case (cases,): the weight scale (std of N(0, s^2) for ``init="normal"``).
     bias : float or array_like
         b, broadcastable to (cases, n).
+    layer_biases : array_like, optional
+        (depth, n): b_t added to ``b`` at layer t, shared by every case (mean-field
+        theory's random biases: N(0, sigma_b^2) entries drawn per layer and unit).
     activation : {"identity", "sigmoid", "tanh", "relu"}
     amplitude : float or array_like
         a per case: the input is x = a u.
@@ -169,7 +187,7 @@ def simulate_mlp(
         Wih=zeros((ncase, 0, n, n), fdt),
         Whh=np.ascontiguousarray(Wa, dtype=fdt)[:, None],
         bih=np.ascontiguousarray(b[:, None, :]),
-        bhh=zeros((ncase, 1, n), fdt),
+        bhh=_layer_biases(layer_biases, depth, n, fdt),
         P=zeros((ncase, 1, 0, 0), fdt),
         Rg=zeros((ncase, 1, 0, 0), fdt),
         gain=sc,
@@ -194,3 +212,14 @@ def simulate_mlp(
         **settings.attrs(),
     )
     return RnnResult(time=settings.rec, data=data, attrs=attrs)
+
+
+def _layer_biases(value, depth: int, n: int, fdt) -> np.ndarray:
+    """The per-layer biases b_t as the untied kernel takes them, (depth, 1, n)."""
+    if value is None:
+        return np.zeros((depth, 1, n), fdt)
+    b = np.asarray(value, dtype=np.float64)
+    if b.shape != (depth, n):
+        raise ValueError(f"layer_biases must have shape (depth, n) = ({depth}, {n}), got "
+                         f"{b.shape}")  # fmt: skip
+    return np.ascontiguousarray(b[:, None, :], dtype=fdt)

@@ -91,7 +91,8 @@ class Layers:
     """The layered kernel's weights for a batch of cases (see :mod:`rnnlab.engine._driver`).
 
     ``C`` (cases, G H), ``Wih`` (cases, L-1, G H, H), ``Whh`` (cases, L, G H, H) or, when
-    ``untied``, (steps, 1, H, H) shared by every case, ``bih``/``bhh`` (cases, L, G H), ``P``
+    ``untied``, (steps, 1, H, H) shared by every case, ``bih`` (cases, L, G H), ``bhh`` (cases,
+    L, G H) or, when ``untied``, (steps, 1, G H) shared by every case, ``P``
     (cases, L, 3, H) or (cases, L, 0, 0), ``Rg`` (cases, L, 3H, 3H) or (cases, L, 0, 0),
     ``gain`` (cases,), ``S0`` (cases, L, R); ``flags`` the LSTM variant flags.
     """
@@ -181,7 +182,7 @@ def run_layers(
         net.flags, probe, uloss, settings.rec, plan.slots, iopt, fopt,
     )  # fmt: skip
     sliced = [True] * 17 + [False] * 7
-    sliced[2] = not net.untied
+    sliced[2] = sliced[4] = not net.untied  # untied W_t and b_t are every case's
     run_chunks(KERNELS[cell], args, sliced, ncase, threads)
     return rec_out, vec, sums
 

@@ -295,3 +295,10 @@ def test_homogeneous_nets_have_the_same_layer_shares_at_every_gain(activation):
     g = res["log10_layer_weight_grad"]
     for k in (0, 2):
         np.testing.assert_allclose(g[k] - g[1], (T - 1) * np.log10(gains[k]), rtol=0, atol=1e-9)
+
+
+def test_layer_biases_of_the_wrong_shape_are_refused():
+    from rnnlab.engine import mlp_weights, simulate_mlp
+
+    with pytest.raises(ValueError, match=r"layer_biases must have shape \(depth, n\) = \(5, 4\)"):
+        simulate_mlp(mlp_weights(4, 5, "normal", 0), 0.5, layer_biases=np.zeros((4, 4)))

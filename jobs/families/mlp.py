@@ -11,6 +11,7 @@ from rnnlab.engine import (
     INITS,
     OUTPUTS,
     impulse_direction,
+    mlp_biases,
     mlp_outputs,
     mlp_weights,
     simulate_mlp,
@@ -32,7 +33,10 @@ class MlpFamily(Family):
         "n": Param(int, 64, minimum=1, help="width"),
         "init": Param(str, "normal", INITS, help="distribution of the weights"),
         "gain": Param(float, 1.0, minimum=0.0, help="weights scaled to variance gain^2 / n"),
-        "bias": Param(float, 0.0, help="bias of every unit"),
+        "bias": Param(float, 0.0, help="bias of every unit (their mean with bias_std)"),
+        "bias_std": Param(
+            float, 0.0, minimum=0.0, help="sigma_b: biases N(bias, sigma_b^2) per unit and layer"
+        ),
         "amplitude": Param(float, 1.0, help="input norm a"),
         "seed": Param(int, 0, minimum=0, help="seed of the weights and input direction"),
     }
@@ -96,7 +100,7 @@ class MlpFamily(Family):
         params["activation"] = np.array(
             [("identity" if a == "linear" else a) for a in params["activation"]], dtype=object
         )
-        keys = ("activation", "n", "init", "seed")
+        keys = ("activation", "n", "init", "seed", "bias_std")  # one W_t and b_t per group
         return run_grouped(params, keys, lambda p: self._run_group(p, run, outputs))
 
     def _run_group(self, p, run, outputs):
@@ -113,6 +117,7 @@ class MlpFamily(Family):
             W,
             scale,
             p["bias"].astype(np.float64)[:, None],
+            layer_biases=float(p["bias_std"][0]) * mlp_biases(n, run.steps, seed),
             activation=str(p["activation"][0]),
             amplitude=p["amplitude"].astype(np.float64),
             input_direction=impulse_direction(n, seed),
