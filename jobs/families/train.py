@@ -7,6 +7,7 @@ data). The time axis is the update index; ``run.steps`` is the number of updates
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import ClassVar
 
@@ -38,9 +39,10 @@ _TOGETHER = ("cell", "task", "n", "layers", "length", "activation", "variant", "
              "init_scale", "forget_bias", "optimizer", "clip", "batch")  # fmt: skip
 #: Stored only when asked for (run.outputs): every weight of each trained network.
 _WEIGHTS = "trained_weights"
+#: What sizes a network's weights (the arguments of _parameter_count, in order).
+_SHAPE = ("cell", "task", "n", "layers")
 #: The settings that make a network's weights and how it runs (rnnlab.analysis.trained_network).
-_SIZES = ("cell", "task", "n", "layers", "activation", "variant", "init", "init_scale",
-          "forget_bias", "seed")  # fmt: skip
+_SIZES = (*_SHAPE, "activation", "variant", "init", "init_scale", "forget_bias", "seed")
 #: What makes a network: cases that differ only in test_length share one trained network.
 _NETWORK = ("seed", "learning_rate", "momentum", "clip_threshold")
 
@@ -97,11 +99,9 @@ class TrainFamily(UpdateFamily):
 
     def parameters(self, fixed, grid):
         """The weights of the grid's largest network (its cell, task, n and layers)."""
-        values = {k: np.atleast_1d(grid[k]) if k in grid else [fixed.get(k, self.params[k].default)]
-                  for k in _SIZES[:4]}  # fmt: skip
-        return max(_parameter_count(c, t, int(n), int(nl)) for c in values["cell"]
-                   for t in values["task"] for n in values["n"]
-                   for nl in values["layers"])  # fmt: skip
+        values = [np.atleast_1d(grid[k]) if k in grid else [fixed.get(k, self.params[k].default)]
+                  for k in _SHAPE]  # fmt: skip
+        return max(_parameter_count(*key) for key in itertools.product(*values))
 
     def check_run(self, fixed, grid, run, problems):
         """The clipping threshold must be positive."""
@@ -131,7 +131,7 @@ class TrainFamily(UpdateFamily):
         rate, the momentum, the clipping threshold and the test length."""
         width = 0  # the block's widest network, if the weights are stored: every group pads
         if _WEIGHTS in outputs:  # to it (and the writer to the store's widest)
-            sizes = zip(*(params[k] for k in ("cell", "task", "n", "layers")), strict=True)
+            sizes = zip(*(params[k] for k in _SHAPE), strict=True)
             width = max(_parameter_count(*key) for key in set(sizes))
         return run_grouped(params, _TOGETHER, lambda p: self._group(p, run, width))
 
