@@ -31,6 +31,7 @@ __all__ = [
     "evaluate",
     "init_network",
     "network_from_vector",
+    "network_shapes",
     "network_vector",
     "parameter_count",
     "train",
@@ -98,14 +99,25 @@ def network_vector(layers, readout) -> np.ndarray:
     return np.concatenate([a.reshape(a.shape[0], -1) for a in _arrays(layers, readout)], 1)
 
 
+def network_shapes(cell, hidden, layers, inputs, outputs):
+    """The array shapes of :func:`init_network`'s network, ``(layers, readout)`` as dicts of
+    shapes: per layer ``weight_ih`` (G H, I), ``weight_hh`` (G H, H), ``bias_ih`` and
+    ``bias_hh`` (G H,), I the layer's input size and G the cell's gate count; the readout's
+    ``weight`` (O, H) and ``bias`` (O,)."""
+    check_choice("cell", cell, tuple(CELL_GATES))
+    h = int(hidden)
+    gh = CELL_GATES[cell] * h
+    ins = [int(inputs)] + [h] * (int(layers) - 1)
+    per = [{"weight_ih": (gh, i), "weight_hh": (gh, h), "bias_ih": (gh,), "bias_hh": (gh,)}
+           for i in ins]  # fmt: skip
+    return per, {"weight": (int(outputs), h), "bias": (int(outputs),)}
+
+
 def parameter_count(cell, hidden, layers, inputs, outputs) -> int:
     """The number of weights of :func:`init_network`'s network (the length of its
-    :func:`network_vector` row): per layer G H (I + H + 2), I the layer's input size and G
-    the cell's gate count, and the readout's O (H + 1)."""
-    check_choice("cell", cell, tuple(CELL_GATES))
-    g, h = CELL_GATES[cell], int(hidden)
-    sizes = [int(inputs)] + [h] * (int(layers) - 1)
-    return sum(g * h * (i + h + 2) for i in sizes) + int(outputs) * (h + 1)
+    :func:`network_vector` row): per layer G H (I + H + 2), and the readout's O (H + 1)."""
+    per, readout = network_shapes(cell, hidden, layers, inputs, outputs)
+    return sum(int(np.prod(shape)) for arrays in [*per, readout] for shape in arrays.values())
 
 
 def network_from_vector(cell, hidden, layers, inputs, outputs, vector):
@@ -132,12 +144,12 @@ def network_from_vector(cell, hidden, layers, inputs, outputs, vector):
             f"{inputs} inputs and {outputs} outputs has {need} finite weights "
             f"(then only NaN padding), got {given} values before the padding"
         )
-    template = init_network(cell, int(hidden), int(layers), int(inputs), int(outputs), seed=0)
-    pos, out = 0, ([{} for _ in template[0]], {})
-    for where, arrays in [*zip(out[0], template[0], strict=True), (out[1], template[1])]:
-        for k in sorted(arrays):
-            size = arrays[k].size
-            where[k] = vector[pos : pos + size].reshape(arrays[k].shape).copy()
+    per, readout = network_shapes(cell, hidden, layers, inputs, outputs)
+    pos, out = 0, ([{} for _ in per], {})
+    for where, shapes in [*zip(out[0], per, strict=True), (out[1], readout)]:
+        for k in sorted(shapes):
+            size = int(np.prod(shapes[k]))
+            where[k] = vector[pos : pos + size].reshape(shapes[k]).copy()
             pos += size
     return out
 
