@@ -42,7 +42,7 @@ import numpy as np
 
 from . import _tracking as K
 from ._jit import jit
-from ._numerics import input_at, norm, renormalise, spectral_norm
+from ._numerics import input_at, norm, orthonormalise, renormalise, spectral_norm
 
 __all__ = ["make_kernel"]
 
@@ -55,13 +55,31 @@ def _seed(T, probe, H, has_cell):
     the c rows too (columns kh:2kh)."""
     L = T.shape[0]
     kh = probe.shape[1]
-    T[:, :, :] = 0.0
     for l in range(L):
         for u in range(H):
             for q in range(kh):
                 T[l, u, q] = probe[l * H + u, q]
                 if has_cell:
                     T[l, H + u, kh + q] = probe[l * H + u, q]
+
+
+@jit
+def _seed_columns(T, lprobe, c0):
+    """Columns c0:c0+k of the tangents = the columns of lprobe (L R, k) on every state row
+    (h, and c for the LSTM): the starting Lyapunov vectors."""
+    L, R, _ = T.shape
+    for l in range(L):
+        for r in range(R):
+            for q in range(lprobe.shape[1]):
+                T[l, r, c0 + q] = lprobe[l * R + r, q]
+
+
+@jit
+def _exponents(out, lsum, span, finite):
+    """The Lyapunov exponents of a case: the logs of QR's diagonal summed over the second
+    half of the run, per step; NaN after a blow-up or without a second half."""
+    for q in range(out.shape[0]):
+        out[q] = lsum[q] / span if finite and span > 0 else np.nan
 
 
 @jit
@@ -248,7 +266,7 @@ def make_kernel(cell):
     @jit
     def run_block(
         C, Wih, Whh, bih, bhh, P, Rg, gain, S0, amp, keys, xs, XV, rec_out, hid_out, cell_out,
-        sums, flags, probe, uloss, rec, slots, iopt, fopt,
+        sums, spec_out, flags, probe, lprobe, uloss, rec, slots, iopt, fopt,
     ):  # fmt: skip
         ncase = C.shape[0]
         L, GH, H = Whh.shape[1], Whh.shape[2], Whh.shape[3]
@@ -261,14 +279,18 @@ def make_kernel(cell):
         nh = L * H
         kh = probe.shape[1] if grad_on else 0
         k = 2 * kh if has_cell else kh
+        kl = lprobe.shape[1]  # Lyapunov vectors: columns k:kt of the tangents
+        lyap_on = kl > 0
+        kt = k + kl
         nrec = rec.shape[0]
         S, S2 = np.zeros((L, R), dt), np.zeros((L, R), dt)
         Sb, Sb2 = np.zeros((L, R), dt), np.zeros((L, R), dt)
-        T, T2 = np.zeros((L, R, k), dt), np.zeros((L, R, k), dt)
+        T, T2 = np.zeros((L, R, kt), dt), np.zeros((L, R, kt), dt)
+        V, rlog, lsum = np.zeros((L * R, kl), dt), np.zeros(kl), np.zeros(kl)
         cache = np.zeros((L, cell.CACHE, H))
         ah, ax, gq = np.zeros(GH, dt), np.zeros(GH, dt), np.zeros(3 * H, dt)
         z = np.zeros(GH)
-        dAh, dax, dG = np.zeros((GH, k), dt), np.zeros((GH, k), dt), np.zeros((3 * H, k), dt)
+        dAh, dax, dG = np.zeros((GH, kt), dt), np.zeros((GH, kt), dt), np.zeros((3 * H, kt), dt)
         gsum, gsumb = np.zeros(3), np.zeros(3)
         B = np.zeros((nh, kh), dt)
         hbuf, dbuf = np.zeros(nh), np.zeros(nh)
@@ -327,8 +349,12 @@ def make_kernel(cell):
             _copy_state(S0[i], S)
             Sb[:, :] = 0.0
             clog[:] = 0.0
+            T[:, :, :] = 0.0
             if grad_on:
                 _seed(T, probe, H, np.bool_(has_cell))
+            if lyap_on:
+                _seed_columns(T, lprobe, k)
+                lsum[:] = 0.0
             resp = np.nan
             hn = 0.0
             kk = zero
@@ -337,19 +363,24 @@ def make_kernel(cell):
                 xrow = XV[i, t] if vec else zrow
                 Wc = Whh[t] if untied else Whh[i]
                 Bc = bhh[t] if untied else bhh[i]
-                tang = grad_on and t > 0
+                tang = (grad_on or lyap_on) and t > 0
                 layers_step(
-                    i, Wc, Bc, x, xrow, S, S2, k if tang else 0, T, T2, no_inj, no, dAh, dax, dG,
-                    gsum,
+                    i, Wc, Bc, x, xrow, S, S2, kt if tang else 0, T, T2, no_inj, no, dAh, dax,
+                    dG, gsum,
                 )  # fmt: skip
                 S, S2 = S2, S
                 if car_on and t > 0:  # before the run without the input reuses the cache
                     _carousel(cache, clog, H)
                 if tang:
                     T, T2 = T2, T
-                    trk[K.K_SCALE_H] += renormalise(T, zero, kh)
-                    if has_cell:
-                        trk[K.K_SCALE_C] += renormalise(T, kh, k)
+                    if grad_on:
+                        trk[K.K_SCALE_H] += renormalise(T, zero, kh)
+                        if has_cell:
+                            trk[K.K_SCALE_C] += renormalise(T, kh, k)
+                    if lyap_on:
+                        orthonormalise(T, k, V, rlog)
+                        if t > t_half:
+                            lsum += rlog
                 if resp_on:
                     xb = 0.0 if t == 0 else x
                     xrb = zrow if t == 0 else xrow
@@ -390,6 +421,8 @@ def make_kernel(cell):
                 if trk[K.K_BLOWUP] >= 0:
                     break
             trk[K.K_LOG_RESP] = np.log(resp)
+            if lyap_on:
+                _exponents(spec_out[i], lsum, steps - 1 - t_half, trk[K.K_BLOWUP] < 0)
             if not has_cell:
                 trk[K.K_LOG_CELL] = np.nan
                 trk[K.K_LOG_CELL_HALF] = np.nan

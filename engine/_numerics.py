@@ -20,6 +20,7 @@ __all__ = [
     "log_slope",
     "noise_uniform",
     "norm",
+    "orthonormalise",
     "renormalise",
     "spectral_norm",
 ]
@@ -184,3 +185,33 @@ def log_slope(end, start, span):
     if end == -np.inf:
         return -np.inf
     return (end - start) / span
+
+
+@jit
+def orthonormalise(T, c0, A, rlog):
+    """Replace the columns c0:c0+k of T (L, R, >= c0 + k), read as vectors of L R entries,
+    by the orthonormal Q of their Householder QR (LAPACK, always orthonormal to rounding,
+    also for columns that are numerically dependent: a direction the step collapsed);
+    rlog[q] = ln |r_qq|, the growth of column q beyond the span of the columns before it.
+    A (L R, k) is workspace. A non-finite column gives NaN for every column (the case blew
+    up)."""
+    L, R, _ = T.shape
+    k = A.shape[1]
+    finite = True
+    for l in range(L):
+        for r in range(R):
+            for q in range(k):
+                v = T[l, r, c0 + q]
+                A[l * R + r, q] = v
+                if not (abs(v) < np.inf):
+                    finite = False
+    if not finite:
+        rlog[:] = np.nan
+        return
+    Q, Rm = np.linalg.qr(A)
+    for q in range(k):
+        rlog[q] = np.log(abs(np.float64(Rm[q, q])))
+    for l in range(L):
+        for r in range(R):
+            for q in range(k):
+                T[l, r, c0 + q] = Q[l * R + r, q]

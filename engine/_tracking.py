@@ -12,6 +12,7 @@ response      a second run hbar without the input at t = 0, and ||h - hbar||
 gradient      the Jacobian product dh(t)/dh(0) (k tangent columns), renormalised
 saturation    ||h(t) - h(t-1)|| (and the LSTM cell's), for the convergence step
 bptt          backpropagation through time of a loss at ``loss_step`` (after the run)
+lyapunov      k tangent vectors propagated and re-orthonormalised (QR) every step
 weights       eigenvalues and singular values of W (in NumPy, once per case)
 ============  =====================================================================
 
@@ -192,7 +193,7 @@ def finish_case(sums, i, trk, final, iopt, fopt):
 
 
 #: The trackers, in the order of the table above.
-TRACKERS = ("response", "gradient", "saturation", "bptt", "weights")
+TRACKERS = ("response", "gradient", "saturation", "bptt", "lyapunov", "weights")
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,10 @@ class Output:
     ----------
     name : str
         The store schema's name.
-    kind : {"step", "summary", "vector", "weights"}
+    kind : {"step", "summary", "vector", "spectrum", "weights"}
         Per recorded step (cases, time), per case (cases,), a vector per recorded step
-        (cases, time, units), or a network's flattened weights (cases, parameters; the
-        train family).
+        (cases, time, units), the k Lyapunov exponents of a case (cases, exponents), or a
+        network's flattened weights (cases, parameters; the train family).
     needs : tuple of str
         The trackers it needs (none: the recursion itself).
     index : int
@@ -253,6 +254,9 @@ OUTPUTS: dict[str, Output] = {
         Output("max_state_norm", "summary", (), S_MAX_NORM, "float64"),
         Output("fixed_point", "summary", ("saturation",), S_FINAL, "float64"),
         Output("fixed_point_norm", "summary", ("saturation",), S_FINAL, "float64"),
+        Output("lyapunov_exponents", "spectrum", ("lyapunov",), -1, "float64"),
+        Output("kaplan_yorke_dimension", "summary", ("lyapunov",), -1, "float64"),
+        Output("entropy_rate", "summary", ("lyapunov",), -1, "float64"),
         Output("spectral_radius", "summary", ("weights",), -1, "float64"),
         Output("max_singular_value", "summary", ("weights",), -1, "float64"),
         Output("second_eigenvalue_modulus", "summary", ("weights",), -1, "float64"),
@@ -346,8 +350,9 @@ def collect(
     ``steps`` is the run's length (the classes of the memory are judged over its second
     half).
     ``signed``: row ``R_STATE`` holds h itself (n = 1) rather than its norm. ``vectors``
-    holds the per-step vector outputs (``hidden_state``, ``cell_state``) and ``extra`` the
-    variables computed outside the kernel (weight norms).
+    holds the kernel's arrays that are variables themselves (``hidden_state``,
+    ``cell_state``, the Lyapunov spectrum and its summaries) and ``extra`` the variables
+    computed outside the kernel (weight norms).
     """
     vectors = vectors or {}
     extra = extra or {}
@@ -358,7 +363,7 @@ def collect(
         dt = np.dtype(state_dtype) if o.dtype == "state" else np.dtype(o.dtype)
         if name in extra:
             data[name] = np.asarray(extra[name], dtype=dt)
-        elif o.kind == "vector":
+        elif name in vectors:
             data[name] = vectors[name].astype(dt, copy=False)
         elif o.kind == "step" and plan.slots[o.index] < 0:  # its tracker was switched off
             data[name] = np.full((ncase, nrec), np.nan, dtype=dt)

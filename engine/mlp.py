@@ -17,10 +17,11 @@ import numpy as np
 from . import _tracking as K
 from ._numerics import INPUT_IMPULSE
 from ._parallel import threads_for
-from ._validate import as_cases, check_choice, check_memory, run_settings
+from ._validate import as_cases, check_choice, check_int, check_memory, run_settings
 from .activations import get_activation
 from .cells import lstm
-from .network import NETWORK_SUMMARIES, OUTPUT_HINTS, Layers, run_layers
+from .lyapunov import LYAPUNOV_OUTPUTS
+from .network import NETWORK_SUMMARIES, OPT_IN, OUTPUT_HINTS, Layers, run_layers
 from .results import RnnResult
 from .weights import INITS, case_rng, impulse_direction
 
@@ -45,8 +46,8 @@ def mlp_outputs() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(available, default) outputs of :func:`simulate_mlp` (by layer instead of step)."""
     steps = ("state_norm", "hidden_state", "response", "log10_gradient_norm")
     steps += WEIGHT_GRAD_OUTPUTS
-    available = steps + MLP_SUMMARIES
-    return available, tuple(v for v in available if v != "hidden_state")
+    available = steps + MLP_SUMMARIES + LYAPUNOV_OUTPUTS
+    return available, tuple(v for v in available if v not in OPT_IN)
 
 
 def mlp_weights(n: int, depth: int, init: str = "normal", seed: int = 0) -> np.ndarray:
@@ -104,6 +105,7 @@ def simulate_mlp(
     saturation_tol: float | None = None,
     bound: float = 1e6,
     outputs=None,
+    num_exponents: int = 16,
     parallel: bool | int = True,
 ) -> RnnResult:
     """Run deep feed-forward networks h(t) = f(s W_t h(t-1) + b + b_t), h(-1) = a u.
@@ -138,6 +140,10 @@ def simulate_mlp(
         (the state vector at the recorded layers, (cases, depth, n)). Either of the weight
         gradient variables adds a backward pass over the stored layers (about twice the cost
         of the forward Jacobian product: the layer is recomputed with 2 n tangent columns).
+    num_exponents : int
+        k, the number of Lyapunov exponents in ``lyapunov_exponents`` (default 16; those
+        beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
+        asked for (see :mod:`rnnlab.engine.lyapunov`).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads.
 
@@ -199,7 +205,7 @@ def simulate_mlp(
     loss_step = depth - 1 if plan.needs("bptt") else -1  # the weight gradients' loss
     rec_out, vectors, sums = run_layers(
         "rnn", net, settings, plan, activation=act.code, inputs=inputs, loss_step=loss_step,
-        threads=threads_for(parallel),
+        threads=threads_for(parallel), exponents=check_int("num_exponents", num_exponents, 1),
     )  # fmt: skip
     data = K.collect(plan, rec_out, sums, fdt, steps=settings.steps, vectors=vectors)
     attrs = dict(

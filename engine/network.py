@@ -20,9 +20,18 @@ from . import _tracking as K
 from ._driver import make_kernel
 from ._linear import exact_response
 from ._parallel import run_chunks, threads_for
-from ._validate import RunSettings, as_cases, check_choice, check_memory, input_arrays, run_settings
+from ._validate import (
+    RunSettings,
+    as_cases,
+    check_choice,
+    check_int,
+    check_memory,
+    input_arrays,
+    run_settings,
+)
 from .activations import get_activation
 from .cells import CELLS, get_cell, lstm
+from .lyapunov import LYAPUNOV_OUTPUTS, spectrum_outputs, starting_vectors
 from .results import RnnResult
 from .weights import CELL_GATES, impulse_direction
 
@@ -48,12 +57,15 @@ LSTM_VARIANTS = {name: doc for name, (doc, _) in lstm.VARIANTS.items()}
 #: Per-case summaries of every layered network (and of deep nets).
 NETWORK_SUMMARIES = (*K.SUMMARIES, "fixed_point_norm")
 
+#: Outputs computed only when asked for by name (costly, or large).
+OPT_IN = ("hidden_state", "cell_state", *LYAPUNOV_OUTPUTS)
+
 
 def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(available, default) outputs of :func:`simulate_network` for a cell.
 
-    The default is every available variable except the per-step vectors ``hidden_state`` and
-    ``cell_state``.
+    The default is every available variable except those of :data:`OPT_IN` (the per-step
+    vectors ``hidden_state`` and ``cell_state``, the Lyapunov spectrum).
     """
     c = get_cell(cell)
     steps = ["state_norm", "hidden_state", "response", "log10_gradient_norm"]
@@ -67,8 +79,8 @@ def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...]
         summary.append("cell_growth_rate")
     if cell == "rnn":
         summary += ["spectral_radius", "max_singular_value"]
-    available = tuple(steps + summary)
-    return available, tuple(v for v in available if v not in ("hidden_state", "cell_state"))
+    available = tuple(steps + summary + list(LYAPUNOV_OUTPUTS))
+    return available, tuple(v for v in available if v not in OPT_IN)
 
 
 #: Why an output may be missing, for the error message.
@@ -83,6 +95,7 @@ OUTPUT_HINTS = {
     "log10_cell_gradient_norm": "LSTM only",
     "log10_carousel_gain": "LSTM only",
     "cell_growth_rate": "LSTM only",
+    **dict.fromkeys(LYAPUNOV_OUTPUTS, "n > 1: for n = 1 the one exponent is growth_rate"),
 }
 
 
@@ -136,6 +149,7 @@ def run_layers(
     probe: np.ndarray | None = None,
     threads: int = 1,
     projected: np.ndarray | None = None,
+    exponents: int = 0,
 ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Run the layered kernel of ``cell``; returns its outputs ``(rec_out, vectors, sums)``
     for :func:`rnnlab.engine._tracking.collect`.
@@ -143,7 +157,9 @@ def run_layers(
     ``inputs`` is ``(kind, xs, keys, amp)`` (see :func:`rnnlab.engine._validate.input_arrays`);
     ``probe`` (L H, k) the tangent columns (default: the identity, exact norms).
     ``projected`` (cases, steps, G H): layer 0's input term W_ih x(t) of vector inputs (then
-    ``inputs``' xs holds ||x(t)||, for the input-weight gradient).
+    ``inputs``' xs holds ||x(t)||, for the input-weight gradient). ``exponents``: how many
+    Lyapunov exponents the ``lyapunov`` tracker computes (those beyond the state's dimension
+    L R read NaN).
     """
     fdt = settings.dtype
     ncase = net.ncase
@@ -151,12 +167,15 @@ def run_layers(
     nh, nrec = L * H, settings.nrec
     R = net.state_rows(cell)
     probe = np.ascontiguousarray(_probe(plan, nh, probe), dtype=fdt)
-    k = probe.shape[1] * (2 if get_cell(cell).has_cell else 1)
+    kl = min(exponents, L * R) if plan.needs("lyapunov") else 0
+    lprobe = np.ascontiguousarray(starting_vectors(L * R, kl), dtype=fdt)
+    k = probe.shape[1] * (2 if get_cell(cell).has_cell else 1) + kl
     nvec = plan.wants("hidden_state") + plan.wants("cell_state")
     isz = fdt.itemsize
-    per_case = 8 * (plan.nrows * nrec + K.N_SUMS) + isz * nvec * nrec * nh
+    per_case = 8 * (plan.nrows * nrec + K.N_SUMS + kl) + isz * nvec * nrec * nh
     nb = loss_step + 1 if plan.needs("bptt") else 0
     work = isz * (2 * L * R * k + 3 * GH * k + nb * L * R + 2 * L * R * (L * R + GH) * (nb > 0))
+    work += 8 * kl * L * R
     check_memory(
         ncase * per_case + max(threads, 1) * work,
         "ask for fewer outputs=, record fewer steps (record='log', num_records=...) or run "
@@ -170,6 +189,7 @@ def run_layers(
         for name in ("hidden_state", "cell_state")
     }
     sums = np.empty((ncase, K.N_SUMS))
+    spectra = np.full((ncase, kl), np.nan)
     kind, xs, keys, amp = inputs
     iopt, fopt = settings.options(
         plan, kind, loss_step=loss_step, untied=net.untied, activation=activation
@@ -178,12 +198,14 @@ def run_layers(
     XV = np.zeros((ncase, 1, 0), fdt) if projected is None else projected
     args = (
         net.C, net.Wih, net.Whh, net.bih, net.bhh, net.P, net.Rg, net.gain, net.S0,
-        amp, keys, xs, XV, rec_out, vec["hidden_state"], vec["cell_state"], sums,
-        net.flags, probe, uloss, settings.rec, plan.slots, iopt, fopt,
+        amp, keys, xs, XV, rec_out, vec["hidden_state"], vec["cell_state"], sums, spectra,
+        net.flags, probe, lprobe, uloss, settings.rec, plan.slots, iopt, fopt,
     )  # fmt: skip
-    sliced = [True] * 17 + [False] * 7
+    sliced = [True] * 18 + [False] * 8
     sliced[2] = sliced[4] = not net.untied  # untied W_t and b_t are every case's
     run_chunks(KERNELS[cell], args, sliced, ncase, threads)
+    if plan.needs("lyapunov"):
+        vec.update(spectrum_outputs(spectra, exponents, L * R))
     return rec_out, vec, sums
 
 
@@ -325,6 +347,7 @@ def simulate_network(
     saturation_tol: float | None = None,
     bound: float = 1e6,
     outputs=None,
+    num_exponents: int = 16,
     parallel: bool = True,
 ) -> RnnResult:
     """Run a batch of layered recurrent networks from explicit weights (PyTorch's layout).
@@ -384,6 +407,10 @@ def simulate_network(
         says what each costs). Default: every variable but the per-step vectors
         ``hidden_state`` (cases, time, L H) and ``cell_state`` (LSTM), which are asked for
         by name.
+    num_exponents : int
+        k, the number of Lyapunov exponents in ``lyapunov_exponents`` (default 16; those
+        beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
+        asked for (see :mod:`rnnlab.engine.lyapunov`).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads;
         the sweep runner calls it with False from its own workers.
@@ -440,6 +467,7 @@ def simulate_network(
     rec_out, vectors, sums = run_layers(
         cell, net, settings, plan, activation=act.code, inputs=(kind, xs, keys, amp),
         loss_step=ls, threads=threads_for(parallel), projected=projected,
+        exponents=check_int("num_exponents", num_exponents, 1),
     )  # fmt: skip
     linear = cell == "rnn" and act.name == "identity" and L == 1 and projected is None
     if linear and plan.needs("response"):

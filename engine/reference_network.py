@@ -115,6 +115,7 @@ def network_reference(
     variant: str = "vanilla",
     u=None,
     loss_step: int | None = None,
+    exponents: int | None = None,
 ) -> dict[str, np.ndarray]:
     """One case of :func:`rnnlab.engine.simulate_network`, every step recorded.
 
@@ -128,6 +129,11 @@ def network_reference(
         Input direction (unit length); default [1].
     loss_step : int, optional
         Step T of the loss sum(h_top(T)) / sqrt(H) for ``log10_input_weight_grad``.
+    exponents : int, optional
+        k: the k largest Lyapunov exponents (``lyapunov_exponents``, sorted), by Householder
+        QR (``np.linalg.qr``) of the complex-step Jacobians applied to the k vectors after
+        every step, from the kernel's starting vectors, averaged over the steps after
+        (steps - 1) // 2.
 
     Returns
     -------
@@ -209,7 +215,25 @@ def network_reference(
             iwg[k] = np.log10(np.linalg.norm(np.outer(delta, x[k] * uu)))
             lam = Js[k].T @ lam
         out["log10_input_weight_grad"] = iwg
+    if exponents is not None:
+        out["lyapunov_exponents"] = _spectrum(Js, exponents)
     return out
+
+
+def _spectrum(Js, k: int) -> np.ndarray:
+    """The k largest Lyapunov exponents of the step Jacobians Js[1:], sorted."""
+    from .lyapunov import starting_vectors  # the initial frame only
+
+    steps = len(Js)
+    half = (steps - 1) // 2
+    Q = starting_vectors(Js[0].shape[0], k)
+    total = np.zeros(k)
+    for t in range(1, steps):
+        Q, R = np.linalg.qr(Js[t] @ Q)
+        if t > half:
+            with np.errstate(divide="ignore"):  # an exactly collapsed direction: -inf
+                total += np.log(np.abs(np.diag(R)))
+    return np.sort(total / (steps - 1 - half))[::-1]
 
 
 def mlp_reference(W, scale: float, bias, x, activation: str = "tanh") -> dict[str, np.ndarray]:

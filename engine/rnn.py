@@ -28,7 +28,8 @@ from ._validate import (
 )
 from .activations import ACTIVATIONS, get_activation
 from .cells import lstm
-from .network import OUTPUT_HINTS, Layers, run_layers
+from .lyapunov import LYAPUNOV_OUTPUTS
+from .network import OPT_IN, OUTPUT_HINTS, Layers, run_layers
 from .results import RnnResult
 from .weights import case_rng, dominant_complement, impulse_direction
 
@@ -62,15 +63,16 @@ KERNELS = {a.code: make_kernel(a.code) for a in ACTIVATIONS.values()}
 def rnn_outputs(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(available, default) outputs of :func:`simulate_rnn` for n units.
 
-    The default is today's full set: every available variable except the per-step vector
-    ``hidden_state`` (n > 1), which is asked for by name.
+    The default is every available variable except the per-step vector ``hidden_state``
+    and the Lyapunov spectrum (n > 1), which are asked for by name.
     """
     if n == 1:
         available = PER_STEP_VARIABLES + SUMMARY_VARIABLES
     else:
         steps = ("state_norm", "hidden_state", "response", "log10_gradient_norm")
         available = steps + tuple(v for v in SUMMARY_VARIABLES if v != "fixed_point")
-    return available, tuple(v for v in available if v != "hidden_state")
+        available += LYAPUNOV_OUTPUTS
+    return available, tuple(v for v in available if v not in OPT_IN)
 
 
 def _recurrent(W):
@@ -116,6 +118,7 @@ def simulate_rnn(
     bound: float = 1e6,
     weight_norms: bool = True,
     outputs=None,
+    num_exponents: int = 16,
     parallel: bool | int = True,
 ) -> RnnResult:
     """Run a batch of recursions h(t) = f(W h(t-1) + C x(t) + b) from explicit arrays.
@@ -189,6 +192,10 @@ def simulate_rnn(
         costs one activation per case and step. Default: every variable listed under
         Returns (``hidden_state``, the state vector of n > 1 recursions at the recorded
         steps, (cases, time, n), is asked for by name).
+    num_exponents : int
+        k, the number of Lyapunov exponents in ``lyapunov_exponents`` (default 16; those
+        beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
+        asked for (see :mod:`rnnlab.engine.lyapunov`).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads.
         The sweep runner calls the engine with False from its own worker threads.
@@ -256,7 +263,7 @@ def simulate_rnn(
         net = _single_layer(Wa, Ca, Ba, fdt)
         rec_out, vectors, sums = run_layers(
             "rnn", net, settings, plan, activation=act.code, inputs=inputs, probe=probe,
-            threads=threads,
+            threads=threads, exponents=check_int("num_exponents", num_exponents, 1),
         )  # fmt: skip
         if act.name == "identity" and plan.needs("response"):
             exact_response(Wa, Ca, inputs, settings, plan, rec_out, sums, projectors)

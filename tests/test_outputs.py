@@ -100,10 +100,11 @@ def test_each_output_alone_equals_the_full_run(run):
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_the_default_is_everything_but_the_state_vectors(run):
+def test_the_default_is_everything_but_the_state_vectors_and_the_spectrum(run):
     simulate, available = RUNS[run]
     default = list(simulate().keys())
-    assert default == [v for v in available if OUTPUTS[v].kind != "vector"]
+    opt_in = [v for v in available if OUTPUTS[v].kind == "vector" or "lyapunov" in OUTPUTS[v].needs]
+    assert default == [v for v in available if v not in opt_in]
 
 
 def test_every_output_names_known_trackers():
