@@ -9,6 +9,7 @@ from ._tracking import OUTPUTS, TRACKERS
 from .activations import ACTIVATIONS, Activation, get_activation
 from .bptt import bptt
 from .cells import CELLS
+from .lyapunov import LYAPUNOV_OUTPUTS, entropy_rate, kaplan_yorke_dimension
 from .mlp import mlp_biases, mlp_outputs, mlp_weights, simulate_mlp
 from .network import (
     LSTM_VARIANTS,
@@ -47,6 +48,7 @@ __all__ = [
     "INITS",
     "INPUT_KINDS",
     "LSTM_VARIANTS",
+    "LYAPUNOV_OUTPUTS",
     "OUTPUTS",
     "PER_STEP_VARIABLES",
     "SUMMARY_VARIABLES",
@@ -57,9 +59,11 @@ __all__ = [
     "base_matrix",
     "bptt",
     "case_rng",
+    "entropy_rate",
     "get_activation",
     "impulse_direction",
     "init_layers",
+    "kaplan_yorke_dimension",
     "mlp_biases",
     "mlp_outputs",
     "mlp_weights",

@@ -15,13 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PARAMETER_DIM", "TIME_DIM", "UNIT_DIM", "VARIABLES", "provenance", "to_dataset"]
+__all__ = [
+    "EXPONENT_DIM",
+    "PARAMETER_DIM",
+    "TIME_DIM",
+    "UNIT_DIM",
+    "VARIABLES",
+    "provenance",
+    "to_dataset",
+]
 
 TIME_DIM = "time"
 #: The dimension of per-unit variables (``hidden_state``, ``cell_state``).
 UNIT_DIM = "unit"
 #: The dimension of a network's flattened weights (rnnlab.engine.train.network_vector).
 PARAMETER_DIM = "parameter"
+#: The dimension of a Lyapunov spectrum (the i-th largest exponent).
+EXPONENT_DIM = "exponent"
 
 #: name -> (long_name, units, description)
 VARIABLES: dict[str, tuple[str, str, str]] = {
@@ -242,6 +252,35 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "rnnlab.analysis.trained_network(ds.sel(...)) gives one as PyTorch-layout arrays.",
     ),
     "parameter": ("parameter index", "1", "Position in the flattened weights."),
+    "exponent": (
+        "exponent index",
+        "1",
+        "i of the i-th largest Lyapunov exponent, from 0 (run.num_exponents of them).",
+    ),
+    "lyapunov_exponents": (
+        "Lyapunov exponents",
+        "1/step",
+        "The num_exponents largest Lyapunov exponents of the whole state (every layer's h, and "
+        "c for the LSTM), in decreasing order: k tangent vectors propagated with the step's "
+        "Jacobian and re-orthonormalised by QR every step, the logs of QR's diagonal averaged "
+        "over t > (steps - 1) // 2 (rnnlab.engine.lyapunov). ln|lambda_i(W)| for linear "
+        "recursions; NaN beyond the state's dimension or after a blow-up; below about -30 not "
+        "resolved (a direction collapsed to float64's rounding in one step).",
+    ),
+    "kaplan_yorke_dimension": (
+        "Kaplan-Yorke dimension",
+        "1",
+        "j + (lambda_1 + ... + lambda_j) / |lambda_(j+1)|, j the last index whose partial sum "
+        "of the sorted exponents is >= 0; 0 when lambda_1 < 0; NaN when the num_exponents "
+        "exponents do not reach a negative partial sum (ask for more).",
+    ),
+    "entropy_rate": (
+        "entropy rate",
+        "1/step",
+        "Sum of the positive Lyapunov exponents (Pesin's formula for the Kolmogorov-Sinai "
+        "entropy, nats per step); NaN when the last of the num_exponents exponents is still "
+        "positive (ask for more).",
+    ),
     "test_loss": ("test loss", "1", "The loss on fresh sequences of model.test_length."),
     "test_accuracy": ("test accuracy", "1", "final_accuracy at model.test_length."),
     "baseline": (

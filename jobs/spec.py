@@ -110,6 +110,7 @@ class RunSpec(_Strict):
     bound: Annotated[float, Field(gt=0)] = 1e6
     gradient: Literal["auto", "exact", "estimate", "none"] = "auto"
     gradient_probes: Annotated[int, Field(ge=1)] = 16
+    num_exponents: Annotated[int, Field(ge=1, le=100_000)] = 16  # k of lyapunov_exponents
     outputs: list[str] | None = None  # the variables to store (default: the family's)
 
     @field_validator("outputs", mode="before")

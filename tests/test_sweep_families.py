@@ -267,3 +267,64 @@ def test_random_biases_are_normal_per_unit_and_layer(tmp_path):
     out = rnnlab("validate", write_spec(tmp_path, BIAS_SPEC.replace("n = 64", "n = 1")),
                  cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2 and "model.bias_std: random biases need n > 1" in out.stderr
+
+
+LYAPUNOV_SPEC = """
+[model]
+family = "%(family)s"
+n = 6
+%(model)s
+
+[grid]
+%(grid)s
+seed = {range = 2}
+
+[run]
+steps = 400
+record = "none"
+input = "%(input)s"
+num_exponents = %(k)s
+outputs = ["growth_rate", "lyapunov_exponents", "kaplan_yorke_dimension", "entropy_rate"]
+
+[store]
+path = "l.zarr"
+block_seconds = 0.001
+"""
+
+
+def test_lyapunov_spectra_are_stored_on_an_exponent_dimension(tmp_path):
+    """rnn (linear: lambda_1 = ln of the swept spectral radius), lstm (equal to the engine on
+    the family's weights, NaN beyond its 2 n state rows) and mlp (orthogonal linear layers:
+    every exponent ln gain, per layer) spectra through the real runner into Zarr."""
+
+    def sweep(name, **kw):
+        text = LYAPUNOV_SPEC % {"family": name, "input": "noise", "k": 8, **kw}
+        (tmp_path / name).mkdir()
+        res = run_sweep(write_spec(tmp_path / name, text), store=tmp_path / f"{name}.zarr",
+                        sync=True)  # fmt: skip
+        return xr.open_zarr(res.path)
+
+    rnn = sweep("rnn", model='activation = "identity"', grid="spectral_radius = [0.5, 0.9]")
+    lam = rnn.lyapunov_exponents
+    assert lam.dims == ("spectral_radius", "seed", "exponent") and lam.sizes["exponent"] == 8
+    np.testing.assert_allclose(lam.isel(exponent=0), np.log([[0.5] * 2, [0.9] * 2]), atol=1e-9)
+    assert np.isnan(lam.isel(exponent=slice(6, None))).all()
+    assert (rnn.kaplan_yorke_dimension == 0).all() and (rnn.entropy_rate == 0).all()
+    lstm_model = 'init = "normal"\ninit_scale = 0.5'
+    lstm = sweep("lstm", model=lstm_model, grid="forget_bias = [0, 2]", k=16)
+    layers = _stacked("lstm", 6, 1, 1, init="normal", scale=0.5, forget_bias=2.0)
+    direct = simulate_network("lstm", layers, steps=400, input="noise", noise_seed=1,
+                              outputs=["lyapunov_exponents"], num_exponents=16)  # fmt: skip
+    got = lstm.lyapunov_exponents.sel(forget_bias=2, seed=1).values
+    np.testing.assert_array_equal(got, direct["lyapunov_exponents"][0])
+    assert np.isfinite(got[:12]).all() and np.isnan(got[12:]).all()
+    mlp = sweep("mlp", model='activation = "linear"\ninit = "orthogonal"', grid="gain = [0.8, 1.2]",
+                input="impulse")  # fmt: skip
+    want = np.log([0.8, 1.2])[:, None, None] * np.ones((2, 2, 6))
+    np.testing.assert_allclose(mlp.lyapunov_exponents.isel(exponent=slice(0, 6)), want, atol=1e-12)
+    assert mlp.lyapunov_exponents.attrs["units"] == "1/layer"
+    assert rnn.lyapunov_exponents.attrs["units"] == "1/step"
+    scalar = LYAPUNOV_SPEC % {"family": "rnn", "model": "", "grid": "w = [0.5]", "input": "noise",
+                              "k": 4}  # fmt: skip
+    out = rnnlab("validate", write_spec(tmp_path, scalar.replace("n = 6", "n = 1")), cwd=tmp_path)
+    assert out.returncode == 2 and "for n = 1 the one exponent is growth_rate" in out.stderr

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnnlab.engine import (
+    LYAPUNOV_OUTPUTS,
     OUTPUTS,
     record_steps,
 )
@@ -19,6 +20,8 @@ __all__ = [
     "Family",
     "Param",
     "UpdateFamily",
+    "lyapunov_bytes",
+    "lyapunov_seconds",
     "own_table",
     "recurrence_options",
     "run_grouped",
@@ -214,6 +217,10 @@ OUTPUT_HINTS = {
     "log10_carousel_gain": "family lstm only",
     "cell_growth_rate": "family lstm only",
     "trained_weights": "family train only",
+    **dict.fromkeys(
+        LYAPUNOV_OUTPUTS,
+        "families rnn (n > 1), lstm, gru, cec and mlp: for n = 1 the one exponent is growth_rate",
+    ),
 }
 
 
@@ -300,5 +307,23 @@ def recurrence_options(run) -> dict:
         memory_rtol=run.memory_rtol,
         saturation_tol=run.saturation_tol,
         bound=run.bound,
+        num_exponents=run.num_exponents,
         parallel=False,
     )
+
+
+def lyapunov_seconds(run, dim, flops_per_column) -> np.ndarray:
+    """Single-core seconds per case of the Lyapunov tracker when the sweep stores its
+    variables: per step and vector ``flops_per_column`` (the tangent) and 4 ``dim`` k (the
+    QR of k = num_exponents vectors of ``dim`` entries), at about 10 GFLOP/s."""
+    if not set(run.outputs or ()) & set(LYAPUNOV_OUTPUTS):
+        return np.zeros(np.shape(dim))
+    k = np.minimum(run.num_exponents, dim)
+    return k * (flops_per_column + 4 * dim * k) / 10e9 * run.steps
+
+
+def lyapunov_bytes(run, dim) -> np.ndarray:
+    """Working memory of the Lyapunov tracker: three copies of k vectors of ``dim``."""
+    if not set(run.outputs or ()) & set(LYAPUNOV_OUTPUTS):
+        return np.zeros(np.shape(dim))
+    return 24.0 * np.minimum(run.num_exponents, dim) * dim

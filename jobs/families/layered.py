@@ -16,7 +16,15 @@ from rnnlab.engine import (
     simulate_network,
 )
 
-from .base import Family, Param, _given, recurrence_options, run_grouped
+from .base import (
+    Family,
+    Param,
+    _given,
+    lyapunov_bytes,
+    lyapunov_seconds,
+    recurrence_options,
+    run_grouped,
+)
 
 __all__ = ["CecFamily", "GruFamily", "LayeredFamily", "LstmFamily"]
 
@@ -87,7 +95,10 @@ class LayeredFamily(Family):
         grad = 0.0 if run.gradient == "none" else 1.0
         fwd = 2 * L * 4 * G * n * n
         tan = grad * (2 * L - 1) * 2 * G * n * n * k + grad * 30 * G * n * k * L
-        return (1e-6 + (fwd + tan) / 20e9) * run.steps
+        R = (2.0 if self.cell == "lstm" else 1.0) * n
+        per_column = (2 * L - 1) * 2 * G * n * n + 30 * G * n * L
+        lyap = lyapunov_seconds(run, L * R, per_column)
+        return (1e-6 + (fwd + tan) / 20e9) * run.steps + lyap
 
     def case_bytes(self, params: dict, run) -> np.ndarray:
         """The weights (2 G H^2 per layer, and the FGR matrices) and, with the gradient, the
@@ -99,7 +110,8 @@ class LayeredFamily(Family):
         R = (2.0 if self.cell == "lstm" else 1.0) * n
         grad = 0.0 if run.gradient == "none" else 1.0
         weights = 2 * L * G * n**2 + (9 * L * n**2 if self.cell == "lstm" else 0.0)
-        return 8 * (weights + grad * (2 * (L * R) ** 2 + 3 * G * n * L * R))
+        tangents = 8 * (weights + grad * (2 * (L * R) ** 2 + 3 * G * n * L * R))
+        return tangents + lyapunov_bytes(run, L * R)
 
     def weights(self, p: dict, i: int) -> list[dict]:
         """The layers of case i."""

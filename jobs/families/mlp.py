@@ -17,7 +17,14 @@ from rnnlab.engine import (
     simulate_mlp,
 )
 
-from .base import Family, Param, recurrence_options, run_grouped
+from .base import (
+    Family,
+    Param,
+    lyapunov_bytes,
+    lyapunov_seconds,
+    recurrence_options,
+    run_grouped,
+)
 
 __all__ = ["MlpFamily"]
 
@@ -60,7 +67,8 @@ class MlpFamily(Family):
         n = params["n"].astype(float)
         grad = 0.0 if run.gradient == "none" else 1.0
         back = 1.0 if self._backward(run) else 0.0
-        return (1e-6 + (4 * n * n + grad * 2 * n**3 + back * 4 * n**3) / 20e9) * run.steps
+        per_step = 1e-6 + (4 * n * n + grad * 2 * n**3 + back * 4 * n**3) / 20e9
+        return per_step * run.steps + lyapunov_seconds(run, n, 2 * n**2)
 
     def variable_attrs(self, name: str) -> dict:
         """The time axis of a deep net is its layer index: its step counts and rates are
@@ -92,7 +100,8 @@ class MlpFamily(Family):
         tangents (about 10 n^2)."""
         n = params["n"].astype(float)
         back = 1.0 if self._backward(run) else 0.0
-        return 8 * ((run.steps + 2) * n**2 + back * (run.steps * n + 10 * n**2))
+        fwd = 8 * ((run.steps + 2) * n**2 + back * (run.steps * n + 10 * n**2))
+        return fwd + lyapunov_bytes(run, n)
 
     def run_cases(self, params, run, outputs):
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""

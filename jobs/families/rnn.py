@@ -21,7 +21,16 @@ from rnnlab.engine import (
     simulate_rnn,
 )
 
-from .base import Family, Param, _given, _is_set, recurrence_options, run_grouped
+from .base import (
+    Family,
+    Param,
+    _given,
+    _is_set,
+    lyapunov_bytes,
+    lyapunov_seconds,
+    recurrence_options,
+    run_grouped,
+)
 from .layered import _simulate_layered
 
 __all__ = ["BASE_CACHE_BYTES", "RnnFamily"]
@@ -114,7 +123,8 @@ class RnnFamily(Family):
         if params["_layered"][0]:
             L = params["layers"].astype(float)
             per_step = 1e-6 + (8 * L * n**2 + grad * (2 * L - 1) * 2 * n**2 * L * n) / 20e9
-        return per_step * run.steps
+            return per_step * run.steps + lyapunov_seconds(run, L * n, (4 * L - 2) * n**2)
+        return per_step * run.steps + lyapunov_seconds(run, n, 2 * n**2)
 
     def case_bytes(self, params: dict, run) -> np.ndarray:
         """n > 1: the case's matrix, the seeded base, its rescaled copy and the eigenvalue
@@ -124,8 +134,10 @@ class RnnFamily(Family):
         grad = 0.0 if run.gradient == "none" else 1.0
         if params["_layered"][0]:
             L = params["layers"].astype(float)
-            return 8 * (2 * L * n**2 + 4 * n**2 + grad * 2 * (L * n) ** 2)
-        return np.where(n == 1, 0.0, 8 * (5 * n**2 + grad * 2 * n**2))
+            fwd = 8 * (2 * L * n**2 + 4 * n**2 + grad * 2 * (L * n) ** 2)
+            return fwd + lyapunov_bytes(run, L * n)
+        fwd = np.where(n == 1, 0.0, 8 * (5 * n**2 + grad * 2 * n**2))
+        return fwd + lyapunov_bytes(run, n)
 
     def case_params(self, fixed, flat, ncase):
         out = super().case_params(fixed, flat, ncase)
