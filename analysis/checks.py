@@ -463,6 +463,54 @@ def _settings(ds, dims):
 
 
 #: figure name -> the check of its claim on a store.
+def _lyapunov(ds) -> str | None:
+    """Figure 23: below the onset, the largest exponent against ln rho(W) (if stored); above
+    it, against mean-field theory and the published spectra; the orbits near the onset;
+    where the dimension peaks and whether the entropy rises."""
+    from .figures import _spectrum_store
+    from .meanfield import depth_growth_rate
+    from .published import TANH_SPECTRA
+
+    gains = _spectrum_store(ds)
+    n = int(ds.attrs["model_n"])
+    lam1 = ds.lyapunov_exponents.isel(exponent=0).load()
+    parts = []
+    low = gains[gains < 1]
+    if low.size:
+        part = f"below g = 1 the largest exponent is at most {float(lam1.sel(gain=low).max()):.3f}"
+        if "spectral_radius" in ds:
+            err = np.abs(lam1 - np.log(ds.spectral_radius)).sel(gain=low)
+            part += f", ln rho(W) to {float(err.max()):.1e}"
+        parts.append(part)
+    chaos = gains[gains >= 2]
+    if chaos.size:
+        med = _median_seed(lam1).sel(gain=chaos)
+        mf = np.array([depth_growth_rate("tanh", g) for g in chaos])
+        parts.append(f"at g >= 2 its median is within {np.max(np.abs(med / mf - 1)):.1%} of "
+                     "mean-field theory")  # fmt: skip
+    common = [g for g in gains if g in TANH_SPECTRA and g >= 2]
+    if common:
+        got = [_median_seed(v).sel(gain=common).values for v in
+               (lam1, ds.kaplan_yorke_dimension / n, ds.entropy_rate / n)]  # fmt: skip
+        want = np.array([TANH_SPECTRA[g] for g in common]).T
+        devs = [np.max(np.abs(gv / w - 1)) for gv, w in zip(got, want, strict=True)]
+        parts.append("of the published values within {:.1%} (largest exponent), {:.1%} "
+                     "(dimension) and {:.1%} (entropy)".format(*devs))  # fmt: skip
+    near = gains[(gains > 1) & (gains < 2)]
+    if near.size:
+        vals = lam1.sel(gain=near).values.ravel()
+        parts.append(f"just above the onset (g = {_fmt(near.min())} to {_fmt(near.max())}) "
+                     f"{int(np.sum(np.abs(vals) < 5e-3))} of {vals.size} networks have a "
+                     "largest exponent within 0.005 of 0")  # fmt: skip
+    dim = _median_seed(ds.kaplan_yorke_dimension / n).load()
+    ent = _median_seed(ds.entropy_rate / n).load()
+    parts.append(f"the dimension per unit peaks at g = {_fmt(float(dim.idxmax('gain')))} "
+                 f"({float(dim.max()):.3f}); the entropy rate per unit "
+                 + ("rises with g at every step of the grid" if np.all(np.diff(ent.values) >= 0)
+                    else "does not rise at every step of the grid"))  # fmt: skip
+    return "On this store: " + "; ".join(parts) + "."
+
+
 CHECKS = {
     "scalar_linear": _linear_rates,
     "vector_linear": _second_eigenvalue,
@@ -486,6 +534,7 @@ CHECKS = {
     "clipping": _clipping,
     "generalisation": _generalisation,
     "initialisation": _initialisation,
+    "lyapunov_spectra": _lyapunov,
 }
 
 

@@ -252,6 +252,19 @@ steps = 20
 record = "log"
 num_records = 5
 """
+SPECS["lyapunov"] = """
+[model]
+family = "rnn"
+n = 20
+[grid]
+gain = [0.5, 1.5, 2.0, 3.0]
+seed = {range = 2}
+[run]
+steps = 400
+record = "none"
+outputs = ["spectral_radius", "lyapunov_exponents", "kaplan_yorke_dimension", "entropy_rate"]
+num_exponents = 20
+"""
 for fam, extra, grid in (("rnn", 'gain = 0.8\ninput_weight = 0.8\nactivation = "tanh"', ""),
                          ("lstm", 'init = "normal"\ninit_scale = 0.1',
                           'variant = ["vanilla", "NFG"]'),  # a grid of names, too
@@ -920,6 +933,43 @@ def test_initialisation_figure_draws_each_runs_final_loss(stores):
     assert entry.endswith(f"{int((one < 0.06).sum())}/2 solved")
     with pytest.raises(MissingData, match="optimizer"):
         F.initialisation(open_results(stores["clipping"]).expand_dims(init=["normal"]))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_lyapunov_figure_draws_the_stored_spectra_and_published_values(stores):
+    """Figure 23: the spectra panel's lines are the median spectra, the other panels' markers
+    each seed's largest exponent, dimension and entropy per unit; the published values and
+    mean-field theory are drawn; the check compares them on the store."""
+    from rnnlab.analysis.meanfield import depth_growth_rate
+    from rnnlab.analysis.published import TANH_SPECTRA
+
+    ds = open_results(stores["lyapunov"])
+    fig = F.lyapunov_spectra(ds)
+    spec, lam, dim, ent = fig.axes[:4]
+    med = ds.lyapunov_exponents.median("seed")
+    for ln, g in zip(_lines(spec), ds.gain.values, strict=False):
+        np.testing.assert_array_equal(ln.get_ydata(), med.sel(gain=g).values)
+        np.testing.assert_allclose(ln.get_xdata(), np.arange(1, 21) / 20)
+    per_unit = (dim, ds.kaplan_yorke_dimension / 20), (ent, ds.entropy_rate / 20)
+    for ax, want in ((lam, ds.lyapunov_exponents.isel(exponent=0)), *per_unit):
+        dots = [ln for ln in _lines(ax) if ln.get_marker() == "o"]
+        got = np.stack([d.get_ydata() for d in dots], axis=1)
+        np.testing.assert_array_equal(got, want.transpose("gain", "seed").values)
+        pub = next(ln for ln in _lines(ax) if ln.get_marker() == "D")
+        assert list(pub.get_xdata()) == sorted(TANH_SPECTRA)
+    theory = next(ln for ln in _lines(lam) if ln.get_linestyle() == ":")
+    x, y = theory.get_data()
+    assert y[-1] == pytest.approx(depth_growth_rate("tanh", x[-1]))
+    from rnnlab.analysis.checks import check
+
+    text = check("lyapunov_spectra", ds)
+    low = float(ds.lyapunov_exponents.isel(exponent=0).sel(gain=0.5).max())
+    assert f"below g = 1 the largest exponent is at most {low:.3f}, ln rho(W) to" in text
+    assert "of the published values within" in text and "peaks at g = " in text
+    with pytest.raises(MissingData, match=r"run\.outputs must list lyapunov_exponents"):
+        F.lyapunov_spectra(open_results(stores["scalar"]))
     import matplotlib.pyplot as plt
 
     plt.close(fig)

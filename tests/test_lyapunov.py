@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab.analysis.meanfield import depth_growth_rate
+from rnnlab.analysis.published import TANH_SPECTRA
 from rnnlab.engine import noise_keys, simulate_mlp, simulate_network, simulate_rnn
 from rnnlab.engine.lyapunov import entropy_rate, kaplan_yorke_dimension
 from rnnlab.engine.reference import input_sequence
@@ -17,19 +18,7 @@ SPECTRUM = ["lyapunov_exponents", "kaplan_yorke_dimension", "entropy_rate"]
 #: ln(eps) of float64 is -36: below about -30 per step an exponent is not resolved.
 UNRESOLVED = -30.0
 
-#: D. G. Clark, "Lyapunov spectrum of random neural networks" (2026), code and data at
-#: github.com/davidclark1/rnn-lyapunov, data/network/map_g{g}_delta1_N4096_seed0.json: the
-#: full spectrum of x(t+1) = J tanh(x(t)), J ~ N(0, g^2 / N), N = 4096 (the same spectrum as
-#: h(t+1) = tanh(W h(t)): the step Jacobians are cyclic rearrangements of each other), natural
-#: logs per step. g -> (lambda_max, Kaplan-Yorke dimension / N, entropy rate / N).
-PUBLISHED = {
-    1.5: (0.064947, 0.16511, 0.0027729),
-    2.0: (0.154249, 0.25659, 0.0106076),
-    2.5: (0.237120, 0.28499, 0.0186437),
-    3.0: (0.309583, 0.28717, 0.0251060),
-    4.0: (0.431966, 0.26925, 0.0339163),
-    5.0: (0.531180, 0.24594, 0.0389117),
-}
+PUBLISHED = TANH_SPECTRA  # Clark's N = 4096 spectra (rnnlab.analysis.published)
 
 
 def _random_tanh_spectra(g, seeds, N, steps, k):
