@@ -13,8 +13,17 @@ towards its fixed point q*. Through one layer at q*, the squared norm of a back-
     chi_1 = sigma_w^2 E[f'(bias + sqrt(q*) xi)^2],
 
 so the gradient norm grows (chi_1 > 1: chaos) or shrinks (chi_1 < 1: order) by 0.5 ln chi_1
-per layer. Expectations are computed by quadrature for any activation (see
-:func:`gaussian_mean`).
+per layer. Two inputs' pre-activations, of correlation c, follow the *correlation map*
+
+    c(l) = (sigma_w^2 E[f(u1) f(u2)] + sigma_b^2) / q*,   (u1, u2) of variance q*, correlation c,
+
+whose fixed point c* is 1 in the ordered phase and below 1 in the chaotic one, approached at
+the rate chi_c = sigma_w^2 E[f'(u1) f'(u2)] at c* (chi_c = chi_1 at c* = 1). The depth
+scales (Schoenholz et al. 2017) are xi_c = -1 / ln chi_c(c*), over which a correlation
+between inputs is forgotten (signal propagation), and xi_grad = -1 / ln chi_1, over which a
+gradient vanishes (negative: it grows); both diverge on the order-to-chaos line chi_1 = 1
+(:func:`critical_sigma_w`). Expectations are computed by quadrature for any activation (see
+:func:`gaussian_mean`, :func:`gaussian_mean2`).
 """
 
 from __future__ import annotations
@@ -23,7 +32,23 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["chi1", "depth_growth_rate", "gaussian_mean", "length_map", "q_star"]
+__all__ = [
+    "MEANFIELD_OUTPUTS",
+    "c_star",
+    "chi1",
+    "chi_c",
+    "correlation_map",
+    "critical_sigma_w",
+    "depth_growth_rate",
+    "depth_scales",
+    "gaussian_mean",
+    "gaussian_mean2",
+    "length_map",
+    "q_star",
+]
+
+#: The per-case mean-field variables a sweep can store beside its simulations.
+MEANFIELD_OUTPUTS = ("q_star", "chi_1", "signal_depth_scale", "gradient_depth_scale")
 
 #: The quadrature: Gauss-Legendre nodes per panel, panels over xi in [-XI, XI].
 NODES, XI = 10, 12.0
@@ -49,16 +74,7 @@ def gaussian_mean(g: Callable, mean: float, var: float) -> float:
     nodes. A composite Gauss-Legendre rule over xi in [-12, 12] (the rest weighs < 1e-32)
     with panels graded towards the point where z = 0 resolves it: 1e-12 against the erf
     closed forms up to var = 1e4 (tested)."""
-    x, w = np.polynomial.legendre.leggauss(NODES)
-    edges = np.linspace(-XI, XI, 97)
-    if var > 0:
-        kink = -mean / np.sqrt(var)
-        steps = np.logspace(-9, 0, 46)
-        edges = np.concatenate([edges, kink - steps, kink + steps, [kink]])
-    edges = np.unique(np.clip(edges, -XI, XI))
-    lo, hi = edges[:-1, None], edges[1:, None]
-    xi = (0.5 * (hi - lo) * x + 0.5 * (hi + lo)).ravel()
-    weight = (0.5 * (hi - lo) * w).ravel() * np.exp(-0.5 * xi**2) / np.sqrt(2 * np.pi)
+    xi, weight = _nodes(mean, var)
     return float(np.dot(weight, g(mean + np.sqrt(var) * xi)))
 
 
@@ -104,3 +120,133 @@ def chi1(activation, sigma_w: float, sigma_b: float = 0.0, bias: float = 0.0) ->
 def depth_growth_rate(activation, sigma_w: float, sigma_b: float = 0.0, bias: float = 0.0):
     """The mean-field growth of the log gradient norm per layer, 0.5 ln chi_1 (natural log)."""
     return 0.5 * float(np.log(chi1(activation, sigma_w, sigma_b, bias)))
+
+
+def _nodes(mean: float, var: float) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-D rule of :func:`gaussian_mean` as (xi, weights), graded towards the kink."""
+    x, w = np.polynomial.legendre.leggauss(NODES)
+    edges = np.linspace(-XI, XI, 97)
+    if var > 0:
+        kink = -mean / np.sqrt(var)
+        steps = np.logspace(-9, 0, 46)
+        edges = np.concatenate([edges, kink - steps, kink + steps, [kink]])
+    edges = np.unique(np.clip(edges, -XI, XI))
+    lo, hi = edges[:-1, None], edges[1:, None]
+    xi = (0.5 * (hi - lo) * x + 0.5 * (hi + lo)).ravel()
+    return xi, (0.5 * (hi - lo) * w).ravel() * np.exp(-0.5 * xi**2) / np.sqrt(2 * np.pi)
+
+
+#: The rule of each axis of :func:`gaussian_mean2`: Gauss-Legendre nodes per panel, panels.
+NODES2, PANELS2 = 8, 64
+
+
+def _nodes2() -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.legendre.leggauss(NODES2)
+    edges = np.linspace(-XI, XI, PANELS2 + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    xi = (0.5 * (hi - lo) * x + 0.5 * (hi + lo)).ravel()
+    return xi, (0.5 * (hi - lo) * w).ravel() * np.exp(-0.5 * xi**2) / np.sqrt(2 * np.pi)
+
+
+def gaussian_mean2(g1: Callable, g2: Callable, mean: float, var: float, c: float) -> float:
+    """E[g1(u1) g2(u2)] for (u1, u2) Gaussian of mean ``mean``, variance ``var`` each and
+    correlation ``c`` in [-1, 1]: u1 = mean + sqrt(var) z1, u2 = mean + sqrt(var) (c z1 +
+    sqrt(1 - c^2) z2), a product of composite Gauss-Legendre rules over z1 and z2 (512
+    nodes each; c = 1 is :func:`gaussian_mean` of g1 g2). Against erf's closed forms
+    (tested): 1e-7 up to var = 40 (tanh's q* at sigma_w = 5 is about 20); at var = 1000 the
+    derivative's peak, 0.03 wide, is resolved to 2e-3 only."""
+    c = float(np.clip(c, -1.0, 1.0))
+    if c == 1.0:
+        return gaussian_mean(lambda z: g1(z) * g2(z), mean, var)
+    z, w = _nodes2()
+    s = np.sqrt(var)
+    u2 = mean + s * (c * z[:, None] + np.sqrt(1 - c * c) * z[None, :])
+    return float(np.dot(w, g1(mean + s * z) * (g2(u2) @ w)))
+
+
+def _finite_q(activation, sigma_w, sigma_b, bias) -> float:
+    """q*, or NaN where it is 0 or infinite (no fixed point to expand around)."""
+    q = q_star(activation, sigma_w, sigma_b, bias)
+    return q if 0 < q < np.inf else float("nan")
+
+
+def correlation_map(activation, c: float, sigma_w: float, sigma_b: float = 0.0, bias=0.0):
+    """One step of the correlation map at the length map's fixed point q*: (sigma_w^2
+    E[f(u1) f(u2)] + sigma_b^2) / q*. NaN where q* is 0 or infinite."""
+    q = _finite_q(activation, sigma_w, sigma_b, bias)
+    return _cmap(_functions(activation)[0], q, c, sigma_w, sigma_b, bias)
+
+
+def _cmap(f, q, c, sigma_w, sigma_b, bias) -> float:
+    if not np.isfinite(q):
+        return float("nan")
+    return (sigma_w**2 * gaussian_mean2(f, f, bias, q, c) + sigma_b**2) / q
+
+
+def chi_c(activation, c: float, sigma_w: float, sigma_b: float = 0.0, bias: float = 0.0):
+    """The slope of the correlation map at c: sigma_w^2 E[f'(u1) f'(u2)] (chi_1 at c = 1)."""
+    q = _finite_q(activation, sigma_w, sigma_b, bias)
+    if not np.isfinite(q):
+        return float("nan")
+    _, df = _functions(activation)
+    return sigma_w**2 * gaussian_mean2(df, df, bias, q, c)
+
+
+def c_star(activation, sigma_w: float, sigma_b: float = 0.0, bias: float = 0.0) -> float:
+    """The stable fixed point of the correlation map: 1 in the ordered phase (chi_1 <= 1),
+    else its root in [0, 1) (the map is >= 0 at c = 0, and falls below c just under the
+    unstable c = 1), by Brent's method; NaN where q* is 0 or infinite."""
+    from scipy.optimize import brentq
+
+    q = _finite_q(activation, sigma_w, sigma_b, bias)
+    if not np.isfinite(q):
+        return float("nan")
+    if chi1(activation, sigma_w, sigma_b, bias) <= 1.0:
+        return 1.0
+    f = _functions(activation)[0]
+
+    def gap(c):
+        return _cmap(f, q, c, sigma_w, sigma_b, bias) - c
+
+    top = 1.0 - 1e-6
+    if gap(0.0) <= 0.0:
+        return 0.0
+    if gap(top) >= 0.0:  # chi_1 just above 1: the root is within 1e-6 of 1
+        return top
+    return float(brentq(gap, 0.0, top, xtol=1e-13))
+
+
+def depth_scales(activation, sigma_w: float, sigma_b: float = 0.0, bias: float = 0.0) -> dict:
+    """The mean-field summaries of one (activation, sigma_w, sigma_b, bias): ``q_star``,
+    ``chi_1``, ``signal_depth_scale`` xi_c = -1 / ln chi_c(c*) and ``gradient_depth_scale``
+    xi_grad = -1 / ln chi_1 (layers; negative when gradients grow; inf on the critical
+    line). NaN where q* is 0 or infinite (no finite fixed point to expand around)."""
+    q = q_star(activation, sigma_w, sigma_b, bias)
+    x1 = chi1(activation, sigma_w, sigma_b, bias)
+    out = dict(q_star=q, chi_1=x1, signal_depth_scale=np.nan, gradient_depth_scale=np.nan)
+    if not 0 < q < np.inf:
+        return out
+    with np.errstate(divide="ignore"):
+        out["gradient_depth_scale"] = float(-1.0 / np.log(x1)) if x1 != 1 else np.inf
+        cs = c_star(activation, sigma_w, sigma_b, bias)
+        slope = chi_c(activation, cs, sigma_w, sigma_b, bias)
+        out["signal_depth_scale"] = float(-1.0 / np.log(slope)) if slope != 1 else np.inf
+    return out
+
+
+def critical_sigma_w(activation, sigma_b: float = 0.0, bias: float = 0.0, hi: float = 20.0):
+    """The order-to-chaos line: the sigma_w at which chi_1 = 1 for this sigma_b (its first
+    crossing from below on a scan of [0.1, ``hi``], refined by Brent's method; NaN when
+    chi_1 does not cross 1 there)."""
+    from scipy.optimize import brentq
+
+    def gap(sw):
+        return np.log(chi1(activation, sw, sigma_b, bias))
+
+    grid = np.geomspace(0.1, hi, 12)
+    gaps = np.array([gap(g) for g in grid])
+    cross = np.flatnonzero((gaps[:-1] < 0) & (gaps[1:] >= 0))
+    if cross.size == 0:
+        return float("nan")
+    i = int(cross[0])
+    return float(brentq(gap, grid[i], grid[i + 1], xtol=1e-12))

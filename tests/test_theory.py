@@ -184,3 +184,81 @@ def test_simulated_phases_lie_within_one_cell_of_the_closed_form_bifurcations(tm
         fold = bifurcation_curves(act)["fold"]
         np.testing.assert_array_equal(ax.lines[0].get_xdata(), fold[0])
     plt.close(fig)
+
+
+def _erf_cmap(c, q, sigma_w, sigma_b):
+    """erf's correlation map in closed form (Williams' arcsine kernel)."""
+    return (sigma_w**2 * 2 / np.pi * np.arcsin(2 * q * c / (1 + 2 * q)) + sigma_b**2) / q
+
+
+@pytest.mark.parametrize(("q", "c"), [(0.5, 0.3), (3.0, -0.8), (40.0, 0.9), (40.0, -0.99)])
+def test_the_two_point_quadrature_against_the_erf_closed_forms(q, c):
+    """E[erf(u1) erf(u2)] = (2/pi) arcsin(2 q c / (1 + 2q)) and E[erf'(u1) erf'(u2)] =
+    (4/pi) / sqrt((1 + 2q)^2 - (2 q c)^2) for variances q and correlation c."""
+    f, df = ERF
+    want = 2 / np.pi * np.arcsin(2 * q * c / (1 + 2 * q))
+    assert mf.gaussian_mean2(f, f, 0.0, q, c) == pytest.approx(want, rel=1e-7, abs=1e-12)
+    slope = 4 / np.pi / np.sqrt((1 + 2 * q) ** 2 - (2 * q * c) ** 2)
+    assert mf.gaussian_mean2(df, df, 0.0, q, c) == pytest.approx(slope, rel=1e-7)
+
+
+@pytest.mark.parametrize(("sigma_w", "sigma_b"), [(2.5, 0.3), (4.0, 0.0), (1.8, 0.6), (0.8, 0.2)])
+def test_the_erf_correlation_fixed_point_and_depth_scales_against_the_closed_form(sigma_w, sigma_b):
+    """c* solved from erf's closed-form correlation map (1 in the ordered phase); the
+    signal depth scale -1 / ln chi_c(c*) from the closed-form slope; the gradient depth
+    scale -1 / ln chi_1; both equal in the ordered phase (c* = 1, chi_c = chi_1)."""
+    q = mf.q_star(ERF, sigma_w, sigma_b)
+    chi = sigma_w**2 * 4 / np.pi / np.sqrt(1 + 4 * q)
+    if chi <= 1:
+        want_c = 1.0
+    else:
+        want_c = brentq(lambda c: _erf_cmap(c, q, sigma_w, sigma_b) - c, 0.0, 1 - 1e-9)
+    assert mf.c_star(ERF, sigma_w, sigma_b) == pytest.approx(want_c, abs=1e-8)
+    slope = sigma_w**2 * 4 / np.pi / np.sqrt((1 + 2 * q) ** 2 - (2 * q * want_c) ** 2)
+    scales = mf.depth_scales(ERF, sigma_w, sigma_b)
+    assert scales["signal_depth_scale"] == pytest.approx(-1 / np.log(slope), rel=1e-6)
+    assert scales["gradient_depth_scale"] == pytest.approx(-1 / np.log(chi), rel=1e-9)
+    if chi < 1:
+        assert scales["signal_depth_scale"] == pytest.approx(scales["gradient_depth_scale"])
+    else:
+        assert scales["gradient_depth_scale"] < 0 < scales["signal_depth_scale"]
+
+
+def test_the_order_to_chaos_line():
+    """tanh without bias is critical at sigma_w = 1 (the chi_1 = 1 line starts at (1, 0)); it
+    moves to larger sigma_w with sigma_b (Poole et al. 2016, figure 1), and erf's line
+    equals the root of its closed-form chi_1."""
+    assert mf.critical_sigma_w("tanh", 0.0) == pytest.approx(1.0, abs=1e-6)
+    line = [mf.critical_sigma_w("tanh", sb) for sb in (0.0, 0.1, 0.3, 0.6, 1.0)]
+    assert np.all(np.diff(line) > 0)
+
+    def chi_gap(sw, sb):
+        q = mf.q_star(ERF, sw, sb)
+        return sw**2 * 4 / np.pi / np.sqrt(1 + 4 * q) - 1
+
+    want = brentq(chi_gap, 0.7, 5.0, args=(0.5,), xtol=1e-12)
+    assert mf.critical_sigma_w(ERF, 0.5) == pytest.approx(want, rel=1e-8)
+
+
+def test_deep_tanh_nets_forget_the_correlation_of_two_inputs_to_c_star():
+    """Two orthogonal inputs through the same 80 random tanh layers of width 1000
+    (simulate_mlp): the correlation of their pre-activations, averaged over layers 20 to 79
+    (it fluctuates by about 0.04 from layer to layer at this width), is the theory's c*
+    within 0.03: 0.12 in the chaotic phase at sigma_w = 2.5, 0 at sigma_b = 0, and 1 (the
+    inputs merge) in the ordered phase. (Closer to the line, at sigma_w = 1.6, sigma_b = 0.1,
+    where correlations persist over more layers, width 1000 gives 0.07 for c* = 0.12 and
+    width 2000 over 100 layers 0.11: measured, not tested, for time.)"""
+    from rnnlab.engine import impulse_direction, mlp_biases, mlp_weights, simulate_mlp
+
+    n, depth = 1000, 80
+    W = mlp_weights(n, depth, "normal", seed=4)
+    u = np.stack([impulse_direction(n, 1), impulse_direction(n, 2)])
+    for sigma_w, sigma_b in ((2.5, 0.3), (4.0, 0.0), (0.9, 0.4)):
+        b = sigma_b * mlp_biases(n, depth, 4)
+        scale = np.full(2, sigma_w / np.sqrt(n))
+        res = simulate_mlp(W, scale=scale, layer_biases=b, input_direction=u,
+                           amplitude=np.sqrt(n), outputs=["hidden_state"])  # fmt: skip
+        h = res["hidden_state"][:, 19:-1]  # the inputs of layers 20 ... 79
+        z = sigma_w / np.sqrt(n) * np.einsum("tij,ctj->cti", W[20:], h) + b[20:]
+        c = (z[0] * z[1]).sum(-1) / np.sqrt((z[0] ** 2).sum(-1) * (z[1] ** 2).sum(-1))
+        assert c.mean() == pytest.approx(mf.c_star("tanh", sigma_w, sigma_b), abs=0.03)
