@@ -33,7 +33,6 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = [
-    "MEANFIELD_OUTPUTS",
     "c_star",
     "chi1",
     "chi_c",
@@ -46,9 +45,6 @@ __all__ = [
     "length_map",
     "q_star",
 ]
-
-#: The per-case mean-field variables a sweep can store beside its simulations.
-MEANFIELD_OUTPUTS = ("q_star", "chi_1", "signal_depth_scale", "gradient_depth_scale")
 
 #: The quadrature: Gauss-Legendre nodes per panel, panels over xi in [-XI, XI].
 NODES, XI = 10, 12.0
@@ -220,14 +216,16 @@ def depth_scales(activation, sigma_w: float, sigma_b: float = 0.0, bias: float =
     """The mean-field summaries of one (activation, sigma_w, sigma_b, bias): ``q_star``,
     ``chi_1``, ``signal_depth_scale`` xi_c = -1 / ln chi_c(c*) and ``gradient_depth_scale``
     xi_grad = -1 / ln chi_1 (layers; negative when gradients grow; inf on the critical
-    line). NaN where q* is 0 or infinite (no finite fixed point to expand around)."""
+    line). The signal depth scale is NaN where q* is 0 or infinite (no correlation to
+    expand around)."""
     q = q_star(activation, sigma_w, sigma_b, bias)
     x1 = chi1(activation, sigma_w, sigma_b, bias)
     out = dict(q_star=q, chi_1=x1, signal_depth_scale=np.nan, gradient_depth_scale=np.nan)
+    if 0 < x1 < np.inf:
+        out["gradient_depth_scale"] = float(-1.0 / np.log(x1)) if x1 != 1 else np.inf
     if not 0 < q < np.inf:
         return out
     with np.errstate(divide="ignore"):
-        out["gradient_depth_scale"] = float(-1.0 / np.log(x1)) if x1 != 1 else np.inf
         cs = c_star(activation, sigma_w, sigma_b, bias)
         slope = chi_c(activation, cs, sigma_w, sigma_b, bias)
         out["signal_depth_scale"] = float(-1.0 / np.log(slope)) if slope != 1 else np.inf

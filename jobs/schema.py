@@ -257,6 +257,32 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "1",
         "i of the i-th largest Lyapunov exponent, from 0 (run.num_exponents of them).",
     ),
+    "q_star": (
+        "mean-field pre-activation variance",
+        "1",
+        "q*, the fixed point of mean-field theory's length map q -> sigma_w^2 E[f(bias + "
+        "sqrt(q) z)^2] + sigma_b^2 (Poole et al. 2016; sigma_w = gain, sigma_b = bias_std; "
+        "rnnlab.analysis.meanfield); 0 or inf where the map has no finite positive one.",
+    ),
+    "chi_1": (
+        "mean-field gradient factor",
+        "1",
+        "chi_1 = sigma_w^2 E[f'(bias + sqrt(q*) z)^2]: the factor by which a layer (or a "
+        "step) multiplies a perturbation's squared norm; 1 on the order-to-chaos line.",
+    ),
+    "signal_depth_scale": (
+        "mean-field signal depth scale",
+        "layers",
+        "xi_c = -1 / ln chi_c(c*), chi_c the slope of the correlation map at its stable fixed "
+        "point c*: how many layers (steps) two inputs' correlation takes to reach c* "
+        "(Schoenholz et al. 2017); NaN where q* is 0 or infinite.",
+    ),
+    "gradient_depth_scale": (
+        "mean-field gradient depth scale",
+        "layers",
+        "xi_grad = -1 / ln chi_1: over how many layers (steps) a gradient shrinks by e; "
+        "negative when it grows (chaos), infinite on the order-to-chaos line.",
+    ),
     "lyapunov_exponents": (
         "Lyapunov exponents",
         "1/step",

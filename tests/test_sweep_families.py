@@ -328,3 +328,45 @@ def test_lyapunov_spectra_are_stored_on_an_exponent_dimension(tmp_path):
                               "k": 4}  # fmt: skip
     out = rnnlab("validate", write_spec(tmp_path, scalar.replace("n = 6", "n = 1")), cwd=tmp_path)
     assert out.returncode == 2 and "for n = 1 the one exponent is growth_rate" in out.stderr
+
+
+def test_mean_field_variables_are_stored_beside_the_simulation(tmp_path):
+    """mlp and rnn sweeps that list q_star, chi_1 and the depth scales store the theory of
+    each case's (activation, gain, bias_std, bias) beside its simulation; NaN for an rnn W
+    that is not Gaussian (tests/test_theory.py compares the simulations with the theory)."""
+    from rnnlab.analysis import meanfield as mf
+
+    names = '["growth_rate", "q_star", "chi_1", "signal_depth_scale", "gradient_depth_scale"]'
+    for fam, weights in (
+        ("mlp", ""),
+        ("rnn", 'weights = "gaussian"'),
+        ("rnn", 'weights = "orthogonal"'),
+    ):
+        text = f"""
+[model]
+family = "{fam}"
+n = 128
+{weights}
+[grid]
+gain = [0.8, 2.5]
+bias_std = [0.0, 0.3]
+[run]
+steps = 200
+record = "none"
+outputs = {names}
+[store]
+path = "m.zarr"
+"""
+        store = tmp_path / f"{fam}{len(weights)}.zarr"
+        ds = xr.open_zarr(run_sweep(write_spec(tmp_path, text), store=store, sync=True).path)
+        if "orthogonal" in weights:
+            assert np.isnan(ds.chi_1).all() and np.isfinite(ds.growth_rate).all()
+            continue
+        for g in (0.8, 2.5):
+            for sb in (0.0, 0.3):
+                one = ds.sel(gain=g, bias_std=sb)
+                chi = mf.chi1("tanh", g, sb)
+                assert float(one.chi_1) == chi and float(one.q_star) == mf.q_star("tanh", g, sb)
+                assert float(one.gradient_depth_scale) == pytest.approx(-1 / np.log(chi))
+        assert np.isnan(ds.signal_depth_scale.sel(gain=0.8, bias_std=0.0))  # q* = 0
+        assert ds.signal_depth_scale.attrs["units"] == "layers"

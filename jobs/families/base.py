@@ -16,6 +16,7 @@ from rnnlab.engine import (
 from ..schema import VARIABLES
 
 __all__ = [
+    "MEANFIELD_OUTPUTS",
     "OUTPUT_HINTS",
     "Family",
     "Param",
@@ -25,6 +26,7 @@ __all__ = [
     "own_table",
     "recurrence_options",
     "run_grouped",
+    "with_meanfield",
 ]
 
 
@@ -294,6 +296,31 @@ def own_table(steps, summaries: dict) -> dict:
         **{v: Output(v, "step", (), -1, "float64") for v in steps},
         **{v: Output(v, "summary", (), -1, d) for v, d in summaries.items()},
     }
+
+
+#: Mean-field theory's per-case variables (the keys of rnnlab.analysis.meanfield.depth_scales),
+#: stored beside a deep or random recurrent net's simulation when run.outputs lists them.
+MEANFIELD_OUTPUTS = ("q_star", "chi_1", "signal_depth_scale", "gradient_depth_scale")
+MEANFIELD_TABLE = own_table((), dict.fromkeys(MEANFIELD_OUTPUTS, "float64"))
+
+
+def with_meanfield(run_cases, params: dict, outputs, theory_args) -> dict[str, np.ndarray]:
+    """``run_cases(params, engine_outputs)`` for the simulated variables, and the asked-for
+    mean-field variables beside them: ``theory_args(params)`` gives per case (activation,
+    sigma_w, sigma_b, bias) arrays, NaN sigma_w where the theory does not apply; each
+    distinct case is solved once (rnnlab.analysis.meanfield.depth_scales)."""
+    from rnnlab.analysis.meanfield import depth_scales
+
+    theory = [o for o in outputs if o in MEANFIELD_OUTPUTS]
+    engine = [o for o in outputs if o not in MEANFIELD_OUTPUTS]
+    out = run_cases(params, engine) if engine else {}
+    if theory:
+        cases = list(zip(*theory_args(params), strict=True))
+        solved = {c: depth_scales(str(c[0]), *map(float, c[1:])) for c in set(cases)
+                  if np.isfinite(float(c[1]))}  # fmt: skip
+        for name in theory:
+            out[name] = np.array([solved[c][name] if c in solved else np.nan for c in cases])
+    return out
 
 
 def recurrence_options(run) -> dict:

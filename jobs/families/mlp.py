@@ -18,12 +18,15 @@ from rnnlab.engine import (
 )
 
 from .base import (
+    MEANFIELD_OUTPUTS,
+    MEANFIELD_TABLE,
     Family,
     Param,
     lyapunov_bytes,
     lyapunov_seconds,
     recurrence_options,
     run_grouped,
+    with_meanfield,
 )
 
 __all__ = ["MlpFamily"]
@@ -35,6 +38,7 @@ class MlpFamily(Family):
 
     step_name: ClassVar[str] = "layer"
     name = "mlp"
+    table: ClassVar[dict] = {**OUTPUTS, **MEANFIELD_TABLE}
     params: ClassVar[dict[str, Param]] = {
         "activation": Param(str, "tanh", (*ACTIVATIONS, "linear")),
         "n": Param(int, 64, minimum=1, help="width"),
@@ -49,8 +53,11 @@ class MlpFamily(Family):
     }
 
     def outputs(self, fixed, grid):
-        """See :func:`rnnlab.engine.mlp_outputs`."""
-        return mlp_outputs()
+        """See :func:`rnnlab.engine.mlp_outputs`; and mean-field theory's variables, when
+        asked for (sigma_w = gain: every init has weights of variance gain^2 / n; sigma_b =
+        bias_std)."""
+        available, default = mlp_outputs()
+        return available + MEANFIELD_OUTPUTS, default
 
     def units(self, fixed, grid):
         return int(fixed.get("n", self.params["n"].default))
@@ -110,7 +117,14 @@ class MlpFamily(Family):
             [("identity" if a == "linear" else a) for a in params["activation"]], dtype=object
         )
         keys = ("activation", "n", "init", "seed", "bias_std")  # one W_t and b_t per group
-        return run_grouped(params, keys, lambda p: self._run_group(p, run, outputs))
+
+        def simulate(params, names):
+            return run_grouped(params, keys, lambda p: self._run_group(p, run, names))
+
+        def theory(p):
+            return p["activation"], p["gain"], p["bias_std"], p["bias"]
+
+        return with_meanfield(simulate, params, outputs, theory)
 
     def _run_group(self, p, run, outputs):
         n = int(p["n"][0])

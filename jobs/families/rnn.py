@@ -11,6 +11,7 @@ import numpy as np
 
 from rnnlab.engine import (
     ACTIVATIONS,
+    OUTPUTS,
     WEIGHT_KINDS,
     base_matrix,
     case_rng,
@@ -22,6 +23,8 @@ from rnnlab.engine import (
 )
 
 from .base import (
+    MEANFIELD_OUTPUTS,
+    MEANFIELD_TABLE,
     Family,
     Param,
     _given,
@@ -30,6 +33,7 @@ from .base import (
     lyapunov_seconds,
     recurrence_options,
     run_grouped,
+    with_meanfield,
 )
 from .layered import _simulate_layered
 
@@ -42,6 +46,7 @@ class RnnFamily(Family):
     """h(t) = f(W h(t-1) + C x(t) + b): :func:`rnnlab.engine.simulate_rnn` over a grid."""
 
     name = "rnn"
+    table: ClassVar[dict] = {**OUTPUTS, **MEANFIELD_TABLE}
     params: ClassVar[dict[str, Param]] = {
         "activation": Param(str, "tanh", (*ACTIVATIONS, "linear")),
         "n": Param(int, 1, minimum=1, help="number of hidden units"),
@@ -101,6 +106,7 @@ class RnnFamily(Family):
                 v for v in default if v not in drop
             )
         available, default = rnn_outputs(2)
+        available += MEANFIELD_OUTPUTS  # random Gaussian W scaled by gain (else NaN)
         if np.any(ns == 1):
             common = set(rnn_outputs(1)[0])
             available = tuple(v for v in available if v in common)
@@ -164,11 +170,12 @@ class RnnFamily(Family):
         if params["_layered"][0]:
             keys = ("activation", "n", "layers")
             return run_grouped(params, keys, lambda p: self._run_layered(p, run, outputs))
-        return run_grouped(
-            params,
-            ("activation", "n"),
-            lambda p: self._run_group(str(p["activation"][0]), int(p["n"][0]), p, run, outputs),
-        )
+
+        def simulate(params, names):
+            return run_grouped(params, ("activation", "n"), lambda p: self._run_group(
+                str(p["activation"][0]), int(p["n"][0]), p, run, names))  # fmt: skip
+
+        return with_meanfield(simulate, params, outputs, _theory_args)
 
     def _recurrent(self, p: dict, i: int, n: int, layer: int = 0) -> np.ndarray:
         """The scaled recurrent matrix of case i (n x n), from its weights kind and scaling."""
@@ -238,6 +245,14 @@ class RnnFamily(Family):
             outputs=list(outputs),
             **{**recurrence_options(run), "gradient": run.gradient},  # the scalar kernel estimates
         )
+
+
+def _theory_args(p: dict) -> tuple:
+    """Mean-field theory's (activation, sigma_w, sigma_b, bias) per case: sigma_w is the gain
+    of a Gaussian W (entries N(0, gain^2 / n)); NaN for other weights and scalings."""
+    gain = np.array([float(g) if _given(g) else np.nan for g in p["gain"]])
+    gaussian = (p["weights"] == "gaussian") & (p["n"] > 1)
+    return p["activation"], np.where(gaussian, gain, np.nan), p["bias_std"], p["bias"]
 
 
 def _biases(p: dict, n: int, layer: int) -> np.ndarray:
