@@ -34,6 +34,7 @@ __all__ = [
     "lyapunov_spectra",
     "memory_in_use",
     "memory_phase",
+    "order_to_chaos",
     "phase_diagram",
     "scalar_linear",
     "scalar_nonlinear",
@@ -1683,6 +1684,52 @@ def lyapunov_spectra(ds, ax=None):
     return fig
 
 
+@_figure
+def order_to_chaos(ds, ax=None):
+    """Figure 24: the order-to-chaos phase diagram: the simulated growth rate of the gradient
+    (per layer of a deep net, per step of a recurrent net) over (gain, bias_std) =
+    (sigma_w, sigma_b), coloured around 0, with mean-field theory's chi_1 = 1 (the stored
+    chi_1's contour) drawn over it; right, the stored depth scales along the second
+    sigma_b of the grid.
+    """
+    _need(ds, "growth_rate", "chi_1", "gradient_depth_scale", "signal_depth_scale",
+          family=("mlp", "rnn"), what=": run.outputs must list growth_rate, chi_1 and the "
+          "depth scales")  # fmt: skip
+    if not {"gain", "bias_std"} <= set(ds.dims) or "activation" in ds.dims:
+        raise MissingData("needs one activation over gain and bias_std dimensions")
+    rate = _median_seed(ds.growth_rate).transpose("bias_std", "gain").load()
+    chi = _median_seed(ds.chi_1).transpose("bias_std", "gain").load()
+    gains, stds = ds.gain.values, ds.bias_std.values
+    fig, axs = _axes(ax, 2, size=(4.8, 3.6))
+    import matplotlib.colors as mcolors
+
+    finite = rate.values[np.isfinite(rate.values)]
+    norm = mcolors.TwoSlopeNorm(0.0, min(finite.min(), -1e-3), max(finite.max(), 1e-3))
+    mesh = axs[0].pcolormesh(gains, stds, rate.values, cmap="RdBu_r", norm=norm,
+                             shading="nearest")  # fmt: skip
+    fig.colorbar(mesh, ax=axs[0], label=f"growth rate (1/{_unit(ds)})")
+    axs[0].contour(gains, stds, np.log(chi.values), levels=[0.0], colors="k", linewidths=1.2)
+    axs[0].plot([], [], color="k", label="mean field: chi_1 = 1")
+    axs[0].set(xlabel="sigma_w (gain)", ylabel="sigma_b (bias_std)",
+               title=f"{_family(ds)}, {ds.attrs.get('model_activation', 'tanh')}, "
+               f"n = {ds.attrs.get('model_n', '?')}")  # fmt: skip
+    axs[0].legend(fontsize="x-small", loc="upper left")
+    sb = stds[min(1, stds.size - 1)]  # above sigma_b = 0, where q* = 0 below the line
+    row = ds.sel(bias_std=sb)
+    for name, style in (("gradient_depth_scale", "-"), ("signal_depth_scale", "--")):
+        vals = np.abs(_median_seed(row[name]).values)
+        axs[1].plot(gains, vals, style, color=PALETTE[0], label=f"|{name}|")
+    axs[1].set_yscale("log")
+    axs[1].set(xlabel="sigma_w (gain)", ylabel=f"depth scale ({_unit(ds)}s)",
+               title=f"mean field at sigma_b = {_fmt(sb)}")  # fmt: skip
+    _legend_outside(axs[1])
+    return fig
+
+
+def _unit(ds) -> str:
+    return "layer" if _family(ds) == "mlp" else "step"
+
+
 #: The figures drawn from all the stores of a report at once (the others: one per store).
 ACROSS_STORES = ("input_weight_gradients", "memory_in_use", "cliff")
 
@@ -1813,4 +1860,14 @@ FIGURES = [
      "peaks near g = 3 and falls again, and the entropy rate per unit keeps rising. Just "
      "above the onset, small networks can settle on a periodic or quasi-periodic orbit "
      "(largest exponent 0) instead of chaos. The check gives the numbers."),
+    ("order_to_chaos", order_to_chaos, "The order-to-chaos transition over the weights' "
+     "and the biases' spread (Poole et al. 2016; Schoenholz et al. 2017). Left: the "
+     "simulated growth rate of the gradient, negative (blue: it vanishes) on the ordered "
+     "side, positive (red: it explodes, chaos) on the other; the black line is mean-field "
+     "theory's chi_1 = 1, which moves to larger sigma_w as sigma_b grows. Right: the depth "
+     "scales over which gradients and correlations between inputs propagate diverge at "
+     "the line. For deep nets, weights and biases are drawn afresh at every layer, as the "
+     "theory assumes; for recurrent nets they are the same at every step, and the "
+     "theory's line is drawn for comparison only. The check gives how far the simulated "
+     "sign change lies from the line."),
 ]  # fmt: skip

@@ -252,6 +252,18 @@ steps = 20
 record = "log"
 num_records = 5
 """
+SPECS["order_to_chaos"] = """
+[model]
+family = "mlp"
+n = 32
+[grid]
+gain = [0.5, 1.0, 1.5, 2.5]
+bias_std = [0.0, 0.3, 1.0]
+[run]
+steps = 40
+record = "none"
+outputs = ["growth_rate", "q_star", "chi_1", "signal_depth_scale", "gradient_depth_scale"]
+"""
 SPECS["lyapunov"] = """
 [model]
 family = "rnn"
@@ -970,6 +982,31 @@ def test_lyapunov_figure_draws_the_stored_spectra_and_published_values(stores):
     assert "of the published values within" in text and "peaks at g = " in text
     with pytest.raises(MissingData, match=r"run\.outputs must list lyapunov_exponents"):
         F.lyapunov_spectra(open_results(stores["scalar"]))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_order_to_chaos_figure_draws_the_growth_rates_and_the_stored_theory(stores):
+    """Figure 24: the map is the stored growth rate over (bias_std, gain), the black contour
+    the stored chi_1 = 1, the right panel the stored depth scales; the check measures the
+    distance of the sign change from the line."""
+    ds = open_results(stores["order_to_chaos"])
+    fig = F.order_to_chaos(ds)
+    left = fig.axes[0]
+    right = next(a for a in fig.axes if a.get_title().startswith("mean field"))
+    mesh = left.collections[0]
+    want = ds.growth_rate.transpose("bias_std", "gain").values
+    np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(want.shape), want)
+    assert any(c.get_edgecolor().size for c in left.collections[1:])  # the contour
+    line = _lines(right)[0]
+    want = np.abs(ds.gradient_depth_scale.sel(bias_std=0.3).values)
+    np.testing.assert_array_equal(line.get_ydata(), want)
+    from rnnlab.analysis.checks import check
+
+    assert "changes sign within" in check("order_to_chaos", ds)
+    with pytest.raises(MissingData, match="chi_1"):
+        F.order_to_chaos(open_results(stores["scalar"]))
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -196,10 +196,11 @@ def test_the_two_point_quadrature_against_the_erf_closed_forms(q, c):
     """E[erf(u1) erf(u2)] = (2/pi) arcsin(2 q c / (1 + 2q)) and E[erf'(u1) erf'(u2)] =
     (4/pi) / sqrt((1 + 2q)^2 - (2 q c)^2) for variances q and correlation c."""
     f, df = ERF
+    rel = 1e-7 if q <= 3 else 1e-5
     want = 2 / np.pi * np.arcsin(2 * q * c / (1 + 2 * q))
-    assert mf.gaussian_mean2(f, f, 0.0, q, c) == pytest.approx(want, rel=1e-7, abs=1e-12)
+    assert mf.gaussian_mean2(f, f, 0.0, q, c) == pytest.approx(want, rel=rel, abs=1e-12)
     slope = 4 / np.pi / np.sqrt((1 + 2 * q) ** 2 - (2 * q * c) ** 2)
-    assert mf.gaussian_mean2(df, df, 0.0, q, c) == pytest.approx(slope, rel=1e-7)
+    assert mf.gaussian_mean2(df, df, 0.0, q, c) == pytest.approx(slope, rel=rel)
 
 
 @pytest.mark.parametrize(("sigma_w", "sigma_b"), [(2.5, 0.3), (4.0, 0.0), (1.8, 0.6), (0.8, 0.2)])
