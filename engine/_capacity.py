@@ -2,10 +2,10 @@
 ``capacity`` tracker accumulates, over the second half of the run, the moments of the hidden
 state h(t) (every layer's, L H entries) and of the inputs u(t - k) of the last K steps, in
 two halves A and B of that window; :func:`finish` fits the best linear readout of each
-delayed input on one half and scores it on the other (two-fold cross-validation, both ways
-averaged): an out-of-sample squared correlation, so that the n fitted weights do not inflate
-it (the in-sample estimate exceeds the true value by about n / T per delay, and their sum
-exceeds the bound n).
+delayed input on one half and scores its correlation with the input on the other, both
+ways, and multiplies the two: an out-of-sample r^2, so that the n fitted weights do not
+inflate it (the in-sample estimate exceeds the true value by about n / T per delay, and
+their sum exceeds the bound n), and one whose noise has mean 0 for a forgotten delay.
 
 Delay k = 0 is the current input: h(t) already contains x(t).
 """
@@ -16,10 +16,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["N_MOMENTS", "accumulate", "finish", "reset"]
-
-#: Scalars per half: the count; then per delay sum u and sum u^2 follow in ``U``.
-N_MOMENTS = 1
+__all__ = ["accumulate", "finish", "reset"]
 
 
 @jit
@@ -65,9 +62,10 @@ def _moments(M, S, P, U, cnt, half):
 
 @jit
 def _score(fit, test, M, S, P, U, cnt, out):
-    """Add to out[k] the squared correlation, on half ``test``, of u_k with the readout fitted
-    on half ``fit`` (least squares with a 1e-12 relative ridge, so that a degenerate state
-    never makes the solve fail)."""
+    """out[k] = the correlation, on half ``test``, of u_k with the readout fitted on half
+    ``fit`` (least squares with a 1e-12 relative ridge, so that a degenerate state never
+    makes the solve fail); 0 where either side is constant."""
+    out[:] = 0.0
     cov, cross, _ = _moments(M, S, P, U, cnt, fit)
     D = cov.shape[0]
     tr = 0.0
@@ -86,12 +84,16 @@ def _score(fit, test, M, S, P, U, cnt, out):
             c += wk[a] * crosst[a, k]
         v = np.dot(wk, np.dot(covt, wk))
         if v > 0.0 and vart[k] > 0.0:
-            out[k] += 0.5 * c * c / (v * vart[k])
+            out[k] = c / np.sqrt(v * vart[k])
 
 
 @jit
 def finish(M, S, P, U, cnt, out):
-    """out (K,): each delay's cross-validated squared correlation; NaN after a blow-up."""
+    """out (K,): each delay's capacity, the product of the two out-of-sample correlations
+    (fitted on A and scored on B, and the reverse): r^2 where the state remembers the
+    input, and noise of mean 0 (either sign) where it has forgotten it, so that forgotten
+    delays add no bias to the sum (a squared correlation would add about 1 / T each). NaN
+    after a blow-up."""
     out[:] = 0.0
     for j in range(M.shape[1]):
         if not (abs(M[0, j]) < np.inf and abs(M[1, j]) < np.inf):
@@ -100,5 +102,8 @@ def finish(M, S, P, U, cnt, out):
     if cnt[0] < 2 or cnt[1] < 2:
         out[:] = np.nan
         return
+    rb = np.zeros(out.shape[0])
     _score(0, 1, M, S, P, U, cnt, out)
-    _score(1, 0, M, S, P, U, cnt, out)
+    _score(1, 0, M, S, P, U, cnt, rb)
+    for k in range(out.shape[0]):
+        out[k] *= rb[k]

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _capacity as MC
 from . import _tracking as K
 from ._jit import jit
 from ._numerics import input_at, norm, orthonormalise, renormalise, spectral_norm
@@ -266,7 +267,7 @@ def make_kernel(cell):
     @jit
     def run_block(
         C, Wih, Whh, bih, bhh, P, Rg, gain, S0, amp, keys, xs, XV, rec_out, hid_out, cell_out,
-        sums, spec_out, flags, probe, lprobe, uloss, rec, slots, iopt, fopt,
+        sums, spec_out, mc_out, flags, probe, lprobe, uloss, rec, slots, iopt, fopt,
     ):  # fmt: skip
         ncase = C.shape[0]
         L, GH, H = Whh.shape[1], Whh.shape[2], Whh.shape[3]
@@ -287,6 +288,13 @@ def make_kernel(cell):
         Sb, Sb2 = np.zeros((L, R), dt), np.zeros((L, R), dt)
         T, T2 = np.zeros((L, R, kt), dt), np.zeros((L, R, kt), dt)
         V, rlog, lsum = np.zeros((L * R, kl), dt), np.zeros(kl), np.zeros(kl)
+        nd = mc_out.shape[1]  # memory capacity: delays 0 ... nd - 1 of the input
+        cap_on = nd > 0
+        ring, mcbuf = np.zeros(max(nd, 1)), np.zeros(nd)
+        nc = nh if cap_on else 0
+        cM, cS = np.zeros((2, nc)), np.zeros((2, nc, nc))
+        cP, cU, ccnt = np.zeros((2, nc, nd)), np.zeros((2, 2, nd)), np.zeros(2)
+        second = t_half + (steps - 1 - t_half) // 2  # the window's halves: (t_half, second]
         cache = np.zeros((L, cell.CACHE, H))
         ah, ax, gq = np.zeros(GH, dt), np.zeros(GH, dt), np.zeros(3 * H, dt)
         z = np.zeros(GH)
@@ -355,6 +363,9 @@ def make_kernel(cell):
             if lyap_on:
                 _seed_columns(T, lprobe, k)
                 lsum[:] = 0.0
+            if cap_on:
+                MC.reset(cM, cS, cP, cU, ccnt)
+                ring[:] = 0.0
             resp = np.nan
             hn = 0.0
             kk = zero
@@ -395,6 +406,11 @@ def make_kernel(cell):
                     xhist[t] = x
                 _rows_into(S, zero, H, hbuf)
                 hn = norm(hbuf)
+                if cap_on:
+                    ring[t % nd] = x
+                    if t > t_half:
+                        half = 0 if t <= second else 1
+                        MC.accumulate(half, hbuf, ring, t, cM, cS, cP, cU, ccnt)
                 change = np.nan
                 if sat_on:
                     _rows_diff(S, S2, zero, H, dbuf)
@@ -423,6 +439,10 @@ def make_kernel(cell):
             trk[K.K_LOG_RESP] = np.log(resp)
             if lyap_on:
                 _exponents(spec_out[i], lsum, steps - 1 - t_half, trk[K.K_BLOWUP] < 0)
+            if cap_on:
+                MC.finish(cM, cS, cP, cU, ccnt, mcbuf)
+                for d in range(nd):
+                    mc_out[i, d] = mcbuf[d] if trk[K.K_BLOWUP] < 0 else np.nan
             if not has_cell:
                 trk[K.K_LOG_CELL] = np.nan
                 trk[K.K_LOG_CELL_HALF] = np.nan

@@ -13,6 +13,7 @@ gradient      the Jacobian product dh(t)/dh(0) (k tangent columns), renormalised
 saturation    ||h(t) - h(t-1)|| (and the LSTM cell's), for the convergence step
 bptt          backpropagation through time of a loss at ``loss_step`` (after the run)
 lyapunov      k tangent vectors propagated and re-orthonormalised (QR) every step
+capacity      the moments of h(t) and of the last K inputs, for the memory capacity
 weights       eigenvalues and singular values of W (in NumPy, once per case)
 ============  =====================================================================
 
@@ -193,7 +194,7 @@ def finish_case(sums, i, trk, final, iopt, fopt):
 
 
 #: The trackers, in the order of the table above.
-TRACKERS = ("response", "gradient", "saturation", "bptt", "lyapunov", "weights")
+TRACKERS = ("response", "gradient", "saturation", "bptt", "lyapunov", "capacity", "weights")
 
 
 @dataclass(frozen=True)
@@ -204,10 +205,11 @@ class Output:
     ----------
     name : str
         The store schema's name.
-    kind : {"step", "summary", "vector", "spectrum", "weights"}
+    kind : {"step", "summary", "vector", "spectrum", "delays", "weights"}
         Per recorded step (cases, time), per case (cases,), a vector per recorded step
-        (cases, time, units), the k Lyapunov exponents of a case (cases, exponents), or a
-        network's flattened weights (cases, parameters; the train family).
+        (cases, time, units), the k Lyapunov exponents of a case (cases, exponents), a value
+        per delay of the input (cases, delays), or a network's flattened weights (cases,
+        parameters; the train family).
     needs : tuple of str
         The trackers it needs (none: the recursion itself).
     index : int
@@ -257,6 +259,8 @@ OUTPUTS: dict[str, Output] = {
         Output("lyapunov_exponents", "spectrum", ("lyapunov",), -1, "float64"),
         Output("kaplan_yorke_dimension", "summary", ("lyapunov",), -1, "float64"),
         Output("entropy_rate", "summary", ("lyapunov",), -1, "float64"),
+        Output("memory_capacity", "summary", ("capacity",), -1, "float64"),
+        Output("memory_capacity_by_delay", "delays", ("capacity",), -1, "float64"),
         Output("spectral_radius", "summary", ("weights",), -1, "float64"),
         Output("max_singular_value", "summary", ("weights",), -1, "float64"),
         Output("second_eigenvalue_modulus", "summary", ("weights",), -1, "float64"),

@@ -57,8 +57,23 @@ LSTM_VARIANTS = {name: doc for name, (doc, _) in lstm.VARIANTS.items()}
 #: Per-case summaries of every layered network (and of deep nets).
 NETWORK_SUMMARIES = (*K.SUMMARIES, "fixed_point_norm")
 
+#: The variables of the memory capacity tracker (Jaeger 2001).
+CAPACITY_OUTPUTS = ("memory_capacity", "memory_capacity_by_delay")
+
 #: Outputs computed only when asked for by name (costly, or large).
-OPT_IN = ("hidden_state", "cell_state", *LYAPUNOV_OUTPUTS)
+OPT_IN = ("hidden_state", "cell_state", *LYAPUNOV_OUTPUTS, *CAPACITY_OUTPUTS)
+
+
+def capacity_delays(plan, num_delays, settings, vector: bool) -> int:
+    """The validated number of delays of the capacity tracker (0 when it is off)."""
+    if not plan.needs("capacity"):
+        return 0
+    if vector:
+        raise ValueError(
+            "memory_capacity reads out a scalar input signal: give input='noise' or an array "
+            "(cases, steps), not input vectors"
+        )
+    return check_int("num_delays", num_delays, 1, max(settings.t_half, 1))
 
 
 def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -79,7 +94,7 @@ def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...]
         summary.append("cell_growth_rate")
     if cell == "rnn":
         summary += ["spectral_radius", "max_singular_value"]
-    available = tuple(steps + summary + list(LYAPUNOV_OUTPUTS))
+    available = tuple(steps + summary + list(LYAPUNOV_OUTPUTS) + list(CAPACITY_OUTPUTS))
     return available, tuple(v for v in available if v not in OPT_IN)
 
 
@@ -96,6 +111,7 @@ OUTPUT_HINTS = {
     "log10_carousel_gain": "LSTM only",
     "cell_growth_rate": "LSTM only",
     **dict.fromkeys(LYAPUNOV_OUTPUTS, "n > 1: for n = 1 the one exponent is growth_rate"),
+    **dict.fromkeys(CAPACITY_OUTPUTS, "recurrent networks with n > 1"),
 }
 
 
@@ -150,6 +166,7 @@ def run_layers(
     threads: int = 1,
     projected: np.ndarray | None = None,
     exponents: int = 0,
+    delays: int = 0,
 ) -> tuple[np.ndarray, dict, np.ndarray]:
     """Run the layered kernel of ``cell``; returns its outputs ``(rec_out, vectors, sums)``
     for :func:`rnnlab.engine._tracking.collect`.
@@ -159,7 +176,8 @@ def run_layers(
     ``projected`` (cases, steps, G H): layer 0's input term W_ih x(t) of vector inputs (then
     ``inputs``' xs holds ||x(t)||, for the input-weight gradient). ``exponents``: how many
     Lyapunov exponents the ``lyapunov`` tracker computes (those beyond the state's dimension
-    L R read NaN).
+    L R read NaN); ``delays``: how many delays of the input (0 ... delays - 1) the
+    ``capacity`` tracker reads out (:mod:`rnnlab.engine._capacity`).
     """
     fdt = settings.dtype
     ncase = net.ncase
@@ -190,6 +208,10 @@ def run_layers(
     }
     sums = np.empty((ncase, K.N_SUMS))
     spectra = np.full((ncase, kl), np.nan)
+    nd = delays if plan.needs("capacity") else 0
+    check_memory(8.0 * ncase * nd + 8.0 * max(threads, 1) * 2 * nh * (nh + nd) * (nd > 0),
+                 "give fewer cases, delays (num_delays) or units")  # fmt: skip
+    capacity = np.full((ncase, nd), np.nan)
     kind, xs, keys, amp = inputs
     iopt, fopt = settings.options(
         plan, kind, loss_step=loss_step, untied=net.untied, activation=activation
@@ -199,13 +221,15 @@ def run_layers(
     args = (
         net.C, net.Wih, net.Whh, net.bih, net.bhh, net.P, net.Rg, net.gain, net.S0,
         amp, keys, xs, XV, rec_out, vec["hidden_state"], vec["cell_state"], sums, spectra,
-        net.flags, probe, lprobe, uloss, settings.rec, plan.slots, iopt, fopt,
+        capacity, net.flags, probe, lprobe, uloss, settings.rec, plan.slots, iopt, fopt,
     )  # fmt: skip
-    sliced = [True] * 18 + [False] * 8
+    sliced = [True] * 19 + [False] * 8
     sliced[2] = sliced[4] = not net.untied  # untied W_t and b_t are every case's
     run_chunks(KERNELS[cell], args, sliced, ncase, threads)
     if plan.needs("lyapunov"):
         vec.update(spectrum_outputs(spectra, exponents, L * R))
+    if plan.needs("capacity"):
+        vec.update(memory_capacity=capacity.sum(axis=1), memory_capacity_by_delay=capacity)
     return rec_out, vec, sums
 
 
@@ -348,6 +372,7 @@ def simulate_network(
     bound: float = 1e6,
     outputs=None,
     num_exponents: int = 16,
+    num_delays: int = 100,
     parallel: bool = True,
 ) -> RnnResult:
     """Run a batch of layered recurrent networks from explicit weights (PyTorch's layout).
@@ -411,6 +436,10 @@ def simulate_network(
         k, the number of Lyapunov exponents in ``lyapunov_exponents`` (default 16; those
         beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
         asked for (see :mod:`rnnlab.engine.lyapunov`).
+    num_delays : int
+        K, the delays 0 ... K - 1 of the input read out by ``memory_capacity`` (default
+        100, at most (steps - 1) // 2), when it is asked for (see
+        :mod:`rnnlab.engine._capacity`).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads;
         the sweep runner calls it with False from its own workers.
@@ -468,6 +497,7 @@ def simulate_network(
         cell, net, settings, plan, activation=act.code, inputs=(kind, xs, keys, amp),
         loss_step=ls, threads=threads_for(parallel), projected=projected,
         exponents=check_int("num_exponents", num_exponents, 1),
+        delays=capacity_delays(plan, num_delays, settings, vector),
     )  # fmt: skip
     linear = cell == "rnn" and act.name == "identity" and L == 1 and projected is None
     if linear and plan.needs("response"):

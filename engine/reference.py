@@ -18,7 +18,13 @@ import numpy as np
 
 from .activations import get_activation
 
-__all__ = ["input_sequence", "noise_uniform", "rnn_numpy_vectorised", "rnn_reference"]
+__all__ = [
+    "input_sequence",
+    "linear_memory_capacity",
+    "noise_uniform",
+    "rnn_numpy_vectorised",
+    "rnn_reference",
+]
 
 _M64 = (1 << 64) - 1
 
@@ -272,3 +278,22 @@ def rnn_numpy_vectorised(
         "blowup_step": blow,
         "final_norm": norm,
     }
+
+
+def linear_memory_capacity(W, C, delays: int) -> np.ndarray:
+    """Each delay's memory capacity of h(t) = W h(t-1) + C u(t) under i.i.d. input, in
+    closed form: MC_k = (W^k C)^T Sigma^-1 (W^k C), Sigma = W Sigma W^T + C C^T the
+    stationary state covariance over the input variance (a discrete Lyapunov equation,
+    solved by SciPy), for k = 0 ... delays - 1. Their sum over every k is the rank of the
+    Krylov matrix [C, W C, ..., W^(n-1) C] (Jaeger 2001)."""
+    from scipy.linalg import solve_discrete_lyapunov
+
+    W = np.asarray(W, dtype=np.float64)
+    C = np.asarray(C, dtype=np.float64).reshape(-1, 1)
+    sigma = solve_discrete_lyapunov(W, C @ C.T)
+    out = np.empty(delays)
+    v = C[:, 0]
+    for k in range(delays):
+        out[k] = v @ np.linalg.solve(sigma, v)
+        v = W @ v
+    return out

@@ -29,7 +29,7 @@ from ._validate import (
 from .activations import ACTIVATIONS, get_activation
 from .cells import lstm
 from .lyapunov import LYAPUNOV_OUTPUTS
-from .network import OPT_IN, OUTPUT_HINTS, Layers, run_layers
+from .network import CAPACITY_OUTPUTS, OPT_IN, OUTPUT_HINTS, Layers, capacity_delays, run_layers
 from .results import RnnResult
 from .weights import case_rng, dominant_complement, impulse_direction
 
@@ -71,7 +71,7 @@ def rnn_outputs(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     else:
         steps = ("state_norm", "hidden_state", "response", "log10_gradient_norm")
         available = steps + tuple(v for v in SUMMARY_VARIABLES if v != "fixed_point")
-        available += LYAPUNOV_OUTPUTS
+        available += LYAPUNOV_OUTPUTS + CAPACITY_OUTPUTS
     return available, tuple(v for v in available if v not in OPT_IN)
 
 
@@ -119,6 +119,7 @@ def simulate_rnn(
     weight_norms: bool = True,
     outputs=None,
     num_exponents: int = 16,
+    num_delays: int = 100,
     parallel: bool | int = True,
 ) -> RnnResult:
     """Run a batch of recursions h(t) = f(W h(t-1) + C x(t) + b) from explicit arrays.
@@ -196,6 +197,10 @@ def simulate_rnn(
         k, the number of Lyapunov exponents in ``lyapunov_exponents`` (default 16; those
         beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
         asked for (see :mod:`rnnlab.engine.lyapunov`).
+    num_delays : int
+        K, the delays 0 ... K - 1 of the input read out by ``memory_capacity`` (default
+        100, at most (steps - 1) // 2), when it is asked for (see
+        :mod:`rnnlab.engine._capacity`).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads.
         The sweep runner calls the engine with False from its own worker threads.
@@ -264,6 +269,7 @@ def simulate_rnn(
         rec_out, vectors, sums = run_layers(
             "rnn", net, settings, plan, activation=act.code, inputs=inputs, probe=probe,
             threads=threads, exponents=check_int("num_exponents", num_exponents, 1),
+            delays=capacity_delays(plan, num_delays, settings, False),
         )  # fmt: skip
         if act.name == "identity" and plan.needs("response"):
             exact_response(Wa, Ca, inputs, settings, plan, rec_out, sums, projectors)
