@@ -42,7 +42,8 @@ class Report:
 
 def _key_numbers(name: str, ds) -> list[str]:
     lines = [note] if (note := incomplete_note(ds)) else []
-    dims = [d for d in ds.dims if d not in ("time", "block", "unit", "parameter", "exponent")]
+    trailing = ("time", "block", "unit", "parameter", "exponent", "delay")
+    dims = [d for d in ds.dims if d not in trailing]
     lines.append(
         f"{ds.attrs.get('family', '?')} family, {int(np.prod([ds.sizes[d] for d in dims]))} "
         f"cases over {', '.join(f'{d} ({ds.sizes[d]})' for d in dims) or 'no grid'}, "

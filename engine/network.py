@@ -64,10 +64,17 @@ CAPACITY_OUTPUTS = ("memory_capacity", "memory_capacity_by_delay")
 OPT_IN = ("hidden_state", "cell_state", *LYAPUNOV_OUTPUTS, *CAPACITY_OUTPUTS)
 
 
+def delays_for(steps: int, num_delays: int | None) -> int:
+    """The capacity's number of delays: ``num_delays``, or by default 100 or (steps - 1) // 2
+    if that is smaller (the window must hold as many steps)."""
+    return min(100, max((steps - 1) // 2, 1)) if num_delays is None else num_delays
+
+
 def capacity_delays(plan, num_delays, settings, vector: bool) -> int:
     """The validated number of delays of the capacity tracker (0 when it is off)."""
     if not plan.needs("capacity"):
         return 0
+    num_delays = delays_for(settings.steps, num_delays)
     if vector:
         raise ValueError(
             "memory_capacity reads out a scalar input signal: give input='noise' or an array "
@@ -372,7 +379,7 @@ def simulate_network(
     bound: float = 1e6,
     outputs=None,
     num_exponents: int = 16,
-    num_delays: int = 100,
+    num_delays: int | None = None,
     parallel: bool = True,
 ) -> RnnResult:
     """Run a batch of layered recurrent networks from explicit weights (PyTorch's layout).
@@ -437,9 +444,9 @@ def simulate_network(
         beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
         asked for (see :mod:`rnnlab.engine.lyapunov`).
     num_delays : int
-        K, the delays 0 ... K - 1 of the input read out by ``memory_capacity`` (default
-        100, at most (steps - 1) // 2), when it is asked for (see
-        :mod:`rnnlab.engine._capacity`).
+        K, the delays 0 ... K - 1 of the input read out by ``memory_capacity`` (at most
+        (steps - 1) // 2; default 100, or (steps - 1) // 2 if smaller), when it is asked
+        for (see :mod:`rnnlab.engine._capacity`).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads;
         the sweep runner calls it with False from its own workers.

@@ -119,7 +119,7 @@ def simulate_rnn(
     weight_norms: bool = True,
     outputs=None,
     num_exponents: int = 16,
-    num_delays: int = 100,
+    num_delays: int | None = None,
     parallel: bool | int = True,
 ) -> RnnResult:
     """Run a batch of recursions h(t) = f(W h(t-1) + C x(t) + b) from explicit arrays.
@@ -198,9 +198,9 @@ def simulate_rnn(
         beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
         asked for (see :mod:`rnnlab.engine.lyapunov`).
     num_delays : int
-        K, the delays 0 ... K - 1 of the input read out by ``memory_capacity`` (default
-        100, at most (steps - 1) // 2), when it is asked for (see
-        :mod:`rnnlab.engine._capacity`).
+        K, the delays 0 ... K - 1 of the input read out by ``memory_capacity`` (at most
+        (steps - 1) // 2; default 100, or (steps - 1) // 2 if smaller), when it is asked
+        for (see :mod:`rnnlab.engine._capacity`).
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads.
         The sweep runner calls the engine with False from its own worker threads.

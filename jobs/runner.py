@@ -158,7 +158,7 @@ def warm_kernels(spec: Spec, grid: Grid) -> None:
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     outputs = list(family.variables(fixed, grid.coords, spec.run))
-    run = spec.run.model_copy(update={"steps": 2, "record": "all"})
+    run = spec.run.model_copy(update={"steps": 2, "record": "all", "num_delays": 1})
     for variant in family.kernel_variants(fixed, grid.coords):
         flat = {d: np.asarray([variant.get(d, grid.coords[d][0])]) for d in grid.dims}
         params = family.case_params(fixed, flat, 1)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "DELAY_DIM",
     "EXPONENT_DIM",
     "PARAMETER_DIM",
     "TIME_DIM",
@@ -32,6 +33,8 @@ UNIT_DIM = "unit"
 PARAMETER_DIM = "parameter"
 #: The dimension of a Lyapunov spectrum (the i-th largest exponent).
 EXPONENT_DIM = "exponent"
+#: The dimension of a variable per delay of the input (the memory capacity's).
+DELAY_DIM = "delay"
 
 #: name -> (long_name, units, description)
 VARIABLES: dict[str, tuple[str, str, str]] = {
@@ -282,6 +285,23 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "layers",
         "xi_grad = -1 / ln chi_1: over how many layers (steps) a gradient shrinks by e; "
         "negative when it grows (chaos), infinite on the order-to-chaos line.",
+    ),
+    "delay": ("delay", "steps", "k of the input u(t - k) read out from the state h(t), from 0."),
+    "memory_capacity": (
+        "memory capacity",
+        "1",
+        "Jaeger's memory capacity: the sum over delays k = 0 ... num_delays - 1 of "
+        "memory_capacity_by_delay (at most the number of hidden units read, L n; the input "
+        "at t is in h(t), so k = 0 counts).",
+    ),
+    "memory_capacity_by_delay": (
+        "memory capacity per delay",
+        "1",
+        "The squared correlation between the input u(t - k) and its best linear readout "
+        "from h(t) (every layer's), under the run's input, over t > (steps - 1) // 2: fitted "
+        "on one half of that window and scored on the other, both ways, the two "
+        "correlations multiplied (out of sample: no bias from the fitted weights; about 0, "
+        "either sign, for a forgotten delay). rnnlab.engine._capacity.",
     ),
     "lyapunov_exponents": (
         "Lyapunov exponents",

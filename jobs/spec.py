@@ -111,6 +111,7 @@ class RunSpec(_Strict):
     gradient: Literal["auto", "exact", "estimate", "none"] = "auto"
     gradient_probes: Annotated[int, Field(ge=1)] = 16
     num_exponents: Annotated[int, Field(ge=1, le=100_000)] = 16  # k of lyapunov_exponents
+    num_delays: Annotated[int, Field(ge=1, le=100_000)] | None = None  # K of memory_capacity
     outputs: list[str] | None = None  # the variables to store (default: the family's)
 
     @field_validator("outputs", mode="before")

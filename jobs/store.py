@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.engine import OUTPUTS
+from rnnlab.engine.network import delays_for
 
 from .families import get_family
 from .faults import fault_point
@@ -30,7 +31,7 @@ from .integrity import (
     record_coordinates,
     record_metadata,
 )
-from .schema import EXPONENT_DIM, PARAMETER_DIM, TIME_DIM, UNIT_DIM, provenance
+from .schema import DELAY_DIM, EXPONENT_DIM, PARAMETER_DIM, TIME_DIM, UNIT_DIM, provenance
 from .spec import Grid, Spec
 
 __all__ = [
@@ -203,15 +204,17 @@ def _result_bytes(spec: Spec, grid: Grid) -> int:
 def _trailing(family, fixed, grid, run, variables):
     """Per kind of variable, the shape and the dimension names after the grid's: per case
     (), per recorded step (time,), a vector per step (time, unit), the weights of a
-    network (parameter,), a Lyapunov spectrum (exponent,)."""
+    network (parameter,), a Lyapunov spectrum (exponent,), a value per delay (delay,)."""
     ntime = len(family.time_steps(run))
     kinds = set(variables.values())
     units = family.units(fixed, grid.coords) if "vector" in kinds else 0
     params = family.parameters(fixed, grid.coords) if "weights" in kinds else 0
+    delays = delays_for(run.steps, run.num_delays)
     shapes = {"summary": (), "step": (ntime,), "vector": (ntime, units), "weights": (params,),
-              "spectrum": (run.num_exponents,)}  # fmt: skip
+              "spectrum": (run.num_exponents,), "delays": (delays,)}  # fmt: skip
     dims = {"summary": (), "step": (TIME_DIM,), "vector": (TIME_DIM, UNIT_DIM),
-            "weights": (PARAMETER_DIM,), "spectrum": (EXPONENT_DIM,)}  # fmt: skip
+            "weights": (PARAMETER_DIM,), "spectrum": (EXPONENT_DIM,),
+            "delays": (DELAY_DIM,)}  # fmt: skip
     return shapes, dims
 
 
@@ -341,7 +344,9 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0, **codecs()}
     coords = {d: xr.Variable(d, _coord_values(grid.coords[d])) for d in grid.dims}
     coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=family.variable_attrs("time"))
-    for kind, dim in (("vector", UNIT_DIM), ("weights", PARAMETER_DIM), ("spectrum", EXPONENT_DIM)):
+    trailing_dims = (("vector", UNIT_DIM), ("weights", PARAMETER_DIM), ("spectrum", EXPONENT_DIM),
+                     ("delays", DELAY_DIM))  # fmt: skip
+    for kind, dim in trailing_dims:
         if kind in variables.values():
             index = np.arange(extra[kind][-1])
             coords[dim] = xr.Variable(dim, index, attrs=family.variable_attrs(dim))

@@ -370,3 +370,42 @@ path = "m.zarr"
                 assert float(one.gradient_depth_scale) == pytest.approx(-1 / np.log(chi))
         assert np.isnan(ds.signal_depth_scale.sel(gain=0.8, bias_std=0.0))  # q* = 0
         assert ds.signal_depth_scale.attrs["units"] == "layers"
+
+
+def test_memory_capacity_is_stored_on_a_delay_dimension(tmp_path):
+    """A linear rnn sweep under noise: memory_capacity_by_delay (dims ..., delay) matches
+    the closed form of each case's W (the family's own matrix), and the total is their
+    sum; a window too short for run.num_delays is refused at validation."""
+    from rnnlab.engine.reference import linear_memory_capacity
+    from rnnlab.jobs.families import get_family
+
+    text = """
+[model]
+family = "rnn"
+n = 8
+activation = "identity"
+[grid]
+spectral_radius = [0.5, 0.9]
+[run]
+steps = 100001
+record = "none"
+input = "noise"
+num_delays = 40
+outputs = ["memory_capacity", "memory_capacity_by_delay"]
+[store]
+path = "c.zarr"
+"""
+    ds = xr.open_zarr(run_sweep(write_spec(tmp_path, text), store=tmp_path / "c.zarr",
+                                sync=True).path)  # fmt: skip
+    assert ds.memory_capacity_by_delay.dims == ("spectral_radius", "delay")
+    fam = get_family("rnn")
+    for rho in (0.5, 0.9):
+        p = fam.case_params({"n": 8, "activation": "identity"},
+                            {"spectral_radius": np.array([rho])}, 1)  # fmt: skip
+        W = fam._recurrent(p, 0, 8)
+        want = linear_memory_capacity(W, impulse_direction(8, 0), 40)
+        got = ds.memory_capacity_by_delay.sel(spectral_radius=rho).values
+        assert np.abs(got - want).max() < 0.02
+        assert float(ds.memory_capacity.sel(spectral_radius=rho)) == pytest.approx(got.sum())
+    out = rnnlab("validate", write_spec(tmp_path, text.replace("100001", "61")), cwd=tmp_path)
+    assert out.returncode == 2 and "run.num_delays: 40 delays need a window" in out.stderr

@@ -12,6 +12,7 @@ from rnnlab.engine import (
     OUTPUTS,
     record_steps,
 )
+from rnnlab.engine.network import delays_for
 
 from ..schema import VARIABLES
 
@@ -21,6 +22,8 @@ __all__ = [
     "Family",
     "Param",
     "UpdateFamily",
+    "capacity_bytes",
+    "capacity_seconds",
     "lyapunov_bytes",
     "lyapunov_seconds",
     "own_table",
@@ -122,6 +125,14 @@ class Family:
             )
         if run.outputs is None:
             return
+        if _capacity_asked(run) and delays_for(run.steps, run.num_delays) > max(
+            (run.steps - 1) // 2, 1
+        ):
+            problems.append(
+                f"run.num_delays: {run.num_delays} delays need a window of as many steps: "
+                f"make it <= (run.steps - 1) // 2 = {max((run.steps - 1) // 2, 1)} or run "
+                "more steps"
+            )
         if not run.outputs:
             problems.append("run.outputs: empty list: name the variables to store, or leave it out")
         try:
@@ -219,6 +230,10 @@ OUTPUT_HINTS = {
     "log10_carousel_gain": "family lstm only",
     "cell_growth_rate": "family lstm only",
     "trained_weights": "family train only",
+    **dict.fromkeys(
+        ("memory_capacity", "memory_capacity_by_delay"),
+        "families rnn (n > 1), lstm, gru and cec",
+    ),
     **dict.fromkeys(
         LYAPUNOV_OUTPUTS,
         "families rnn (n > 1), lstm, gru, cec and mlp: for n = 1 the one exponent is growth_rate",
@@ -323,10 +338,13 @@ def with_meanfield(run_cases, params: dict, outputs, theory_args) -> dict[str, n
     return out
 
 
-def recurrence_options(run) -> dict:
+def recurrence_options(run, inputs: bool = True) -> dict:
     """The run table's settings of a recurrence kernel, as the engine's keywords (one home
-    for what every recurrence family passes on)."""
+    for what every recurrence family passes on); ``inputs``: the kernel reads an input
+    signal (deep nets do not: no memory capacity)."""
+    delays = {"num_delays": run.num_delays} if inputs else {}
     return dict(
+        **delays,
         record=run.record,
         num_records=run.num_records,
         dtype=run.dtype,
@@ -337,6 +355,27 @@ def recurrence_options(run) -> dict:
         num_exponents=run.num_exponents,
         parallel=False,
     )
+
+
+def _capacity_asked(run) -> bool:
+    return bool({"memory_capacity", "memory_capacity_by_delay"} & set(run.outputs or ()))
+
+
+def capacity_seconds(run, dim) -> np.ndarray:
+    """Single-core seconds per case of the memory-capacity tracker when the sweep stores its
+    variables: per step the state's second moments and its products with K = num_delays
+    inputs (dim^2 + dim K multiply-adds) at about 2 GFLOP/s, and the two solves at the end."""
+    if not _capacity_asked(run):
+        return np.zeros(np.shape(dim))
+    K = delays_for(run.steps, run.num_delays)
+    return (2 * (dim**2 + dim * K) * run.steps / 2 + 4 * dim**3 + 8 * dim**2 * K) / 2e9
+
+
+def capacity_bytes(run, dim) -> np.ndarray:
+    """Working memory of the memory-capacity tracker: two halves' moments."""
+    if not _capacity_asked(run):
+        return np.zeros(np.shape(dim))
+    return 8.0 * 2 * dim * (dim + delays_for(run.steps, run.num_delays)) * 2
 
 
 def lyapunov_seconds(run, dim, flops_per_column) -> np.ndarray:

@@ -20,6 +20,8 @@ from .base import (
     Family,
     Param,
     _given,
+    capacity_bytes,
+    capacity_seconds,
     lyapunov_bytes,
     lyapunov_seconds,
     recurrence_options,
@@ -97,7 +99,7 @@ class LayeredFamily(Family):
         tan = grad * (2 * L - 1) * 2 * G * n * n * k + grad * 30 * G * n * k * L
         R = (2.0 if self.cell == "lstm" else 1.0) * n
         per_column = (2 * L - 1) * 2 * G * n * n + 30 * G * n * L
-        lyap = lyapunov_seconds(run, L * R, per_column)
+        lyap = lyapunov_seconds(run, L * R, per_column) + capacity_seconds(run, L * n)
         return (1e-6 + (fwd + tan) / 20e9) * run.steps + lyap
 
     def case_bytes(self, params: dict, run) -> np.ndarray:
@@ -111,7 +113,7 @@ class LayeredFamily(Family):
         grad = 0.0 if run.gradient == "none" else 1.0
         weights = 2 * L * G * n**2 + (9 * L * n**2 if self.cell == "lstm" else 0.0)
         tangents = 8 * (weights + grad * (2 * (L * R) ** 2 + 3 * G * n * L * R))
-        return tangents + lyapunov_bytes(run, L * R)
+        return tangents + lyapunov_bytes(run, L * R) + capacity_bytes(run, L * n)
 
     def weights(self, p: dict, i: int) -> list[dict]:
         """The layers of case i."""

@@ -145,5 +145,5 @@ class MlpFamily(Family):
             amplitude=p["amplitude"].astype(np.float64),
             input_direction=impulse_direction(n, seed),
             outputs=list(outputs),
-            **recurrence_options(run),
+            **recurrence_options(run, inputs=False),
         )

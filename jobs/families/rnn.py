@@ -29,6 +29,8 @@ from .base import (
     Param,
     _given,
     _is_set,
+    capacity_bytes,
+    capacity_seconds,
     lyapunov_bytes,
     lyapunov_seconds,
     recurrence_options,
@@ -129,8 +131,10 @@ class RnnFamily(Family):
         if params["_layered"][0]:
             L = params["layers"].astype(float)
             per_step = 1e-6 + (8 * L * n**2 + grad * (2 * L - 1) * 2 * n**2 * L * n) / 20e9
-            return per_step * run.steps + lyapunov_seconds(run, L * n, (4 * L - 2) * n**2)
-        return per_step * run.steps + lyapunov_seconds(run, n, 2 * n**2)
+            extra = lyapunov_seconds(run, L * n, (4 * L - 2) * n**2) + capacity_seconds(run, L * n)
+            return per_step * run.steps + extra
+        extra = lyapunov_seconds(run, n, 2 * n**2) + capacity_seconds(run, n)
+        return per_step * run.steps + extra
 
     def case_bytes(self, params: dict, run) -> np.ndarray:
         """n > 1: the case's matrix, the seeded base, its rescaled copy and the eigenvalue
@@ -141,9 +145,9 @@ class RnnFamily(Family):
         if params["_layered"][0]:
             L = params["layers"].astype(float)
             fwd = 8 * (2 * L * n**2 + 4 * n**2 + grad * 2 * (L * n) ** 2)
-            return fwd + lyapunov_bytes(run, L * n)
+            return fwd + lyapunov_bytes(run, L * n) + capacity_bytes(run, L * n)
         fwd = np.where(n == 1, 0.0, 8 * (5 * n**2 + grad * 2 * n**2))
-        return fwd + lyapunov_bytes(run, n)
+        return fwd + lyapunov_bytes(run, n) + capacity_bytes(run, n)
 
     def case_params(self, fixed, flat, ncase):
         out = super().case_params(fixed, flat, ncase)
