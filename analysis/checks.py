@@ -546,6 +546,31 @@ def _order_to_chaos(ds) -> str | None:
     )
 
 
+def _capacity(ds) -> str | None:
+    """Figure 25: per amplitude, where the tanh capacity peaks and how high, against the
+    linear network's; whether larger inputs lower it at every spectral radius up to 1."""
+    from .figures import _capacity_store, _has_activation, _sel_activation
+
+    tanh = _median_seed(_capacity_store(ds).memory_capacity).load()
+    parts = []
+    for a in ds.amplitude.values:
+        row = tanh.sel(amplitude=a)
+        peak = row.idxmax("spectral_radius")
+        parts.append(f"a = {_fmt(a)}: {float(row.max()):.1f} at rho = {_fmt(float(peak))}")
+    text = "On this store: the tanh capacity peaks at " + "; ".join(parts)
+    if _has_activation(ds, "identity"):
+        lin = _median_seed(_sel_activation(ds, "identity").memory_capacity).load()
+        lin = lin.isel(amplitude=0) if "amplitude" in lin.dims else lin
+        text += f" (linear: {float(lin.max()):.1f} at most, of n = {ds.attrs.get('model_n')})"
+    low = tanh.sel(spectral_radius=tanh.spectral_radius <= 1 + 1e-9).transpose(
+        "spectral_radius", ...
+    )
+    falls = bool(np.all(np.diff(low.values, axis=1) <= 0))
+    text += "; up to rho = 1 a larger input " + ("lowers it at every spectral radius." if falls
+                                                 else "does not lower it everywhere.")  # fmt: skip
+    return text
+
+
 CHECKS = {
     "scalar_linear": _linear_rates,
     "vector_linear": _second_eigenvalue,
@@ -571,6 +596,7 @@ CHECKS = {
     "initialisation": _initialisation,
     "lyapunov_spectra": _lyapunov,
     "order_to_chaos": _order_to_chaos,
+    "memory_capacity": _capacity,
 }
 
 

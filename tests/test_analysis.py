@@ -264,6 +264,21 @@ steps = 40
 record = "none"
 outputs = ["growth_rate", "q_star", "chi_1", "signal_depth_scale", "gradient_depth_scale"]
 """
+SPECS["capacity"] = """
+[model]
+family = "rnn"
+n = 10
+[grid]
+activation = ["identity", "tanh"]
+spectral_radius = [0.5, 0.9, 1.0, 1.3]
+amplitude = [0.01, 1.0]
+[run]
+steps = 2001
+record = "none"
+input = "noise"
+num_delays = 30
+outputs = ["memory_capacity", "memory_capacity_by_delay"]
+"""
 SPECS["lyapunov"] = """
 [model]
 family = "rnn"
@@ -1007,6 +1022,34 @@ def test_order_to_chaos_figure_draws_the_growth_rates_and_the_stored_theory(stor
     assert "changes sign within" in check("order_to_chaos", ds)
     with pytest.raises(MissingData, match="chi_1"):
         F.order_to_chaos(open_results(stores["scalar"]))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_memory_capacity_figure_draws_the_stored_capacities(stores):
+    """Figure 25: a line per amplitude of the tanh capacities, the linear one dashed, the
+    bound n dotted; on the right each delay's capacity; the check names each peak."""
+    ds = open_results(stores["capacity"])
+    fig = F.memory_capacity(ds)
+    left, right = fig.axes[:2]
+    tanh = ds.memory_capacity.sel(activation="tanh")
+    solid = [ln for ln in _lines(left) if ln.get_marker() == "o"]
+    for ln, a in zip(solid, (0.01, 1.0), strict=True):
+        np.testing.assert_array_equal(ln.get_ydata(), tanh.sel(amplitude=a).values)
+    dashed = next(ln for ln in _lines(left) if ln.get_linestyle() == "--")
+    lin = ds.memory_capacity.sel(activation="identity", amplitude=0.01).values
+    np.testing.assert_array_equal(dashed.get_ydata(), lin)
+    first = _lines(right)[0]
+    want = ds.memory_capacity_by_delay.sel(activation="tanh", amplitude=0.01, spectral_radius=0.5)
+    np.testing.assert_array_equal(first.get_ydata(), want.values)
+    from rnnlab.analysis.checks import check
+
+    text = check("memory_capacity", ds)
+    peak = float(tanh.sel(amplitude=0.01).max())
+    assert f"a = 0.01: {peak:.1f} at rho = " in text
+    with pytest.raises(MissingData, match="memory_capacity"):
+        F.memory_capacity(open_results(stores["scalar"]))
     import matplotlib.pyplot as plt
 
     plt.close(fig)
