@@ -502,8 +502,10 @@ def _lyapunov(ds) -> str | None:
         parts.append(f"just above the onset (g = {_fmt(near.min())} to {_fmt(near.max())}) "
                      f"{int(np.sum(np.abs(vals) < 5e-3))} of {vals.size} networks have a "
                      "largest exponent within 0.005 of 0")  # fmt: skip
-    dim = _median_seed(ds.kaplan_yorke_dimension / n).load()
-    ent = _median_seed(ds.entropy_rate / n).load()
+    if gains.size < 2:
+        return "On this store: " + "; ".join(parts) + "." if parts else None
+    dim = _median_seed(ds.kaplan_yorke_dimension / n).load().sortby("gain")
+    ent = _median_seed(ds.entropy_rate / n).load().sortby("gain")
     parts.append(f"the dimension per unit peaks at g = {_fmt(float(dim.idxmax('gain')))} "
                  f"({float(dim.max()):.3f}); the entropy rate per unit "
                  + ("rises with g at every step of the grid" if np.all(np.diff(ent.values) >= 0)
@@ -562,10 +564,10 @@ def _capacity(ds) -> str | None:
         lin = _median_seed(_sel_activation(ds, "identity").memory_capacity).load()
         lin = lin.isel(amplitude=0) if "amplitude" in lin.dims else lin
         text += f" (linear: {float(lin.max()):.1f} at most, of n = {ds.attrs.get('model_n')})"
-    low = tanh.sel(spectral_radius=tanh.spectral_radius <= 1 + 1e-9).transpose(
-        "spectral_radius", ...
-    )
-    falls = bool(np.all(np.diff(low.values, axis=1) <= 0))
+    if ds.sizes["amplitude"] < 2:
+        return text + "."
+    low = tanh.sel(spectral_radius=tanh.spectral_radius <= 1 + 1e-9).sortby("amplitude")
+    falls = bool(np.all(np.diff(low.transpose("spectral_radius", ...).values, axis=1) <= 0))
     text += "; up to rho = 1 a larger input " + ("lowers it at every spectral radius." if falls
                                                  else "does not lower it everywhere.")  # fmt: skip
     return text

@@ -1627,6 +1627,11 @@ def _spectrum_store(ds):
         raise MissingData("needs single-layer tanh networks over a gain dimension")
     if ds.attrs.get("model_weights", "gaussian") != "gaussian":
         raise MissingData("needs Gaussian weights (W ~ N(0, g^2 / n))")
+    if "model_n" not in ds.attrs:
+        raise MissingData("needs one n (model.n fixed, not a grid dimension)")
+    others = set(ds.lyapunov_exponents.dims) - {"gain", "seed", "exponent"}
+    if others:
+        raise MissingData(f"needs a grid of gain (and seed) only, not {', '.join(sorted(others))}")
     biased = [k for k in ("bias", "bias_std") if k in ds.dims or ds.attrs.get(f"model_{k}", 0)]
     if biased:
         raise MissingData(f"needs unbiased networks (model.{biased[0]} = 0: the theory and the "
@@ -1698,6 +1703,12 @@ def order_to_chaos(ds, ax=None):
           "depth scales")  # fmt: skip
     if not {"gain", "bias_std"} <= set(ds.dims) or "activation" in ds.dims:
         raise MissingData("needs one activation over gain and bias_std dimensions")
+    if min(ds.sizes["gain"], ds.sizes["bias_std"]) < 2:
+        raise MissingData("needs at least 2 values of gain and of bias_std")
+    if set(ds.growth_rate.dims) - {"gain", "bias_std", "seed"}:
+        raise MissingData("needs a grid of gain and bias_std (and seed) only")
+    if not np.isfinite(ds.growth_rate).any():
+        raise MissingData("no finite growth rate to draw")
     rate = _median_seed(ds.growth_rate).transpose("bias_std", "gain").load()
     chi = _median_seed(ds.chi_1).transpose("bias_std", "gain").load()
     gains, stds = ds.gain.values, ds.bias_std.values
@@ -1738,6 +1749,8 @@ def _capacity_store(ds):
           what=": run.outputs must list memory_capacity and memory_capacity_by_delay")  # fmt: skip
     if not {"spectral_radius", "amplitude"} <= set(ds.dims) or not _has_activation(ds, "tanh"):
         raise MissingData("needs tanh networks over spectral_radius and amplitude dimensions")
+    if set(ds.memory_capacity.dims) - {"spectral_radius", "amplitude", "activation", "seed"}:
+        raise MissingData("needs a grid of spectral_radius, amplitude (activation, seed) only")
     return _sel_activation(ds, "tanh")
 
 
@@ -1920,7 +1933,10 @@ FIGURES = [
     ("memory_capacity", memory_capacity, "Memory capacity (Jaeger 2001): how many past "
      "inputs the state holds, the sum over delays of the squared correlation between the "
      "input k steps back and its best linear readout from the state (fitted and scored on "
-     "different halves of the run). With small inputs a tanh network stores nearly what the "
+     "different quarters of the run), as far as a readout at float64 precision resolves "
+     "it (a linear network's exact capacity is n below rho = 1; the dashed line is what "
+     "the readout recovers of it, less at small rho, where the state holds old inputs "
+     "only at tiny scales). With small inputs a tanh network stores nearly what the "
      "linear one does, more the closer the spectral radius is to 1, and peaks just below "
      "it: the edge of chaos; beyond, its own dynamics (fixed points, orbits or chaos) take "
      "over the state and the capacity drops, irregularly from one network to the next. "

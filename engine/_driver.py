@@ -292,9 +292,11 @@ def make_kernel(cell):
         cap_on = nd > 0
         ring, mcbuf = np.zeros(max(nd, 1)), np.zeros(nd)
         nc = nh if cap_on else 0
-        cM, cS = np.zeros((2, nc)), np.zeros((2, nc, nc))
-        cP, cU, ccnt = np.zeros((2, nc, nd)), np.zeros((2, 2, nd)), np.zeros(2)
-        second = t_half + (steps - 1 - t_half) // 2  # the window's halves: (t_half, second]
+        npt = MC.NPARTS
+        cM, cS = np.zeros((npt, nc)), np.zeros((npt, nc, nc))
+        cP, cU = np.zeros((npt, nc, nd)), np.zeros((npt, 2, nd))
+        ccnt, cref = np.zeros(npt), np.zeros(nc + 1)
+        window = steps - 1 - t_half  # steps t_half + 1 ... steps - 1, cut into NPARTS parts
         cache = np.zeros((L, cell.CACHE, H))
         ah, ax, gq = np.zeros(GH, dt), np.zeros(GH, dt), np.zeros(3 * H, dt)
         z = np.zeros(GH)
@@ -364,7 +366,7 @@ def make_kernel(cell):
                 _seed_columns(T, lprobe, k)
                 lsum[:] = 0.0
             if cap_on:
-                MC.reset(cM, cS, cP, cU, ccnt)
+                MC.reset(cM, cS, cP, cU, ccnt, cref)
                 ring[:] = 0.0
             resp = np.nan
             hn = 0.0
@@ -409,8 +411,8 @@ def make_kernel(cell):
                 if cap_on:
                     ring[t % nd] = x
                     if t > t_half:
-                        half = 0 if t <= second else 1
-                        MC.accumulate(half, hbuf, ring, t, cM, cS, cP, cU, ccnt)
+                        part = min((t - t_half - 1) * npt // window, npt - 1)
+                        MC.accumulate(part, hbuf, ring, t, cM, cS, cP, cU, ccnt, cref)
                 change = np.nan
                 if sat_on:
                     _rows_diff(S, S2, zero, H, dbuf)

@@ -59,6 +59,7 @@ def kaplan_yorke_dimension(exponents, dimension: int | None = None) -> np.ndarra
         (...,) float64; NaN for a spectrum with a NaN exponent among its finite ones (a
         blow-up).
     """
+    blown = _blown(exponents)
     lam = _sorted(exponents)
     given = np.sum(~np.isnan(lam), axis=-1)
     csum = np.cumsum(np.where(np.isnan(lam), -np.inf, lam), axis=-1)
@@ -68,7 +69,7 @@ def kaplan_yorke_dimension(exponents, dimension: int | None = None) -> np.ndarra
     with np.errstate(invalid="ignore", divide="ignore"):
         inside = np.where(j > 0, j + prev / np.abs(nxt), 0.0)
     out = np.where(j < given, inside, np.where(_complete(given, dimension), given, np.nan))
-    return np.where(_blown(lam), np.nan, out)
+    return np.where(blown, np.nan, out)
 
 
 def entropy_rate(exponents, dimension: int | None = None) -> np.ndarray:
@@ -82,12 +83,13 @@ def entropy_rate(exponents, dimension: int | None = None) -> np.ndarray:
         As in :func:`kaplan_yorke_dimension`: NaN when the smallest of an incomplete set
         of exponents is still positive (more may be), or for a blow-up.
     """
+    blown = _blown(exponents)
     lam = _sorted(exponents)
     given = np.sum(~np.isnan(lam), axis=-1)
     smallest = np.take_along_axis(lam, np.maximum(given - 1, 0)[..., None], axis=-1)[..., 0]
     h = np.where(lam > 0, lam, 0.0).sum(axis=-1)
     ok = _complete(given, dimension) | (smallest <= 0)
-    return np.where(ok & ~_blown(lam), h, np.nan)
+    return np.where(ok & ~blown, h, np.nan)
 
 
 def _complete(given: np.ndarray, dimension: int | None) -> np.ndarray:
@@ -95,8 +97,10 @@ def _complete(given: np.ndarray, dimension: int | None) -> np.ndarray:
     return given >= dimension if dimension else np.zeros(given.shape, dtype=bool)
 
 
-def _blown(lam: np.ndarray) -> np.ndarray:
-    """Spectra whose exponents are all NaN, or NaN before a finite one (a blow-up)."""
+def _blown(exponents) -> np.ndarray:
+    """Spectra (in the kernel's order, before sorting) whose exponents are all NaN, or with
+    a NaN before a finite one (a blow-up; NaN padding comes only at the end)."""
+    lam = np.asarray(exponents, dtype=np.float64)
     finite_after_nan = np.any(np.isnan(lam[..., :-1]) & ~np.isnan(lam[..., 1:]), axis=-1)
     return np.all(np.isnan(lam), axis=-1) | finite_after_nan
 

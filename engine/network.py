@@ -19,6 +19,7 @@ import numpy as np
 from . import _tracking as K
 from ._driver import make_kernel
 from ._linear import exact_response
+from ._numerics import INPUT_ARRAY, INPUT_NOISE
 from ._parallel import run_chunks, threads_for
 from ._validate import (
     RunSettings,
@@ -64,23 +65,51 @@ CAPACITY_OUTPUTS = ("memory_capacity", "memory_capacity_by_delay")
 OPT_IN = ("hidden_state", "cell_state", *LYAPUNOV_OUTPUTS, *CAPACITY_OUTPUTS)
 
 
+#: The fewest steps in each of the four parts of the capacity's window.
+MIN_PART = 2
+
+
 def delays_for(steps: int, num_delays: int | None) -> int:
     """The capacity's number of delays: ``num_delays``, or by default 100 or (steps - 1) // 2
     if that is smaller (the window must hold as many steps)."""
     return min(100, max((steps - 1) // 2, 1)) if num_delays is None else num_delays
 
 
-def capacity_delays(plan, num_delays, settings, vector: bool) -> int:
+def without_capacity(outputs, available, input):
+    """``outputs``, with ``"all"`` meaning every available variable but the memory capacity
+    when the input is not a random scalar signal (an impulse, a step, input vectors): there
+    is nothing to read out then. Asked for by name, it is refused instead."""
+    random = (isinstance(input, str) and input == "noise") or (
+        not isinstance(input, str) and np.ndim(input) < 3
+    )
+    if isinstance(outputs, str) and outputs == "all" and not random:
+        return [v for v in available if v not in CAPACITY_OUTPUTS]
+    return outputs
+
+
+def capacity_delays(plan, num_delays, settings, vector: bool, kind: int) -> int:
     """The validated number of delays of the capacity tracker (0 when it is off)."""
     if not plan.needs("capacity"):
         return 0
-    num_delays = delays_for(settings.steps, num_delays)
-    if vector:
+    if vector or kind not in (INPUT_NOISE, INPUT_ARRAY):
         raise ValueError(
-            "memory_capacity reads out a scalar input signal: give input='noise' or an array "
-            "(cases, steps), not input vectors"
+            "memory_capacity reads out a random scalar input signal: give input='noise' or an "
+            "array (cases, steps) (not an impulse, a step or input vectors)"
         )
-    return check_int("num_delays", num_delays, 1, max(settings.t_half, 1))
+    window = settings.steps - 1 - settings.t_half
+    if window < 4 * MIN_PART:
+        raise ValueError(
+            f"memory_capacity needs at least {4 * MIN_PART} steps after (steps - 1) // 2 (the "
+            f"readout is fitted and scored on four parts of them): give steps >= "
+            f"{8 * MIN_PART + 1}"
+        )
+    num_delays = delays_for(settings.steps, num_delays)
+    if not 1 <= num_delays <= settings.t_half:
+        raise ValueError(
+            f"num_delays must be >= 1 and <= (steps - 1) // 2 = {settings.t_half}, got "
+            f"{num_delays}: give fewer delays or more steps"
+        )
+    return check_int("num_delays", num_delays, 1)
 
 
 def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -483,10 +512,11 @@ def simulate_network(
     if loss_step is not None and not 0 <= ls < settings.steps:
         raise ValueError(f"loss_step must be in [0, steps - 1 = {settings.steps - 1}], got {ls}")
     available, default = network_outputs(cell, loss_step is not None)
+    vector = not isinstance(input, str) and np.ndim(input) == 3
+    outputs = without_capacity(outputs, available, input)
     plan = K.plan_outputs(outputs, available, default, hints=OUTPUT_HINTS)
     if gradient == "none":
         plan = plan.without("gradient")
-    vector = not isinstance(input, str) and np.ndim(input) == 3
     if vector and _case_count(layers) == 1 and np.shape(input)[0] > 1:
         layers = _per_case(layers, np.shape(input)[0])  # one network, many input sequences
     net = stack_layers(cell, layers, variant, settings.dtype, input_direction)
@@ -504,7 +534,7 @@ def simulate_network(
         cell, net, settings, plan, activation=act.code, inputs=(kind, xs, keys, amp),
         loss_step=ls, threads=threads_for(parallel), projected=projected,
         exponents=check_int("num_exponents", num_exponents, 1),
-        delays=capacity_delays(plan, num_delays, settings, vector),
+        delays=capacity_delays(plan, num_delays, settings, vector, kind),
     )  # fmt: skip
     linear = cell == "rnn" and act.name == "identity" and L == 1 and projected is None
     if linear and plan.needs("response"):

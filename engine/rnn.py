@@ -29,7 +29,15 @@ from ._validate import (
 from .activations import ACTIVATIONS, get_activation
 from .cells import lstm
 from .lyapunov import LYAPUNOV_OUTPUTS
-from .network import CAPACITY_OUTPUTS, OPT_IN, OUTPUT_HINTS, Layers, capacity_delays, run_layers
+from .network import (
+    CAPACITY_OUTPUTS,
+    OPT_IN,
+    OUTPUT_HINTS,
+    Layers,
+    capacity_delays,
+    run_layers,
+    without_capacity,
+)
 from .results import RnnResult
 from .weights import case_rng, dominant_complement, impulse_direction
 
@@ -232,6 +240,7 @@ def simulate_rnn(
     Wa, ncase, n = _recurrent(W)
     scalar = n == 1
     available, default = rnn_outputs(n)
+    outputs = without_capacity(outputs, available, input)
     plan = K.plan_outputs(outputs, available, default, hints=OUTPUT_HINTS)
     if gradient == "none":
         plan = plan.without("gradient")
@@ -269,7 +278,7 @@ def simulate_rnn(
         rec_out, vectors, sums = run_layers(
             "rnn", net, settings, plan, activation=act.code, inputs=inputs, probe=probe,
             threads=threads, exponents=check_int("num_exponents", num_exponents, 1),
-            delays=capacity_delays(plan, num_delays, settings, False),
+            delays=capacity_delays(plan, num_delays, settings, False, kind),
         )  # fmt: skip
         if act.name == "identity" and plan.needs("response"):
             exact_response(Wa, Ca, inputs, settings, plan, rec_out, sums, projectors)

@@ -149,7 +149,7 @@ def run_block(spec: Spec, grid: Grid, plan: BlockPlan, path: str, index: int) ->
 
 def warm_kernels(spec: Spec, grid: Grid) -> None:
     """Compile, or load from Numba's cache, every kernel the sweep's blocks will call, by
-    running one case of two steps per kernel in this process.
+    running one case of two steps (17 for the memory capacity) per kernel in this process.
 
     Workers started afterwards (the embedded cluster, or ``dask worker`` processes on a file
     system that sees this one's cache) then load the machine code instead of compiling it
@@ -158,7 +158,9 @@ def warm_kernels(spec: Spec, grid: Grid) -> None:
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     outputs = list(family.variables(fixed, grid.coords, spec.run))
-    run = spec.run.model_copy(update={"steps": 2, "record": "all", "num_delays": 1})
+    capacity = {"memory_capacity", "memory_capacity_by_delay"} & set(outputs)
+    steps = 17 if capacity else 2  # the capacity's window needs 8 steps after the first half
+    run = spec.run.model_copy(update={"steps": steps, "record": "all", "num_delays": 1})
     for variant in family.kernel_variants(fixed, grid.coords):
         flat = {d: np.asarray([variant.get(d, grid.coords[d][0])]) for d in grid.dims}
         params = family.case_params(fixed, flat, 1)

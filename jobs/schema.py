@@ -283,8 +283,9 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
     "gradient_depth_scale": (
         "mean-field gradient depth scale",
         "layers",
-        "xi_grad = -1 / ln chi_1: over how many layers (steps) a gradient shrinks by e; "
-        "negative when it grows (chaos), infinite on the order-to-chaos line.",
+        "xi_grad = -1 / ln chi_1: over how many layers (steps) a gradient's squared norm "
+        "shrinks by e (its norm over twice as many); negative when it grows (chaos), infinite "
+        "on the order-to-chaos line.",
     ),
     "delay": ("delay", "steps", "k of the input u(t - k) read out from the state h(t), from 0."),
     "memory_capacity": (
@@ -299,9 +300,10 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "1",
         "The squared correlation between the input u(t - k) and its best linear readout "
         "from h(t) (every layer's), under the run's input, over t > (steps - 1) // 2: fitted "
-        "on one half of that window and scored on the other, both ways, the two "
-        "correlations multiplied (out of sample: no bias from the fitted weights; about 0, "
-        "either sign, for a forgotten delay). rnnlab.engine._capacity.",
+        "on one quarter of that window and scored on the next, the correlations of two "
+        "independent such pairs multiplied (out of sample: no bias from the fitted weights; "
+        "noise of mean 0 for a forgotten delay). Directions of the state with variance below "
+        "1e-12 of the mean are not read. rnnlab.engine._capacity.",
     ),
     "lyapunov_exponents": (
         "Lyapunov exponents",
@@ -411,10 +413,15 @@ def to_dataset(result, coords: dict | None = None, case_dim: str = "case"):
     """
     import xarray as xr
 
+    from rnnlab.engine import OUTPUTS
+
     n = result.ncases
     data_vars = {}
+    trailing = {"spectrum": (EXPONENT_DIM,), "delays": (DELAY_DIM,), "weights": (PARAMETER_DIM,)}
     for name, arr in result.data.items():
+        kind = OUTPUTS[name].kind if name in OUTPUTS else ""
         dims = ((case_dim,), (case_dim, TIME_DIM), (case_dim, TIME_DIM, UNIT_DIM))[arr.ndim - 1]
+        dims = (case_dim, *trailing[kind]) if kind in trailing else dims
         data_vars[name] = xr.Variable(dims, arr, attrs=_attrs(name))
     all_coords = {
         case_dim: (case_dim, np.arange(n)),

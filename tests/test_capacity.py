@@ -27,18 +27,18 @@ def _tolerance(want, window):
 @pytest.mark.parametrize("rho", [0.5, 0.9, 0.99])
 def test_linear_networks_match_the_closed_form_delay_by_delay(rho):
     """n = 10, a random non-normal W of spectral radius rho, uniform i.i.d. input, 2 x 10^5
-    steps (the readout fitted and scored on halves of the second half): every delay's r^2
-    within four standard errors of (W^k C)^T Sigma^-1 (W^k C), and the total within 0.03 of
-    the closed form's, not above n but by the noise of the forgotten delays (mean 0, about
-    1 / T each)."""
+    steps (the readout fitted and scored on quarters of the second half, 25000 steps each):
+    every delay's r^2 within four standard errors of the closed form's leverage, and the
+    total within 0.08 of its (the out-of-sample fit shrinks each delay by about n / T), not
+    above n but by the noise of the forgotten delays (mean 0, about 1 / T each)."""
     rng = np.random.default_rng(1)
     A = rng.standard_normal((10, 10))
     W = rho * A / np.abs(np.linalg.eigvals(A)).max()
     C = impulse_direction(10, 0)
     total, by_delay = _capacity(W, C, 200_001, 80)
     want = linear_memory_capacity(W, C, 80)
-    assert (np.abs(by_delay - want) <= _tolerance(want, 100_000)).all()
-    assert total == pytest.approx(want.sum(), abs=0.03) and total < 10 + 80 * 4 / 100_000
+    assert (np.abs(by_delay - want) <= _tolerance(want, 25_000)).all()
+    assert total == pytest.approx(want.sum(), abs=0.08) and total < 10 + 80 * 4 / 25_000
 
 
 def test_the_total_is_the_rank_of_the_krylov_matrix():
@@ -66,6 +66,27 @@ def test_a_short_run_does_not_exceed_the_bound():
     assert total < linear_memory_capacity(W, impulse_direction(40, 0), 200).sum()
 
 
+def test_forgotten_delays_add_no_bias_and_an_offset_changes_nothing():
+    """rho = 0.3: delays beyond 100 are forgotten; their capacities are noise of mean 0
+    (the two factors come from independent quarters of the window: a squared correlation
+    would be biased up by about 1 / T each). A bias that moves the state's mean to 1e3 does
+    not change the capacity (the moments are centred), up to noise."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((6, 6))
+    W = 0.3 * A / np.abs(np.linalg.eigvals(A)).max()
+    C = impulse_direction(6, 0)
+    steps, delays = 40_001, 400
+    kw = dict(activation="identity", steps=steps, input="noise", record="none",
+              outputs=CAPACITY, num_delays=delays)  # fmt: skip
+    res = simulate_rnn(W[None], C, **kw)
+    tail = res["memory_capacity_by_delay"][0, 100:]
+    assert abs(tail.mean()) < 4 * tail.std() / np.sqrt(tail.size)
+    b = (np.eye(6) - W) @ np.full(6, 1e3)  # the stationary mean: 1e3 in every unit
+    shifted = simulate_rnn(W[None], C, b, **kw)
+    np.testing.assert_allclose(shifted["memory_capacity_by_delay"][0, :20],
+                               res["memory_capacity_by_delay"][0, :20], atol=1e-6)  # fmt: skip
+
+
 def test_small_inputs_make_tanh_networks_linear():
     """tanh with inputs of 1e-3: h stays near 0 where tanh'(0) = 1, so the capacity is the
     linear closed form's (within four standard errors per delay)."""
@@ -75,7 +96,7 @@ def test_small_inputs_make_tanh_networks_linear():
     C = impulse_direction(12, 0)
     _, by_delay = _capacity(W, C, 100_001, 60, activation="tanh", amplitude=1e-3)
     want = linear_memory_capacity(W, C, 60)
-    assert (np.abs(by_delay - want) <= _tolerance(want, 50_000)).all()
+    assert (np.abs(by_delay - want) <= _tolerance(want, 12_500)).all()
 
 
 def test_every_cell_has_a_bounded_capacity_and_bad_requests_are_refused():
@@ -92,9 +113,16 @@ def test_every_cell_has_a_bounded_capacity_and_bad_requests_are_refused():
     W = np.eye(6)[None] * 1.5
     big = simulate_rnn(W, activation="identity", steps=4001, input="noise", outputs=CAPACITY)
     assert np.isnan(big["memory_capacity"]).all()
-    with pytest.raises(ValueError, match="num_delays must be >= 1 and <= 49"):
+    with pytest.raises(ValueError, match=r"num_delays must be >= 1 and <= .* = 49, got 60: give"):
         simulate_rnn(W, steps=100, input="noise", outputs=CAPACITY, num_delays=60)
     x = np.zeros((1, 100, 2))
     layers = init_layers("rnn", 4, 1, input_size=2, seed=0)
-    with pytest.raises(ValueError, match="memory_capacity reads out a scalar input signal"):
-        simulate_network("rnn", layers, steps=100, input=x, outputs=CAPACITY)
+    for bad in (dict(input=x), dict(input="impulse"), dict(input="step")):
+        with pytest.raises(ValueError, match="memory_capacity reads out a random scalar input"):
+            simulate_network("rnn", layers, steps=100, outputs=CAPACITY, **bad)
+    with pytest.raises(ValueError, match="memory_capacity needs at least 8 steps"):
+        simulate_rnn(W, steps=15, input="noise", outputs=CAPACITY, num_delays=2)
+    every = simulate_network("rnn", layers, steps=100, input=x, outputs="all")
+    assert "memory_capacity" not in every
+    zero = simulate_rnn(W * 0.5, steps=401, input="noise", amplitude=0.0, outputs=CAPACITY)
+    assert np.isnan(zero["memory_capacity"]).all()  # a constant input: nothing to read

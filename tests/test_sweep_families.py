@@ -369,7 +369,7 @@ path = "m.zarr"
                 assert float(one.chi_1) == chi and float(one.q_star) == mf.q_star("tanh", g, sb)
                 assert float(one.gradient_depth_scale) == pytest.approx(-1 / np.log(chi))
         assert np.isnan(ds.signal_depth_scale.sel(gain=0.8, bias_std=0.0))  # q* = 0
-        assert ds.signal_depth_scale.attrs["units"] == "layers"
+        assert ds.signal_depth_scale.attrs["units"] == ("layers" if fam == "mlp" else "steps")
 
 
 def test_memory_capacity_is_stored_on_a_delay_dimension(tmp_path):

@@ -125,6 +125,13 @@ class Family:
             )
         if run.outputs is None:
             return
+        if _capacity_asked(run) and run.input != "noise":
+            problems.append(
+                f"run.input: memory_capacity reads out a random input signal, not the {run.input}"
+                ' input: give input = "noise"'
+            )
+        if _capacity_asked(run) and (run.steps - 1) - (run.steps - 1) // 2 < 8:
+            problems.append("run.steps: memory_capacity needs at least 17 steps")
         if _capacity_asked(run) and delays_for(run.steps, run.num_delays) > max(
             (run.steps - 1) // 2, 1
         ):

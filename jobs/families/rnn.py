@@ -165,6 +165,13 @@ class RnnFamily(Family):
                 out.append({k: v for k, v in (("activation", a), ("n", n)) if v is not None})
         return out
 
+    def variable_attrs(self, name: str) -> dict:
+        """A recurrent net's depth scales count steps, not layers."""
+        attrs = super().variable_attrs(name)
+        if name in ("signal_depth_scale", "gradient_depth_scale"):
+            attrs["units"] = "steps"
+        return attrs
+
     def run_cases(self, params: dict, run, outputs) -> dict[str, np.ndarray]:
         """Run cases given as flat per-case parameter arrays; return per-variable arrays."""
         params = dict(params)
