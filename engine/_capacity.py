@@ -127,9 +127,10 @@ def finish(M, S, P, U, cnt, out):
             return
     K = out.shape[0]
     r12, r34, r21, r43 = np.zeros(K), np.zeros(K), np.zeros(K), np.zeros(K)
-    _correlation(0, 1, M, S, P, U, cnt, r12)
-    _correlation(2, 3, M, S, P, U, cnt, r34)
-    _correlation(1, 0, M, S, P, U, cnt, r21)
-    _correlation(3, 2, M, S, P, U, cnt, r43)
+    o = M.shape[0] - NPARTS  # 0, but not a literal: one specialisation of the helpers
+    _correlation(o, o + 1, M, S, P, U, cnt, r12)
+    _correlation(o + 2, o + 3, M, S, P, U, cnt, r34)
+    _correlation(o + 1, o, M, S, P, U, cnt, r21)
+    _correlation(o + 3, o + 2, M, S, P, U, cnt, r43)
     for k in range(K):
         out[k] = 0.5 * (r12[k] * r34[k] + r21[k] * r43[k])

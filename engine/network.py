@@ -75,14 +75,16 @@ def delays_for(steps: int, num_delays: int | None) -> int:
     return min(100, max((steps - 1) // 2, 1)) if num_delays is None else num_delays
 
 
-def without_capacity(outputs, available, input):
+def without_capacity(outputs, available, input, steps):
     """``outputs``, with ``"all"`` meaning every available variable but the memory capacity
-    when the input is not a random scalar signal (an impulse, a step, input vectors): there
-    is nothing to read out then. Asked for by name, it is refused instead."""
+    when the input is not a random scalar signal (an impulse, a step, input vectors) or the
+    run too short for it: there is nothing to read out then. Asked for by name, it is
+    refused instead."""
     random = (isinstance(input, str) and input == "noise") or (
         not isinstance(input, str) and np.ndim(input) < 3
     )
-    if isinstance(outputs, str) and outputs == "all" and not random:
+    long = isinstance(steps, int | np.integer) and steps - 1 - (steps - 1) // 2 >= 4 * MIN_PART
+    if isinstance(outputs, str) and outputs == "all" and not (random and long):
         return [v for v in available if v not in CAPACITY_OUTPUTS]
     return outputs
 
@@ -465,17 +467,11 @@ def simulate_network(
         As in :func:`rnnlab.engine.simulate_rnn` (saturation requires h and c to settle).
     outputs : None, "all", str or list of str
         The variables to compute and return (see :func:`network_outputs`; docs/engine.md
-        says what each costs). Default: every variable but the per-step vectors
-        ``hidden_state`` (cases, time, L H) and ``cell_state`` (LSTM), which are asked for
-        by name.
-    num_exponents : int
-        k, the number of Lyapunov exponents in ``lyapunov_exponents`` (default 16; those
-        beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
-        asked for (see :mod:`rnnlab.engine.lyapunov`).
-    num_delays : int
-        K, the delays 0 ... K - 1 of the input read out by ``memory_capacity`` (at most
-        (steps - 1) // 2; default 100, or (steps - 1) // 2 if smaller), when it is asked
-        for (see :mod:`rnnlab.engine._capacity`).
+        says what each costs). Default: every variable but those of :data:`OPT_IN`: the
+        per-step vectors ``hidden_state`` (cases, time, L H) and ``cell_state`` (LSTM), the
+        Lyapunov spectrum and the memory capacity, which are asked for by name.
+    num_exponents, num_delays :
+        As in :func:`rnnlab.engine.simulate_rnn`.
     parallel : bool or int
         Run chunks of cases on all CPUs (True), one thread (False) or this many threads;
         the sweep runner calls it with False from its own workers.
@@ -513,7 +509,7 @@ def simulate_network(
         raise ValueError(f"loss_step must be in [0, steps - 1 = {settings.steps - 1}], got {ls}")
     available, default = network_outputs(cell, loss_step is not None)
     vector = not isinstance(input, str) and np.ndim(input) == 3
-    outputs = without_capacity(outputs, available, input)
+    outputs = without_capacity(outputs, available, input, steps)
     plan = K.plan_outputs(outputs, available, default, hints=OUTPUT_HINTS)
     if gradient == "none":
         plan = plan.without("gradient")

@@ -200,7 +200,8 @@ def simulate_rnn(
         which trackers each needs). Only what they need is computed: ``outputs=["state"]``
         costs one activation per case and step. Default: every variable listed under
         Returns (``hidden_state``, the state vector of n > 1 recursions at the recorded
-        steps, (cases, time, n), is asked for by name).
+        steps, (cases, time, n), the Lyapunov spectrum and the memory capacity are asked
+        for by name).
     num_exponents : int
         k, the number of Lyapunov exponents in ``lyapunov_exponents`` (default 16; those
         beyond the state's dimension read NaN), when one of :data:`LYAPUNOV_OUTPUTS` is
@@ -240,7 +241,7 @@ def simulate_rnn(
     Wa, ncase, n = _recurrent(W)
     scalar = n == 1
     available, default = rnn_outputs(n)
-    outputs = without_capacity(outputs, available, input)
+    outputs = without_capacity(outputs, available, input, steps)
     plan = K.plan_outputs(outputs, available, default, hints=OUTPUT_HINTS)
     if gradient == "none":
         plan = plan.without("gradient")
