@@ -6,11 +6,14 @@
 - Derived quantities: :func:`memory_horizon`, :func:`gradient_crossing_step`,
   :func:`growth_rate_theory`, :func:`classify`, :func:`phase_boundary`.
 - Figures (``rnnlab.analysis.figures``): one function per figure, ``(ds, ax=None) -> Figure``.
+- :func:`fixed_points`: the fixed points of a network's step (a trained PyTorch module's or
+  one trained by rnnlab) and their linearisation (Sussillo & Barak 2013).
 - :func:`write_report`: every applicable figure as PNG and SVG with an ``index.html``
   (``rnnlab figures STORE... --out DIR`` on the command line).
 """
 
 from .figures import FIGURES, MissingData
+from .fixedpoints import FixedPoints, fixed_points
 from .metrics import (
     CLASSES,
     classify,
@@ -33,12 +36,14 @@ __all__ = [
     "CLASSES",
     "FIGURES",
     "DamagedStoreError",
+    "FixedPoints",
     "IncompleteStoreError",
     "MissingData",
     "NotAStoreError",
     "Report",
     "ReportError",
     "classify",
+    "fixed_points",
     "gradient_crossing_step",
     "growth_rate_theory",
     "memory_horizon",

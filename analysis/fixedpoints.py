@@ -1,0 +1,197 @@
+"""Fixed points of recurrent networks and their linearisation (Sussillo & Barak 2013).
+
+:func:`fixed_points` finds the states s with F(s) = s of a network's step under a constant
+input (zero by default: the autonomous dynamics), for any cell and layers of
+:func:`rnnlab.engine.simulate_network` (a user's trained PyTorch module through
+:func:`rnnlab.engine.state_dict_layers`, or a network trained by rnnlab through
+:func:`rnnlab.analysis.trained_network`). From many starts at once it runs damped Newton
+steps on F(s) - s = 0, which also converges to saddles and unstable points (minimising
+q(s) = ||F(s) - s||^2 / 2 by gradient descent, as Sussillo & Barak do, finds them too, only
+slower); the solutions are merged when closer than ``merge_tol``, and each is classified by
+the moduli of the eigenvalues of the step's Jacobian there (a discrete-time map: stable
+inside the unit circle). The step and its Jacobian are the NumPy reference's
+(:mod:`rnnlab.engine.reference_network`: the equations written out again, the Jacobian by
+the complex-step method), independent of the kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FIXED_POINT_KINDS", "FixedPoints", "classify_fixed_point", "fixed_points"]
+
+#: The classes of a fixed point by the moduli |lambda| of its Jacobian's eigenvalues.
+FIXED_POINT_KINDS = ("stable", "saddle", "unstable", "marginal")
+
+
+@dataclass(frozen=True)
+class FixedPoints:
+    """The fixed points found, one row each (sorted by how many starts reached them).
+
+    Attributes
+    ----------
+    points : ndarray (m, S)
+        The states (every layer's h, and c for the LSTM, as the reference orders them).
+    residual : ndarray (m,)
+        ||F(s) - s|| at each.
+    eigenvalues : ndarray (m, S) complex
+        Of the step's Jacobian there, by decreasing modulus.
+    kind : ndarray (m,) of str
+        One of :data:`FIXED_POINT_KINDS` (see :func:`classify_fixed_point`).
+    starts : ndarray (m,) int
+        How many starts converged to it.
+    """
+
+    points: np.ndarray
+    residual: np.ndarray
+    eigenvalues: np.ndarray
+    kind: np.ndarray
+    starts: np.ndarray
+
+
+def classify_fixed_point(eigenvalues, tol: float = 1e-3) -> str:
+    """``stable`` (every |lambda| < 1 - tol), ``unstable`` (every |lambda| > 1 + tol),
+    ``marginal`` (none above 1 + tol, some within tol of 1: a line or ring attractor's
+    direction along the attractor), else ``saddle``."""
+    mod = np.abs(np.asarray(eigenvalues))
+    if np.all(mod < 1 - tol):
+        return "stable"
+    if np.all(mod > 1 + tol):
+        return "unstable"
+    if np.all(mod <= 1 + tol):
+        return "marginal"
+    return "saddle"
+
+
+def _step_and_jacobian(cell, layers, activation, variant, x):
+    """(F(s), dF/ds) of one step of the network at input x, from the NumPy reference."""
+    from rnnlab.engine.reference_network import _H_STEP, _step
+
+    layers = [{k: np.asarray(v, dtype=np.float64) for k, v in w.items()} for w in layers]
+    peep = cell == "lstm" and "weight_peephole" in layers[0] and variant != "NP"
+    e = np.zeros(layers[0]["weight_hh"].shape[0])
+
+    def f(s):
+        with np.errstate(over="ignore"):  # a far start saturates the gates: exp overflows to 0
+            return _step(cell, layers, activation, variant, peep, s, x, e)[0]
+
+    def jac(s):
+        S = s.shape[0]
+        J = np.empty((S, S))
+        for j in range(S):
+            d = np.zeros(S, complex)
+            d[j] = 1j * _H_STEP
+            J[:, j] = np.imag(f(s + d)) / _H_STEP
+        return J
+
+    return f, jac
+
+
+def fixed_points(
+    cell: str,
+    layers,
+    *,
+    input=None,
+    activation: str = "tanh",
+    variant: str = "vanilla",
+    starts=None,
+    num_starts: int = 64,
+    scale: float = 1.0,
+    seed: int = 0,
+    tol: float = 1e-10,
+    max_iter: int = 200,
+    merge_tol: float = 1e-6,
+) -> FixedPoints:
+    """Find the fixed points s = F(s) of a network's step under a constant input.
+
+    Parameters
+    ----------
+    cell, layers, activation, variant :
+        As in :func:`rnnlab.engine.simulate_network` (no case axis on the weights).
+    input : array_like, optional
+        The constant input vector x (I,); zero by default (the autonomous dynamics).
+    starts : array_like, optional
+        (m, S) starting states, for example states visited by the network's trajectories
+        (Sussillo & Barak's choice); default ``num_starts`` states N(0, scale^2) per entry.
+    tol : float
+        A start has converged when ||F(s) - s|| <= tol.
+    max_iter : int
+        Newton steps per start (each damped until ||F(s) - s|| decreases).
+    merge_tol : float
+        Converged states closer than this (Euclidean) are one fixed point.
+
+    Returns
+    -------
+    FixedPoints
+        Starts that did not converge are left out (a start can run into a region where
+        the Newton step stalls, such as a saturated tanh).
+
+    Raises
+    ------
+    ValueError
+        For weights the reference cannot run, or starts of the wrong width.
+    """
+    from rnnlab.engine.reference_network import _rows
+
+    H = np.shape(layers[0]["weight_hh"])[-1]
+    S = len(layers) * _rows(cell, variant, H)
+    I = np.shape(layers[0]["weight_ih"])[-1]
+    x = np.zeros(I) if input is None else np.asarray(input, dtype=np.float64).ravel()
+    if x.shape != (I,):
+        raise ValueError(f"input must be a vector of length I = {I}, got shape {x.shape}")
+    s0 = (np.random.default_rng(seed).normal(0.0, scale, (num_starts, S)) if starts is None
+          else np.atleast_2d(np.asarray(starts, dtype=np.float64)))  # fmt: skip
+    if s0.shape[1] != S:
+        raise ValueError(f"starts must have {S} columns (the state), got shape {s0.shape}")
+    f, jac = _step_and_jacobian(cell, layers, activation, variant, x)
+    found = [s for s in (_newton(f, jac, s, tol, max_iter) for s in s0) if s is not None]
+    return _summarise(found, f, jac, merge_tol)
+
+
+def _newton(f, jac, s, tol, max_iter):
+    """A root of F(s) - s from s by damped Newton steps, or None."""
+    r = f(s) - s
+    for _ in range(max_iter):
+        nr = np.linalg.norm(r)
+        if nr <= tol:
+            return s
+        try:
+            step = np.linalg.solve(jac(s) - np.eye(s.size), -r)
+        except np.linalg.LinAlgError:
+            return None
+        a = 1.0
+        while a > 1e-8:
+            cand = s + a * step
+            rc = f(cand) - cand
+            if np.linalg.norm(rc) < nr:
+                s, r = cand, rc
+                break
+            a *= 0.5
+        else:
+            return None
+    return s if np.linalg.norm(r) <= tol else None
+
+
+def _summarise(found, f, jac, merge_tol) -> FixedPoints:
+    """Merge converged states, then the residual, eigenvalues and class of each."""
+    groups: list[list[np.ndarray]] = []
+    for s in found:
+        for g in groups:
+            if np.linalg.norm(g[0] - s) < merge_tol:
+                g.append(s)
+                break
+        else:
+            groups.append([s])
+    groups.sort(key=len, reverse=True)
+    points = np.array([np.mean(g, axis=0) for g in groups]).reshape(len(groups), -1)
+    eig = [np.linalg.eigvals(jac(p)) for p in points]
+    eig = np.array([e[np.argsort(-np.abs(e))] for e in eig]).reshape(len(groups), -1)
+    return FixedPoints(
+        points=points,
+        residual=np.array([np.linalg.norm(f(p) - p) for p in points]),
+        eigenvalues=eig,
+        kind=np.array([classify_fixed_point(e) for e in eig], dtype=object),
+        starts=np.array([len(g) for g in groups], dtype=np.int64),
+    )

@@ -1,0 +1,82 @@
+"""Fixed points and their linearisation (analysis/fixedpoints.py) against closed forms and
+PyTorch's own step."""
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from rnnlab.analysis.fixedpoints import classify_fixed_point, fixed_points
+
+
+def test_a_bistable_unit_has_two_stable_points_and_an_unstable_one():
+    """h = tanh(w h), w = 2: h* = +-0.9575 (the root of tanh(2h) = h, solved by SciPy) with
+    slope w (1 - h*^2) = 0.166 < 1 (stable), and 0 with slope w = 2 (unstable)."""
+    layers = [{"weight_ih": np.zeros((1, 1)), "weight_hh": np.array([[2.0]])}]
+    fp = fixed_points("rnn", layers, num_starts=20, scale=2.0)
+    h = brentq(lambda v: np.tanh(2 * v) - v, 0.1, 2)
+    order = np.argsort(fp.points[:, 0])
+    np.testing.assert_allclose(fp.points[order, 0], [-h, 0.0, h], atol=1e-10)
+    np.testing.assert_allclose(
+        np.abs(fp.eigenvalues[order, 0]), [2 * (1 - h * h), 2, 2 * (1 - h * h)]
+    )
+    assert list(fp.kind[order]) == ["stable", "unstable", "stable"] and fp.starts.sum() == 20
+    assert (fp.residual < 1e-10).all()
+
+
+def test_a_linear_map_has_its_closed_form_fixed_point_and_eigenvalues():
+    """h = W h + b with rho(W) = 1.3: the one fixed point (I - W)^-1 b, the eigenvalues of W
+    there, a saddle (moduli on both sides of 1); under a constant input x the point moves to
+    (I - W)^-1 (b + W_ih x)."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 5))
+    W = 1.3 * W / np.abs(np.linalg.eigvals(W)).max()
+    b, Wih = rng.standard_normal(5), rng.standard_normal((5, 2))
+    layers = [{"weight_ih": Wih, "weight_hh": W, "bias_hh": b}]
+    fp = fixed_points("rnn", layers, activation="identity", num_starts=5)
+    assert fp.points.shape == (1, 5) and fp.kind[0] == "saddle"
+    np.testing.assert_allclose(fp.points[0], np.linalg.solve(np.eye(5) - W, b), atol=1e-12)
+    want = np.sort(np.abs(np.linalg.eigvals(W)))
+    np.testing.assert_allclose(np.sort(np.abs(fp.eigenvalues[0])), want, rtol=1e-10)
+    x = np.array([0.5, -1.0])
+    moved = fixed_points("rnn", layers, activation="identity", input=x, num_starts=3)
+    np.testing.assert_allclose(moved.points[0], np.linalg.solve(np.eye(5) - W, b + Wih @ x))
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+def test_fixed_points_of_pytorch_modules_are_fixed_under_pytorch(kind):
+    """A torch.nn module's state_dict: every fixed point found (from 48 starts) is mapped to
+    itself by the module's own step to 1e-9 (PyTorch float64), the LSTM's (h, c) both."""
+    torch = pytest.importorskip("torch")
+    from rnnlab.engine import state_dict_layers
+
+    torch.manual_seed(1)
+    module = getattr(torch.nn, kind)(3, 6).double()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(2.5)  # a richer landscape than PyTorch's default scale
+    cell, layers = state_dict_layers(module.state_dict())
+    fp = fixed_points(cell, layers, num_starts=48, scale=1.5)
+    assert len(fp.points) >= 1 and (fp.residual < 1e-10).all()
+    x = torch.zeros(1, 1, 3, dtype=torch.float64)
+    for s in fp.points:
+        st = torch.tensor(s, dtype=torch.float64)
+        if kind == "LSTM":
+            _, (h, c) = module(x, (st[:6].view(1, 1, 6), st[6:].view(1, 1, 6)))
+            got = torch.cat([h.ravel(), c.ravel()])
+        else:
+            _, h = module(x, st.view(1, 1, 6))
+            got = h.ravel()
+        np.testing.assert_allclose(got.detach().numpy(), s, atol=1e-9)
+
+
+def test_classes_and_bad_input():
+    """The classes by eigenvalue moduli; a wrong input or start width is one ValueError."""
+    assert classify_fixed_point([0.5, -0.9]) == "stable"
+    assert classify_fixed_point([1.5, 0.2j]) == "saddle"
+    assert classify_fixed_point([1.2, -3.0]) == "unstable"
+    assert classify_fixed_point([0.9999, 0.3]) == "marginal"  # a line attractor's direction
+    layers = [{"weight_ih": np.zeros((2, 1)), "weight_hh": np.eye(2) * 0.5}]
+    with pytest.raises(ValueError, match="input must be a vector of length I = 1"):
+        fixed_points("rnn", layers, input=[1.0, 2.0])
+    with pytest.raises(ValueError, match="starts must have 2 columns"):
+        fixed_points("rnn", layers, starts=np.zeros((3, 5)))
