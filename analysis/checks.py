@@ -573,6 +573,25 @@ def _capacity(ds) -> str | None:
     return text
 
 
+def _fixed_points(ds) -> str | None:
+    """Figure 26: per cell (first seed), the classes of the fixed points found and the
+    largest |lambda| of each stable one."""
+    from .figures import trained_fixed_points
+
+    cells = [str(c) for c in ds.cell.values] if "cell" in ds.dims else [ds.attrs["model_cell"]]
+    parts = []
+    for cell in cells:
+        one = ds.sel(cell=cell) if "cell" in ds.dims else ds
+        _, _, fp = trained_fixed_points(one.isel(seed=0) if "seed" in one.dims else one)
+        kinds = ", ".join(f"{int((fp.kind == k).sum())} {k}" for k in dict.fromkeys(fp.kind))
+        slow = [f"{np.abs(e[0]):.3f}" for e, k in zip(fp.eigenvalues, fp.kind, strict=True)
+                if k == "stable"]  # fmt: skip
+        parts.append(f"{cell}: {kinds or 'none'} (slowest |lambda| of the stable: "
+                     f"{', '.join(slow) or '-'}; {fp.outside} starts ended outside the range "
+                     "of h)")  # fmt: skip
+    return "On this store (first seed): " + "; ".join(parts) + "."
+
+
 CHECKS = {
     "scalar_linear": _linear_rates,
     "vector_linear": _second_eigenvalue,
@@ -599,6 +618,7 @@ CHECKS = {
     "lyapunov_spectra": _lyapunov,
     "order_to_chaos": _order_to_chaos,
     "memory_capacity": _capacity,
+    "fixed_points": _fixed_points,
 }
 
 

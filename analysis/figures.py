@@ -25,6 +25,7 @@ __all__ = [
     "cliff",
     "clipping",
     "constant_error_flow",
+    "fixed_points_figure",
     "generalisation",
     "gradient_by_depth",
     "gradient_vs_lag",
@@ -1790,6 +1791,75 @@ def memory_capacity(ds, ax=None):
     return fig
 
 
+_KIND_STYLE = {"stable": (PALETTE[0], "o"), "saddle": (PALETTE[1], "s"),
+               "unstable": (PALETTE[3], "^"), "marginal": (PALETTE[2], "D")}  # fmt: skip
+
+
+def trained_fixed_points(one, sequences: int = 20, starts: int = 64):
+    """For one case of a train store with ``trained_weights``: (the trained network, its
+    hidden states on ``sequences`` fresh test sequences (sequences, steps, units), its fixed
+    points without input from ``starts`` of those states). The data behind figure 26 and
+    its check (one home)."""
+    from rnnlab.engine import simulate_network
+    from rnnlab.engine.tasks import task_batch
+
+    from .fixedpoints import fixed_points
+    from .results import trained_network
+
+    net = trained_network(one)
+    length = int(one["length"]) if "length" in one.coords else int(one.attrs["model_length"])
+    x, _ = task_batch(str(net["task"]), length, 10**6, 0, sequences)  # never a training seed
+    res = simulate_network(net["cell"], net["layers"], activation=net["activation"],
+                           variant=net["variant"], steps=x.shape[1], input=x, record="all",
+                           outputs=["hidden_state"])  # fmt: skip
+    h = res["hidden_state"]
+    visited = h.reshape(-1, h.shape[-1])
+    picks = visited[np.random.default_rng(0).choice(len(visited), starts)]
+    if net["cell"] == "lstm":  # the state is (h, c): start the cell states at 0
+        picks = np.concatenate([picks, np.zeros_like(picks)], axis=1)
+    fp = fixed_points(net["cell"], net["layers"], activation=net["activation"],
+                      variant=net["variant"], starts=picks)  # fmt: skip
+    return net, h, fp
+
+
+@_figure
+def fixed_points_figure(ds, ax=None):
+    """Figure 26: fixed points of trained networks (Sussillo & Barak 2013): per cell (the
+    first seed), the hidden-state trajectories on test sequences projected on their first
+    two principal components (grey), and the fixed points of the trained step without input
+    (from 64 visited states) on the same axes, coloured and shaped by class, their size by
+    how many starts reached them.
+    """
+    _need(ds, "trained_weights", family="train",
+          what=": run.outputs must list trained_weights")  # fmt: skip
+    if set(ds.trained_weights.dims) - {"cell", "seed", "parameter"}:
+        raise MissingData("needs a grid of cell (and seed) only")
+    cells = [str(c) for c in ds.cell.values] if "cell" in ds.dims else [ds.attrs["model_cell"]]
+    fig, axs = _axes(ax, len(cells), size=(4.2, 3.8))
+    for a, cell in zip(axs, cells, strict=True):
+        one = ds.sel(cell=cell) if "cell" in ds.dims else ds
+        one = one.isel(seed=0) if "seed" in one.dims else one
+        _, h, fp = trained_fixed_points(one)
+        H = h.shape[-1]
+        flat = h.reshape(-1, H)
+        mean = flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+        proj = (h - mean) @ vt[:2].T
+        for traj in proj:
+            a.plot(traj[:, 0], traj[:, 1], color="0.75", linewidth=0.6)
+        pts = (fp.points[:, :H] - mean) @ vt[:2].T
+        for kind, (color, marker) in _KIND_STYLE.items():
+            sel = fp.kind == kind
+            if sel.any():
+                a.scatter(pts[sel, 0], pts[sel, 1], s=20 + 4 * fp.starts[sel], color=color,
+                          marker=marker, edgecolor="k", linewidth=0.5, zorder=3,
+                          label=f"{kind} ({int(sel.sum())})")  # fmt: skip
+        a.set(xlabel="PC 1 of h", ylabel="PC 2 of h",
+              title=f"trained {cell}, H = {H}, {ds.attrs.get('model_task', '')}")  # fmt: skip
+        a.legend(fontsize="x-small", loc="best")
+    return fig
+
+
 #: The figures drawn from all the stores of a report at once (the others: one per store).
 ACROSS_STORES = ("input_weight_gradients", "memory_in_use", "cliff")
 
@@ -1943,4 +2013,12 @@ FIGURES = [
      "Larger inputs saturate the units: less capacity at every spectral radius up to 1, and "
      "a flatter peak at a larger one. Right: the memory of a delay is nearly perfect up to "
      "about the total and then gone. The check gives the numbers."),
+    ("fixed_points", fixed_points_figure, "Fixed points of trained networks (Sussillo & "
+     "Barak 2013), without input: the states the trained step maps to themselves, found by "
+     "Newton's method from states the network visits on test sequences, drawn on the "
+     "principal components of those trajectories (grey) and classified by the eigenvalues "
+     "of the step's Jacobian there: stable (all inside the unit circle), saddle, unstable, "
+     "or marginal (on it: a state the network holds); states outside the range of h (-1 to "
+     "1), which a saturated gate can freeze but no trajectory reaches, are left out. The "
+     "check gives the classes found and the slowest eigenvalue of each stable point."),
 ]  # fmt: skip

@@ -42,6 +42,11 @@ class FixedPoints:
         One of :data:`FIXED_POINT_KINDS` (see :func:`classify_fixed_point`).
     starts : ndarray (m,) int
         How many starts converged to it.
+    outside : int
+        Converged starts left out because their h lies outside (-1, 1), where no state of
+        a cell whose h is bounded (tanh or sigmoid rnn, gru, lstm) can be, or reach: there
+        a saturated gate can freeze any state (a GRU's update gate at 1), which is no fixed
+        point of the network's dynamics.
     """
 
     points: np.ndarray
@@ -49,6 +54,7 @@ class FixedPoints:
     eigenvalues: np.ndarray
     kind: np.ndarray
     starts: np.ndarray
+    outside: int = 0
 
 
 def classify_fixed_point(eigenvalues, tol: float = 1e-3) -> str:
@@ -147,7 +153,11 @@ def fixed_points(
         raise ValueError(f"starts must have {S} columns (the state), got shape {s0.shape}")
     f, jac = _step_and_jacobian(cell, layers, activation, variant, x)
     found = [s for s in (_newton(f, jac, s, tol, max_iter) for s in s0) if s is not None]
-    return _summarise(found, f, jac, merge_tol)
+    bounded = cell in ("gru", "lstm") or activation in ("tanh", "sigmoid")
+    R = S // len(layers)
+    inside = [s for s in found
+              if not bounded or np.abs(s.reshape(len(layers), R)[:, :H]).max() < 1]  # fmt: skip
+    return _summarise(inside, f, jac, merge_tol, len(found) - len(inside))
 
 
 def _newton(f, jac, s, tol, max_iter):
@@ -174,7 +184,7 @@ def _newton(f, jac, s, tol, max_iter):
     return s if np.linalg.norm(r) <= tol else None
 
 
-def _summarise(found, f, jac, merge_tol) -> FixedPoints:
+def _summarise(found, f, jac, merge_tol, outside) -> FixedPoints:
     """Merge converged states, then the residual, eigenvalues and class of each."""
     groups: list[list[np.ndarray]] = []
     for s in found:
@@ -194,4 +204,5 @@ def _summarise(found, f, jac, merge_tol) -> FixedPoints:
         eigenvalues=eig,
         kind=np.array([classify_fixed_point(e) for e in eig], dtype=object),
         starts=np.array([len(g) for g in groups], dtype=np.int64),
+        outside=outside,
     )

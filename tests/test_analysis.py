@@ -279,6 +279,21 @@ input = "noise"
 num_delays = 30
 outputs = ["memory_capacity", "memory_capacity_by_delay"]
 """
+SPECS["fixed_points"] = """
+[model]
+family = "train"
+task = "adding"
+length = 4
+n = 4
+[grid]
+cell = ["rnn", "gru"]
+seed = {range = 1}
+[run]
+steps = 20
+record = "log"
+num_records = 4
+outputs = ["train_loss", "final_loss", "trained_weights"]
+"""
 SPECS["lyapunov"] = """
 [model]
 family = "rnn"
@@ -1050,6 +1065,41 @@ def test_memory_capacity_figure_draws_the_stored_capacities(stores):
     assert f"a = 0.01: {peak:.1f} at rho = " in text
     with pytest.raises(MissingData, match="memory_capacity"):
         F.memory_capacity(open_results(stores["scalar"]))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_fixed_points_figure_draws_the_trained_networks_fixed_points(stores):
+    """Figure 26: per cell, one grey trajectory per test sequence (the trained network's
+    hidden states on their principal components) and a marker per fixed point, each a
+    state that PyTorch's own module, loaded with the trained weights, maps to itself."""
+    torch = pytest.importorskip("torch")
+    from rnnlab.analysis.figures import trained_fixed_points
+
+    ds = open_results(stores["fixed_points"])
+    fig = F.fixed_points_figure(ds)
+    assert [a.get_title().split(",")[0] for a in fig.axes[:2]] == ["trained rnn", "trained gru"]
+    for a, cell in zip(fig.axes[:2], ("rnn", "gru"), strict=True):
+        net, h, fp = trained_fixed_points(ds.sel(cell=cell, seed=0))
+        assert len(_lines(a)) == h.shape[0]
+        assert sum(len(c.get_offsets()) for c in a.collections) == len(fp.points) >= 1
+        w = net["layers"][0]
+        H, I = np.shape(w["weight_hh"])[1], np.shape(w["weight_ih"])[1]
+        module = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU}[cell](I, H).double()
+        with torch.no_grad():
+            for key in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(module, f"{key}_l0").copy_(torch.tensor(np.asarray(w[key])))
+        for p in fp.points:
+            _, out = module(torch.zeros(1, 1, I, dtype=torch.float64),
+                            torch.tensor(p).view(1, 1, H))  # fmt: skip
+            np.testing.assert_allclose(out.detach().numpy().ravel(), p, atol=1e-9)
+    from rnnlab.analysis.checks import check
+
+    text = check("fixed_points", ds)
+    assert "rnn: " in text and "gru: " in text and "slowest |lambda|" in text
+    with pytest.raises(MissingData, match="trained_weights"):
+        F.fixed_points_figure(open_results(stores["clipping"]))
     import matplotlib.pyplot as plt
 
     plt.close(fig)
