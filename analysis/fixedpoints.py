@@ -80,7 +80,7 @@ def _step_and_jacobian(cell, layers, activation, variant, x):
     e = np.zeros(layers[0]["weight_hh"].shape[0])
 
     def f(s):
-        with np.errstate(over="ignore"):  # a far start saturates the gates: exp overflows to 0
+        with np.errstate(over="ignore", invalid="ignore"):  # far starts saturate the gates
             return _step(cell, layers, activation, variant, peep, s, x, e)[0]
 
     def jac(s):
@@ -139,18 +139,32 @@ def fixed_points(
     ValueError
         For weights the reference cannot run, or starts of the wrong width.
     """
+    from rnnlab.engine import CELL_GATES
+    from rnnlab.engine._validate import check_int
     from rnnlab.engine.reference_network import _rows
 
-    H = np.shape(layers[0]["weight_hh"])[-1]
+    if cell not in CELL_GATES:
+        raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELL_GATES)}")
+    rows, H = np.shape(layers[0]["weight_hh"])[-2:]
+    if rows != CELL_GATES[cell] * H:
+        raise ValueError(
+            f"layers[0]['weight_hh'] has {rows} rows for H = {H}: the {cell} cell needs "
+            f"{CELL_GATES[cell]} H = {CELL_GATES[cell] * H} (is cell right?)"
+        )
     S = len(layers) * _rows(cell, variant, H)
     I = np.shape(layers[0]["weight_ih"])[-1]
     x = np.zeros(I) if input is None else np.asarray(input, dtype=np.float64).ravel()
     if x.shape != (I,):
         raise ValueError(f"input must be a vector of length I = {I}, got shape {x.shape}")
-    s0 = (np.random.default_rng(seed).normal(0.0, scale, (num_starts, S)) if starts is None
-          else np.atleast_2d(np.asarray(starts, dtype=np.float64)))  # fmt: skip
-    if s0.shape[1] != S:
+    if starts is None:
+        n0 = check_int("num_starts", num_starts, 1)
+        s0 = np.random.default_rng(seed).normal(0.0, scale, (n0, S))
+    else:
+        s0 = np.atleast_2d(np.asarray(starts, dtype=np.float64))
+    if s0.ndim != 2 or s0.shape[1] != S or s0.shape[0] < 1:
         raise ValueError(f"starts must have {S} columns (the state), got shape {s0.shape}")
+    if not np.isfinite(s0).all():
+        raise ValueError("starts must be finite")
     f, jac = _step_and_jacobian(cell, layers, activation, variant, x)
     found = [s for s in (_newton(f, jac, s, tol, max_iter) for s in s0) if s is not None]
     bounded = cell in ("gru", "lstm") or activation in ("tanh", "sigmoid")
@@ -195,7 +209,11 @@ def _summarise(found, f, jac, merge_tol, outside) -> FixedPoints:
         else:
             groups.append([s])
     groups.sort(key=len, reverse=True)
-    points = np.array([np.mean(g, axis=0) for g in groups]).reshape(len(groups), -1)
+    if not groups:
+        empty = np.zeros(0)
+        return FixedPoints(np.zeros((0, 0)), empty, np.zeros((0, 0), complex),
+                           np.zeros(0, dtype=object), np.zeros(0, np.int64), outside)  # fmt: skip
+    points = np.array([np.mean(g, axis=0) for g in groups])
     eig = [np.linalg.eigvals(jac(p)) for p in points]
     eig = np.array([e[np.argsort(-np.abs(e))] for e in eig]).reshape(len(groups), -1)
     return FixedPoints(

@@ -70,7 +70,8 @@ def test_fixed_points_of_pytorch_modules_are_fixed_under_pytorch(kind):
 
 
 def test_classes_and_bad_input():
-    """The classes by eigenvalue moduli; a wrong input or start width is one ValueError."""
+    """The classes by eigenvalue moduli; a wrong input, start width, start value, cell or
+    count is one ValueError; nothing found is an empty result."""
     assert classify_fixed_point([0.5, -0.9]) == "stable"
     assert classify_fixed_point([1.5, 0.2j]) == "saddle"
     assert classify_fixed_point([1.2, -3.0]) == "unstable"
@@ -80,3 +81,13 @@ def test_classes_and_bad_input():
         fixed_points("rnn", layers, input=[1.0, 2.0])
     with pytest.raises(ValueError, match="starts must have 2 columns"):
         fixed_points("rnn", layers, starts=np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="starts must be finite"):
+        fixed_points("rnn", layers, starts=np.full((2, 2), np.inf))
+    with pytest.raises(ValueError, match="the lstm cell needs 4 H = 8"):
+        fixed_points("lstm", layers)
+    with pytest.raises(ValueError, match="num_starts must be >= 1"):
+        fixed_points("rnn", layers, num_starts=0)
+    # no start converges within one Newton step: an empty result, not an error
+    none = fixed_points("rnn", [{"weight_ih": np.zeros((2, 1)), "weight_hh": np.eye(2) * 3}],
+                        max_iter=1, num_starts=2, scale=5.0)  # fmt: skip
+    assert none.points.shape[0] == 0 and none.kind.size == 0
