@@ -12,6 +12,7 @@ from .cells import CELLS
 from .lyapunov import LYAPUNOV_OUTPUTS, entropy_rate, kaplan_yorke_dimension
 from .mlp import mlp_biases, mlp_outputs, mlp_weights, simulate_mlp
 from .network import (
+    CAPACITY_OUTPUTS,
     LSTM_VARIANTS,
     network_outputs,
     simulate_network,
@@ -43,6 +44,7 @@ from .weights import (
 
 __all__ = [
     "ACTIVATIONS",
+    "CAPACITY_OUTPUTS",
     "CELLS",
     "CELL_GATES",
     "INITS",

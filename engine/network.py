@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _tracking as K
+from ._capacity import NPARTS as MC_PARTS
 from ._driver import make_kernel
 from ._linear import exact_response
 from ._numerics import INPUT_ARRAY, INPUT_NOISE
@@ -65,8 +66,15 @@ CAPACITY_OUTPUTS = ("memory_capacity", "memory_capacity_by_delay")
 OPT_IN = ("hidden_state", "cell_state", *LYAPUNOV_OUTPUTS, *CAPACITY_OUTPUTS)
 
 
-#: The fewest steps in each of the four parts of the capacity's window.
+#: The fewest steps in each of the four parts of the capacity's window, and so the shortest
+#: run it accepts (its window is the steps after (steps - 1) // 2).
 MIN_PART = 2
+CAPACITY_MIN_STEPS = 8 * MIN_PART + 1
+
+
+def capacity_fits(steps: int) -> bool:
+    """Whether a run of ``steps`` is long enough for the memory capacity's window."""
+    return steps - 1 - (steps - 1) // 2 >= 4 * MIN_PART
 
 
 def delays_for(steps: int, num_delays: int | None) -> int:
@@ -83,7 +91,7 @@ def without_capacity(outputs, available, input, steps):
     random = (isinstance(input, str) and input == "noise") or (
         not isinstance(input, str) and np.ndim(input) < 3
     )
-    long = isinstance(steps, int | np.integer) and steps - 1 - (steps - 1) // 2 >= 4 * MIN_PART
+    long = isinstance(steps, int | np.integer) and capacity_fits(int(steps))
     if isinstance(outputs, str) and outputs == "all" and not (random and long):
         return [v for v in available if v not in CAPACITY_OUTPUTS]
     return outputs
@@ -98,20 +106,19 @@ def capacity_delays(plan, num_delays, settings, vector: bool, kind: int) -> int:
             "memory_capacity reads out a random scalar input signal: give input='noise' or an "
             "array (cases, steps) (not an impulse, a step or input vectors)"
         )
-    window = settings.steps - 1 - settings.t_half
-    if window < 4 * MIN_PART:
+    if not capacity_fits(settings.steps):
         raise ValueError(
             f"memory_capacity needs at least {4 * MIN_PART} steps after (steps - 1) // 2 (the "
             f"readout is fitted and scored on four parts of them): give steps >= "
-            f"{8 * MIN_PART + 1}"
+            f"{CAPACITY_MIN_STEPS}"
         )
-    num_delays = delays_for(settings.steps, num_delays)
-    if not 1 <= num_delays <= settings.t_half:
+    num_delays = check_int("num_delays", delays_for(settings.steps, num_delays), 1)
+    if num_delays > settings.t_half:
         raise ValueError(
             f"num_delays must be >= 1 and <= (steps - 1) // 2 = {settings.t_half}, got "
             f"{num_delays}: give fewer delays or more steps"
         )
-    return check_int("num_delays", num_delays, 1)
+    return num_delays
 
 
 def network_outputs(cell: str, loss_step: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -247,7 +254,8 @@ def run_layers(
     sums = np.empty((ncase, K.N_SUMS))
     spectra = np.full((ncase, kl), np.nan)
     nd = delays if plan.needs("capacity") else 0
-    check_memory(8.0 * ncase * nd + 8.0 * max(threads, 1) * 2 * nh * (nh + nd) * (nd > 0),
+    moments = 8.0 * MC_PARTS * nh * (nh + nd) * (nd > 0)  # each thread's, per part
+    check_memory(8.0 * ncase * nd + max(threads, 1) * moments,
                  "give fewer cases, delays (num_delays) or units")  # fmt: skip
     capacity = np.full((ncase, nd), np.nan)
     kind, xs, keys, amp = inputs

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rnnlab.engine import CAPACITY_OUTPUTS
+from rnnlab.engine.network import CAPACITY_MIN_STEPS
+
 from . import integrity
 from .families import get_family
 from .faults import fault_point
@@ -149,7 +152,8 @@ def run_block(spec: Spec, grid: Grid, plan: BlockPlan, path: str, index: int) ->
 
 def warm_kernels(spec: Spec, grid: Grid) -> None:
     """Compile, or load from Numba's cache, every kernel the sweep's blocks will call, by
-    running one case of two steps (17 for the memory capacity) per kernel in this process.
+    running one case of two steps (``CAPACITY_MIN_STEPS`` for the memory capacity) per kernel
+    in this process.
 
     Workers started afterwards (the embedded cluster, or ``dask worker`` processes on a file
     system that sees this one's cache) then load the machine code instead of compiling it
@@ -158,8 +162,8 @@ def warm_kernels(spec: Spec, grid: Grid) -> None:
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     outputs = list(family.variables(fixed, grid.coords, spec.run))
-    capacity = {"memory_capacity", "memory_capacity_by_delay"} & set(outputs)
-    steps = 17 if capacity else 2  # the capacity's window needs 8 steps after the first half
+    capacity = set(CAPACITY_OUTPUTS) & set(outputs)
+    steps = CAPACITY_MIN_STEPS if capacity else 2  # the capacity's window needs this many
     run = spec.run.model_copy(update={"steps": steps, "record": "all", "num_delays": 1})
     for variant in family.kernel_variants(fixed, grid.coords):
         flat = {d: np.asarray([variant.get(d, grid.coords[d][0])]) for d in grid.dims}

@@ -8,11 +8,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnnlab.engine import (
+    CAPACITY_OUTPUTS,
     LYAPUNOV_OUTPUTS,
     OUTPUTS,
     record_steps,
 )
-from rnnlab.engine.network import delays_for
+from rnnlab.engine.network import CAPACITY_MIN_STEPS, capacity_fits, delays_for
 
 from ..schema import VARIABLES
 
@@ -130,8 +131,8 @@ class Family:
                 f"run.input: memory_capacity reads out a random input signal, not the {run.input}"
                 ' input: give input = "noise"'
             )
-        if _capacity_asked(run) and (run.steps - 1) - (run.steps - 1) // 2 < 8:
-            problems.append("run.steps: memory_capacity needs at least 17 steps")
+        if _capacity_asked(run) and not capacity_fits(run.steps):
+            problems.append(f"run.steps: memory_capacity needs at least {CAPACITY_MIN_STEPS} steps")
         if _capacity_asked(run) and delays_for(run.steps, run.num_delays) > max(
             (run.steps - 1) // 2, 1
         ):
@@ -238,7 +239,7 @@ OUTPUT_HINTS = {
     "cell_growth_rate": "family lstm only",
     "trained_weights": "family train only",
     **dict.fromkeys(
-        ("memory_capacity", "memory_capacity_by_delay"),
+        CAPACITY_OUTPUTS,
         "families rnn (n > 1), lstm, gru and cec",
     ),
     **dict.fromkeys(
@@ -365,7 +366,7 @@ def recurrence_options(run, inputs: bool = True) -> dict:
 
 
 def _capacity_asked(run) -> bool:
-    return bool({"memory_capacity", "memory_capacity_by_delay"} & set(run.outputs or ()))
+    return bool(set(CAPACITY_OUTPUTS) & set(run.outputs or ()))
 
 
 def capacity_seconds(run, dim) -> np.ndarray:
