@@ -514,14 +514,13 @@ def _lyapunov(ds) -> str | None:
 
 
 def _crossing(x: np.ndarray, y: np.ndarray) -> float:
-    """The first x where y changes from negative to >= 0 (linear interpolation), or NaN."""
+    """The first x where y rises through 0 (metrics.crossings over its finite values), or
+    NaN."""
+    from .metrics import crossings
+
     ok = np.isfinite(y)
-    x, y = x[ok], y[ok]
-    up = np.flatnonzero((y[:-1] < 0) & (y[1:] >= 0))
-    if up.size == 0:
-        return float("nan")
-    i = int(up[0])
-    return float(x[i] - y[i] * (x[i + 1] - x[i]) / (y[i + 1] - y[i]))
+    up = crossings(x[ok], y[ok], rising=True)
+    return up[0] if up else float("nan")
 
 
 def _order_to_chaos(ds) -> str | None:

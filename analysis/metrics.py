@@ -283,12 +283,15 @@ def classify(ds: xr.Dataset, tol: float = 1e-3, fixed_point_tol: float = 1e-8) -
     return code.rename("dynamical_class")
 
 
-def crossings(xs: np.ndarray, values: np.ndarray) -> list[float]:
+def crossings(xs: np.ndarray, values: np.ndarray, rising: bool = False) -> list[float]:
     """Every x at which ``values`` (over the sorted ``xs``) changes sign, by linear
-    interpolation between the two grid values around it (a zero on the grid counts once)."""
+    interpolation between the two grid values around it (a zero on the grid counts once);
+    with ``rising``, only where they go up through 0."""
     out = []
     s = np.sign(values)
     ok = np.isfinite(values[:-1]) & np.isfinite(values[1:])
+    if rising:
+        ok &= values[:-1] < values[1:]
     for i in np.flatnonzero((s[:-1] * s[1:] <= 0) & ok):
         a, b = values[i], values[i + 1]
         x = xs[i] if a == b else xs[i] + (xs[i + 1] - xs[i]) * a / (a - b)
