@@ -365,8 +365,13 @@ def recurrence_options(run, inputs: bool = True) -> dict:
     )
 
 
+def _asks(run, names) -> bool:
+    """Whether the sweep stores any of ``names`` (it lists its outputs)."""
+    return bool(set(names) & set(run.outputs or ()))
+
+
 def _capacity_asked(run) -> bool:
-    return bool(set(CAPACITY_OUTPUTS) & set(run.outputs or ()))
+    return _asks(run, CAPACITY_OUTPUTS)
 
 
 def capacity_seconds(run, dim) -> np.ndarray:
@@ -391,7 +396,7 @@ def lyapunov_seconds(run, dim, flops_per_column) -> np.ndarray:
     variables: per step and vector ``flops_per_column`` (the tangent) and 4 ``dim`` k (the
     QR of k = num_exponents vectors of ``dim`` entries), at about 30 GFLOP/s (measured: n =
     200, k = 200, 2000 steps in 2.5 s)."""
-    if not set(run.outputs or ()) & set(LYAPUNOV_OUTPUTS):
+    if not _asks(run, LYAPUNOV_OUTPUTS):
         return np.zeros(np.shape(dim))
     k = np.minimum(run.num_exponents, dim)
     return k * (flops_per_column + 4 * dim * k) / 30e9 * run.steps
@@ -399,6 +404,6 @@ def lyapunov_seconds(run, dim, flops_per_column) -> np.ndarray:
 
 def lyapunov_bytes(run, dim) -> np.ndarray:
     """Working memory of the Lyapunov tracker: three copies of k vectors of ``dim``."""
-    if not set(run.outputs or ()) & set(LYAPUNOV_OUTPUTS):
+    if not _asks(run, LYAPUNOV_OUTPUTS):
         return np.zeros(np.shape(dim))
     return 24.0 * np.minimum(run.num_exponents, dim) * dim
