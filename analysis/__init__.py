@@ -7,13 +7,15 @@
   :func:`growth_rate_theory`, :func:`classify`, :func:`phase_boundary`.
 - Figures (``rnnlab.analysis.figures``): one function per figure, ``(ds, ax=None) -> Figure``.
 - :func:`fixed_points`: the fixed points of a network's step (a trained PyTorch module's or
-  one trained by rnnlab) and their linearisation (Sussillo & Barak 2013).
+  one trained by rnnlab) and their linearisation (Sussillo & Barak 2013);
+  :func:`stored_fixed_points`: those a ``train`` sweep stored for one case.
 - :func:`write_report`: every applicable figure as PNG and SVG with an ``index.html``
   (``rnnlab figures STORE... --out DIR`` on the command line).
 """
 
+from rnnlab.engine import FixedPoints, fixed_points
+
 from .figures import FIGURES, MissingData
-from .fixedpoints import FixedPoints, fixed_points
 from .metrics import (
     CLASSES,
     classify,
@@ -29,6 +31,7 @@ from .results import (
     NotAStoreError,
     missing_blocks,
     open_results,
+    stored_fixed_points,
     trained_network,
 )
 
@@ -50,6 +53,7 @@ __all__ = [
     "missing_blocks",
     "open_results",
     "phase_boundary",
+    "stored_fixed_points",
     "trained_network",
     "write_report",
 ]

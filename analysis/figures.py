@@ -1791,34 +1791,27 @@ def memory_capacity(ds, ax=None):
     return fig
 
 
-_KIND_STYLE = {"stable": (PALETTE[0], "o"), "saddle": (PALETTE[1], "s"),
-               "unstable": (PALETTE[3], "^"), "marginal": (PALETTE[2], "D")}  # fmt: skip
+#: Colour and marker of each class of fixed point (rnnlab.engine.FIXED_POINT_KINDS).
+_KIND_STYLE = {"stable": (PALETTE[0], "o"), "line_attractor": (PALETTE[4], "P"),
+               "marginal": (PALETTE[2], "D"), "saddle": (PALETTE[1], "s"),
+               "unstable": (PALETTE[3], "^")}  # fmt: skip
 
 
 def trained_fixed_points(one, sequences: int = 20, starts: int = 64):
     """For one case of a train store with ``trained_weights``: (the trained network, its
     hidden states on ``sequences`` fresh test sequences (sequences, steps, units), its fixed
     points without input from ``starts`` of those states). The data behind figure 26 and
-    its check (one home)."""
-    from rnnlab.engine import simulate_network
-    from rnnlab.engine.tasks import task_batch
+    its check: the fixed points the sweep stored (``fixed_points_*`` in ``run.outputs``),
+    else found now (:func:`rnnlab.engine.fixedpoints.visited_fixed_points`, the same)."""
+    from rnnlab.engine.fixedpoints import task_states, visited_fixed_points
 
-    from .fixedpoints import fixed_points
-    from .results import trained_network
+    from .results import stored_fixed_points, trained_network
 
     net = trained_network(one)
     length = int(one["length"]) if "length" in one.coords else int(one.attrs["model_length"])
-    x, _ = task_batch(str(net["task"]), length, 10**6, 0, sequences)  # never a training seed
-    res = simulate_network(net["cell"], net["layers"], activation=net["activation"],
-                           variant=net["variant"], steps=x.shape[1], input=x, record="all",
-                           outputs=["hidden_state"])  # fmt: skip
-    h = res["hidden_state"]
-    visited = h.reshape(-1, h.shape[-1])
-    picks = visited[np.random.default_rng(0).choice(len(visited), starts)]
-    if net["cell"] == "lstm":  # the state is (h, c): start the cell states at 0
-        picks = np.concatenate([picks, np.zeros_like(picks)], axis=1)
-    fp = fixed_points(net["cell"], net["layers"], activation=net["activation"],
-                      variant=net["variant"], starts=picks)  # fmt: skip
+    if "fixed_points_state" in one.data_vars:
+        return net, task_states(net, length, sequences=sequences), stored_fixed_points(one)
+    h, fp = visited_fixed_points(net, length, sequences=sequences, starts=starts)
     return net, h, fp
 
 
@@ -2017,8 +2010,9 @@ FIGURES = [
      "Barak 2013), without input: the states the trained step maps to themselves, found by "
      "Newton's method from states the network visits on test sequences, drawn on the "
      "principal components of those trajectories (grey) and classified by the eigenvalues "
-     "of the step's Jacobian there: stable (all inside the unit circle), saddle, unstable, "
-     "or marginal (on it: a state the network holds); states outside the range of h (-1 to "
+     "of the step's Jacobian there: stable (all inside the unit circle), line attractor "
+     "(one at +1: a direction along which the network holds its state), marginal (others "
+     "on the circle), saddle or unstable; states outside the range of h (-1 to "
      "1), which a saturated gate can freeze but no trajectory reaches, are left out. The "
      "check gives the classes found and the slowest eigenvalue of each stable point."),
 ]  # fmt: skip

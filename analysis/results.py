@@ -16,6 +16,7 @@ __all__ = [
     "NotAStoreError",
     "missing_blocks",
     "open_results",
+    "stored_fixed_points",
     "trained_network",
 ]
 
@@ -341,6 +342,49 @@ def trained_network(ds, *, initial: bool = False) -> dict:
     return {"cell": sizes[0], "layers": layers, "readout": readout,
             "activation": str(s["activation"]), "variant": str(s["variant"]),
             "task": str(s["task"])}  # fmt: skip
+
+
+def stored_fixed_points(ds):
+    """The fixed points a ``train`` sweep stored for one case (``fixed_points_*`` in
+    ``run.outputs``), as :func:`rnnlab.engine.fixedpoints.fixed_points` returns them.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A ``train`` store selected down to one case: ``ds.sel(cell="gru", seed=0)``.
+
+    Returns
+    -------
+    rnnlab.engine.fixedpoints.FixedPoints
+        The stored points (at most ``run.num_fixed_points``, most reached first), their
+        eigenvalues truncated to the network's state, their class names.
+
+    Examples
+    --------
+    >>> fp = stored_fixed_points(ds.sel(cell="gru", seed=0))  # doctest: +SKIP
+    >>> fp.kind, abs(fp.eigenvalues[:, 0])  # doctest: +SKIP
+    """
+    from rnnlab.engine.fixedpoints import FIXED_POINT_KINDS, FixedPoints
+
+    names = ("count", "outside", "state", "eigenvalues", "kind", "residual", "starts")
+    missing = [f"fixed_points_{k}" for k in names if f"fixed_points_{k}" not in ds.data_vars]
+    if missing:
+        raise ValueError(f"ds: no {', '.join(missing)}: run the train sweep with them in "
+                         "run.outputs")  # fmt: skip
+    v = {k: ds[f"fixed_points_{k}"].squeeze().values for k in names}
+    if v["count"].ndim:
+        others = [d for d in ds["fixed_points_count"].dims if ds.sizes[d] > 1]
+        raise ValueError(f"ds: select one case first, e.g. ds.sel({others[0]}=...)")
+    m = int(np.sum(v["kind"] >= 0))
+    width = int(np.sum(~np.isnan(v["state"][0]))) if m else 0
+    return FixedPoints(
+        points=v["state"][:m, :width],
+        residual=v["residual"][:m],
+        eigenvalues=v["eigenvalues"][:m, :width],
+        kind=np.array([FIXED_POINT_KINDS[int(k)] for k in v["kind"][:m]], dtype=object),
+        starts=v["starts"][:m].astype(np.int64),
+        outside=int(v["outside"]),
+    )
 
 
 def _case_settings(ds, w) -> dict:

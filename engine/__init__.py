@@ -9,6 +9,7 @@ from ._tracking import OUTPUTS, TRACKERS
 from .activations import ACTIVATIONS, Activation, get_activation
 from .bptt import bptt
 from .cells import CELLS
+from .fixedpoints import FIXED_POINT_KINDS, FixedPoints, fixed_points
 from .lyapunov import LYAPUNOV_OUTPUTS, entropy_rate, kaplan_yorke_dimension
 from .mlp import mlp_biases, mlp_outputs, mlp_weights, simulate_mlp
 from .network import (
@@ -47,6 +48,7 @@ __all__ = [
     "CAPACITY_OUTPUTS",
     "CELLS",
     "CELL_GATES",
+    "FIXED_POINT_KINDS",
     "INITS",
     "INPUT_KINDS",
     "LSTM_VARIANTS",
@@ -57,11 +59,13 @@ __all__ = [
     "TRACKERS",
     "WEIGHT_KINDS",
     "Activation",
+    "FixedPoints",
     "RnnResult",
     "base_matrix",
     "bptt",
     "case_rng",
     "entropy_rate",
+    "fixed_points",
     "get_activation",
     "impulse_direction",
     "init_layers",

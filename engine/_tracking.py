@@ -205,17 +205,19 @@ class Output:
     ----------
     name : str
         The store schema's name.
-    kind : {"step", "summary", "vector", "spectrum", "delays", "weights"}
+    kind : {"step", "summary", "vector", "spectrum", "delays", "weights", "points", \
+"point_states", "point_eigenvalues"}
         Per recorded step (cases, time), per case (cases,), a vector per recorded step
         (cases, time, units), the k Lyapunov exponents of a case (cases, exponents), a value
-        per delay of the input (cases, delays), or a network's flattened weights (cases,
-        parameters; the train family).
+        per delay of the input (cases, delays), a network's flattened weights (cases,
+        parameters; the train family), or a value, the state or the eigenvalues of each
+        fixed point found (cases, points[, components]; the train family).
     needs : tuple of str
         The trackers it needs (none: the recursion itself).
     index : int
         Its row ``R_*`` (step), column ``S_*`` (summary), or -1.
     dtype : str
-        "state" (the run's precision), "float64", "int64" or "bool".
+        "state" (the run's precision), "float64", "complex128", "int64" or "bool".
     """
 
     name: str

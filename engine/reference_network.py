@@ -38,6 +38,13 @@ def _act(name, z):
     raise ValueError(name)
 
 
+def complex_step(f, n: int) -> np.ndarray:
+    """The Jacobian of ``f`` at 0 of its n-vector argument, by the complex step
+    ``J[:, j] = Im f(i h e_j) / h``, every column at once (``f`` maps rows of arguments to
+    rows of values)."""
+    return np.imag(f(1j * _H_STEP * np.eye(n))).T / _H_STEP
+
+
 def _rows(cell: str, variant: str, H: int) -> int:
     if cell != "lstm":
         return H
@@ -45,20 +52,21 @@ def _rows(cell: str, variant: str, H: int) -> int:
 
 
 def _step(cell, layers, activation, variant, peep, s, x, e):
-    """One network step on the flat state ``s``; ``e`` is added to layer 0's input term."""
+    """One network step on the flat state ``s`` (S,), or on each row of ``s`` (m, S); ``e``
+    is added to layer 0's input term."""
     H = layers[0]["weight_hh"].shape[1]
     R = _rows(cell, variant, H)
     out = np.zeros_like(s)
     gates = []
     below = None
     for l, w in enumerate(layers):
-        sp = s[l * R : (l + 1) * R]
-        hp = sp[:H]
-        xin = w["weight_ih"] @ x if l == 0 else w["weight_ih"] @ below
+        sp = s[..., l * R : (l + 1) * R]
+        hp = sp[..., :H]
+        xin = (x if l == 0 else below) @ w["weight_ih"].T
         if l == 0:
             xin = xin + e
         gx = xin + w.get("bias_ih", 0.0)
-        gh = w["weight_hh"] @ hp + w.get("bias_hh", 0.0)
+        gh = hp @ w["weight_hh"].T + w.get("bias_hh", 0.0)
         if cell == "rnn":
             h = _act(activation, gx + gh)
             new = h
@@ -66,25 +74,25 @@ def _step(cell, layers, activation, variant, peep, s, x, e):
             h = hp + _act(activation, gx)
             new = h
         elif cell == "gru":
-            r = _sigmoid(gx[:H] + gh[:H])
-            z = _sigmoid(gx[H : 2 * H] + gh[H : 2 * H])
-            n = np.tanh(gx[2 * H :] + r * gh[2 * H :])
+            r = _sigmoid(gx[..., :H] + gh[..., :H])
+            z = _sigmoid(gx[..., H : 2 * H] + gh[..., H : 2 * H])
+            n = np.tanh(gx[..., 2 * H :] + r * gh[..., 2 * H :])
             h = (1 - z) * n + z * hp
             new = h
             gates.append((r, z))
         else:
-            cp = sp[H : 2 * H]
+            cp = sp[..., H : 2 * H]
             a = gx + gh
-            zi, zf, zg, zo = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
+            zi, zf, zg, zo = (a[..., k * H : (k + 1) * H] for k in range(4))
             if peep:
                 p = w["weight_peephole"]
                 zi = zi + p[0] * cp
                 zf = zf + p[1] * cp
             if variant == "FGR":
-                rg = w["weight_gate"] @ sp[2 * H : 5 * H]
-                zi = zi + rg[:H]
-                zf = zf + rg[H : 2 * H]
-                zo = zo + rg[2 * H :]
+                rg = sp[..., 2 * H : 5 * H] @ w["weight_gate"].T
+                zi = zi + rg[..., :H]
+                zf = zf + rg[..., H : 2 * H]
+                zo = zo + rg[..., 2 * H :]
             i = np.ones_like(zi) if variant == "NIG" else _sigmoid(zi)
             if variant == "NFG":
                 f = np.ones_like(zf)
@@ -99,9 +107,9 @@ def _step(cell, layers, activation, variant, peep, s, x, e):
             o = np.ones_like(zo) if variant == "NOG" else _sigmoid(zo)
             h = o * (c if variant == "NOAF" else np.tanh(c))
             parts = [h, c] + ([i, f, o] if variant == "FGR" else [])
-            new = np.concatenate(parts)
+            new = np.concatenate(parts, axis=-1)
             gates.append((i, f, o))
-        out[l * R : (l + 1) * R] = new
+        out[..., l * R : (l + 1) * R] = new
         below = h
     return out, gates
 
@@ -179,16 +187,9 @@ def network_reference(
         prev = s
         s, gates = step(prev, x[t], e0)
         sb, _ = step(sb, 0.0 if t == 0 else x[t], e0)
-        J = np.empty((S, S))
-        for j in range(S):
-            d = np.zeros(S, complex)
-            d[j] = 1j * _H_STEP
-            J[:, j] = np.imag(step(prev + d, x[t], e0)[0]) / _H_STEP
-        B = np.empty((S, G * H))
-        for j in range(G * H):
-            d = np.zeros(G * H, complex)
-            d[j] = 1j * _H_STEP
-            B[:, j] = np.imag(step(prev.astype(complex), x[t], d)[0]) / _H_STEP
+        rows = np.broadcast_to(prev, (G * H, S)) + 0j  # one copy per input-term direction
+        J = complex_step(lambda d, p=prev, xt=x[t]: step(p + d, xt, e0)[0], S)
+        B = complex_step(lambda d, p=rows, xt=x[t]: step(p, xt, d)[0], G * H)
         Js.append(J)
         Bs.append(B)
         states.append(s)

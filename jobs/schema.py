@@ -16,9 +16,13 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "COMPONENT_DIM",
     "DELAY_DIM",
+    "EIGENVALUE_DIM",
     "EXPONENT_DIM",
+    "KIND_DIMS",
     "PARAMETER_DIM",
+    "POINT_DIM",
     "TIME_DIM",
     "UNIT_DIM",
     "VARIABLES",
@@ -35,6 +39,21 @@ PARAMETER_DIM = "parameter"
 EXPONENT_DIM = "exponent"
 #: The dimension of a variable per delay of the input (the memory capacity's).
 DELAY_DIM = "delay"
+#: The dimensions of stored fixed points: which point, which entry of the flat state, which
+#: eigenvalue of the step's Jacobian there.
+POINT_DIM, COMPONENT_DIM, EIGENVALUE_DIM = "point", "component", "eigenvalue"
+#: The dimensions after the case's of each kind of variable (rnnlab.engine's Output.kind).
+KIND_DIMS = {
+    "summary": (),
+    "step": (TIME_DIM,),
+    "vector": (TIME_DIM, UNIT_DIM),
+    "weights": (PARAMETER_DIM,),
+    "spectrum": (EXPONENT_DIM,),
+    "delays": (DELAY_DIM,),
+    "points": (POINT_DIM,),
+    "point_states": (POINT_DIM, COMPONENT_DIM),
+    "point_eigenvalues": (POINT_DIM, EIGENVALUE_DIM),
+}
 
 #: name -> (long_name, units, description)
 VARIABLES: dict[str, tuple[str, str, str]] = {
@@ -255,6 +274,67 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "rnnlab.analysis.trained_network(ds.sel(...)) gives one as PyTorch-layout arrays.",
     ),
     "parameter": ("parameter index", "1", "Position in the flattened weights."),
+    "point": (
+        "fixed point index",
+        "1",
+        "i of the i-th fixed point found, from 0, most reached first (run.num_fixed_points "
+        "of them at most; NaN, or -1, where fewer were found).",
+    ),
+    "component": (
+        "state component",
+        "1",
+        "Position in the network's flat state: layer l's h, then its c for the LSTM (and its "
+        "gates for the FGR variant), layers in order (rnnlab.engine.fixedpoints).",
+    ),
+    "eigenvalue": (
+        "eigenvalue index",
+        "1",
+        "i of the Jacobian's i-th eigenvalue by decreasing modulus, from 0.",
+    ),
+    "fixed_points_count": (
+        "fixed points found",
+        "1",
+        "Distinct fixed points of the trained step without input (F(s) = s to 1e-10, merged "
+        "within 1e-6) reached by Newton's method from run.fixed_point_starts states the "
+        "network visits on 20 fresh test sequences (Sussillo & Barak 2013); the first "
+        "run.num_fixed_points are stored; -1 where the weights are not finite.",
+    ),
+    "fixed_points_outside": (
+        "starts converged outside the range of h",
+        "1",
+        "Starts whose solution has some |h| >= 1, which no state of a bounded cell can reach "
+        "(a saturated gate freezing it), left out of the fixed points.",
+    ),
+    "fixed_points_state": (
+        "fixed point",
+        "1",
+        "The fixed point s* = F(s*) (every layer's state along component).",
+    ),
+    "fixed_points_eigenvalues": (
+        "eigenvalues at the fixed point",
+        "1",
+        "Of the step's Jacobian dF/ds at s* (complex), by decreasing modulus: |lambda| < 1 "
+        "attracts along its eigenvector; NaN beyond the network's state.",
+    ),
+    "fixed_points_kind": (
+        "class of the fixed point",
+        "1",
+        "Its index in rnnlab.engine.FIXED_POINT_KINDS (flag_meanings): stable (every "
+        "|lambda| < 1 - 1e-3), line_attractor (one lambda within 1e-3 of 1, the others "
+        "stable), marginal (others within 1e-3 of the unit circle, none outside), saddle, "
+        "unstable (every |lambda| > 1 + 1e-3); -1 where no point is stored.",
+    ),
+    "fixed_points_residual": (
+        "residual at the fixed point",
+        "1",
+        "||F(s*) - s*|| at the stored point (the mean of the merged solutions).",
+    ),
+    "fixed_points_starts": (
+        "starts reaching the fixed point",
+        "1",
+        "How many of the run.fixed_point_starts starts converged to it (its basin's share "
+        "of the visited states).",
+    ),
     "exponent": (
         "exponent index",
         "1",
@@ -417,11 +497,11 @@ def to_dataset(result, coords: dict | None = None, case_dim: str = "case"):
 
     n = result.ncases
     data_vars = {}
-    trailing = {"spectrum": (EXPONENT_DIM,), "delays": (DELAY_DIM,), "weights": (PARAMETER_DIM,)}
     for name, arr in result.data.items():
         kind = OUTPUTS[name].kind if name in OUTPUTS else ""
         dims = ((case_dim,), (case_dim, TIME_DIM), (case_dim, TIME_DIM, UNIT_DIM))[arr.ndim - 1]
-        dims = (case_dim, *trailing[kind]) if kind in trailing else dims
+        if len(KIND_DIMS.get(kind, ())) == arr.ndim - 1:
+            dims = (case_dim, *KIND_DIMS[kind])
         data_vars[name] = xr.Variable(dims, arr, attrs=_attrs(name))
     all_coords = {
         case_dim: (case_dim, np.arange(n)),

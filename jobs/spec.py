@@ -112,6 +112,8 @@ class RunSpec(_Strict):
     gradient_probes: Annotated[int, Field(ge=1)] = 16
     num_exponents: Annotated[int, Field(ge=1, le=100_000)] = 16  # k of lyapunov_exponents
     num_delays: Annotated[int, Field(ge=1, le=100_000)] | None = None  # K of memory_capacity
+    fixed_point_starts: Annotated[int, Field(ge=1, le=100_000)] = 64  # Newton's starts
+    num_fixed_points: Annotated[int, Field(ge=1, le=100_000)] = 16  # stored per case at most
     outputs: list[str] | None = None  # the variables to store (default: the family's)
 
     @field_validator("outputs", mode="before")

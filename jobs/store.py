@@ -31,7 +31,7 @@ from .integrity import (
     record_coordinates,
     record_metadata,
 )
-from .schema import DELAY_DIM, EXPONENT_DIM, PARAMETER_DIM, TIME_DIM, UNIT_DIM, provenance
+from .schema import KIND_DIMS, TIME_DIM, provenance
 from .spec import Grid, Spec
 
 __all__ = [
@@ -193,29 +193,32 @@ def store_bytes(spec: Spec, grid: Grid) -> int:
 
 
 def _result_bytes(spec: Spec, grid: Grid) -> int:
-    """The results of one case: 8 bytes per value of every variable."""
+    """The results of one case: every value of every variable at its stored size."""
     family = get_family(spec.family)
     fixed = {k: v for k, v in spec.model.items() if k != "family"}
     variables = family.variables(fixed, grid.coords, spec.run)
     shapes = _trailing(family, fixed, grid, spec.run, variables)[0]
-    return 8 * sum(int(np.prod(shapes[kind], dtype=np.int64)) for kind in variables.values())
+    sizes = {v: variable_dtype(v, spec.run, family).itemsize for v in variables}
+    return sum(sizes[v] * int(np.prod(shapes[k], dtype=np.int64)) for v, k in variables.items())
 
 
 def _trailing(family, fixed, grid, run, variables):
-    """Per kind of variable, the shape and the dimension names after the grid's: per case
-    (), per recorded step (time,), a vector per step (time, unit), the weights of a
-    network (parameter,), a Lyapunov spectrum (exponent,), a value per delay (delay,)."""
+    """Per kind of variable, the shape and the dimension names after the grid's
+    (:data:`rnnlab.jobs.schema.KIND_DIMS`): per case (), per recorded step (time,), a vector
+    per step (time, unit), the weights of a network (parameter,), a Lyapunov spectrum
+    (exponent,), a value per delay (delay,), per fixed point (point,), its state (point,
+    component) and its eigenvalues (point, eigenvalue)."""
     ntime = len(family.time_steps(run))
     kinds = set(variables.values())
     units = family.units(fixed, grid.coords) if "vector" in kinds else 0
     params = family.parameters(fixed, grid.coords) if "weights" in kinds else 0
+    states = family.state_size(fixed, grid.coords) if "point_states" in kinds else 0
     delays = delays_for(run.steps, run.num_delays)
+    points = run.num_fixed_points
     shapes = {"summary": (), "step": (ntime,), "vector": (ntime, units), "weights": (params,),
-              "spectrum": (run.num_exponents,), "delays": (delays,)}  # fmt: skip
-    dims = {"summary": (), "step": (TIME_DIM,), "vector": (TIME_DIM, UNIT_DIM),
-            "weights": (PARAMETER_DIM,), "spectrum": (EXPONENT_DIM,),
-            "delays": (DELAY_DIM,)}  # fmt: skip
-    return shapes, dims
+              "spectrum": (run.num_exponents,), "delays": (delays,), "points": (points,),
+              "point_states": (points, states), "point_eigenvalues": (points, states)}  # fmt: skip
+    return shapes, KIND_DIMS
 
 
 def check_size(spec: Spec, grid: Grid) -> None:
@@ -306,6 +309,8 @@ def _flat_coords(grid: Grid, slices: tuple[slice, ...]) -> dict[str, np.ndarray]
 def _fill(dtype: np.dtype):
     if dtype.kind == "f":
         return np.nan
+    if dtype.kind == "c":
+        return dtype.type(complex(np.nan, np.nan))
     if dtype.kind == "b":
         return False
     return -1
@@ -344,12 +349,10 @@ def create_store(path: Path, spec: Spec, grid: Grid, plan: BlockPlan) -> None:
     data_vars[DONE].encoding = {"chunks": (1,), "fill_value": 0, **codecs()}
     coords = {d: xr.Variable(d, _coord_values(grid.coords[d])) for d in grid.dims}
     coords[TIME_DIM] = xr.Variable(TIME_DIM, time, attrs=family.variable_attrs("time"))
-    trailing_dims = (("vector", UNIT_DIM), ("weights", PARAMETER_DIM), ("spectrum", EXPONENT_DIM),
-                     ("delays", DELAY_DIM))  # fmt: skip
-    for kind, dim in trailing_dims:
-        if kind in variables.values():
-            index = np.arange(extra[kind][-1])
-            coords[dim] = xr.Variable(dim, index, attrs=family.variable_attrs(dim))
+    for kind in dict.fromkeys(variables.values()):  # an index along every trailing dimension
+        for dim, size in zip(trailing[kind], extra[kind], strict=True):
+            if dim not in coords:
+                coords[dim] = xr.Variable(dim, np.arange(size), attrs=family.variable_attrs(dim))
     for var in coords.values():
         var.encoding = codecs()
     attrs = {
@@ -427,9 +430,8 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
     for i, name in enumerate(variables):
         arrays[name] = group[name]
         arr = results[name]
-        if variables[name] == "weights":
-            arr = _padded(arr, arrays[name].shape[len(bshape) :])
-        trailing = arr.shape[1:]  # (), (time,), (time, unit) or (parameter,)
+        arr = _padded(arr, arrays[name].shape[len(bshape) :])
+        trailing = arr.shape[1:]  # (), (time,), (time, unit), (parameter,), ...
         arrays[name][(*slices, *(slice(None),) * len(trailing))] = arr.reshape((*bshape, *trailing))
         if i == 0:
             fault_point("block_data")
@@ -441,12 +443,13 @@ def write_block(path: Path, spec: Spec, grid: Grid, plan: BlockPlan, index: int)
 
 
 def _padded(arr: np.ndarray, shape: tuple) -> np.ndarray:
-    """A block's weights (cases, P) NaN-padded to the store's parameter dimension (the
-    largest network of the grid)."""
+    """A block's values (cases, ...) padded with the fill value to the store's trailing
+    shape: a block's networks can be smaller than the grid's largest (its weights, its
+    fixed points' states)."""
     if arr.shape[1:] == tuple(shape):
         return arr
-    out = np.full((arr.shape[0], *shape), np.nan, dtype=arr.dtype)
-    out[:, : arr.shape[1]] = arr
+    out = np.full((arr.shape[0], *shape), _fill(arr.dtype), dtype=arr.dtype)
+    out[(slice(None), *(slice(0, k) for k in arr.shape[1:]))] = arr
     return out
 
 

@@ -292,7 +292,9 @@ seed = {range = 1}
 steps = 20
 record = "log"
 num_records = 4
-outputs = ["train_loss", "final_loss", "trained_weights"]
+outputs = ["train_loss", "final_loss", "trained_weights", "fixed_points_count",
+           "fixed_points_outside", "fixed_points_state", "fixed_points_eigenvalues",
+           "fixed_points_kind", "fixed_points_residual", "fixed_points_starts"]
 """
 SPECS["lyapunov"] = """
 [model]
@@ -1073,9 +1075,11 @@ def test_memory_capacity_figure_draws_the_stored_capacities(stores):
 def test_fixed_points_figure_draws_the_trained_networks_fixed_points(stores):
     """Figure 26: per cell, one grey trajectory per test sequence (the trained network's
     hidden states on their principal components) and a marker per fixed point, each a
-    state that PyTorch's own module, loaded with the trained weights, maps to itself."""
+    state that PyTorch's own module, loaded with the trained weights, maps to itself: the
+    points the sweep stored, the same as found again from the weights."""
     torch = pytest.importorskip("torch")
     from rnnlab.analysis.figures import trained_fixed_points
+    from rnnlab.engine.fixedpoints import visited_fixed_points
 
     ds = open_results(stores["fixed_points"])
     fig = F.fixed_points_figure(ds)
@@ -1083,6 +1087,9 @@ def test_fixed_points_figure_draws_the_trained_networks_fixed_points(stores):
     for a, cell in zip(fig.axes[:2], ("rnn", "gru"), strict=True):
         net, h, fp = trained_fixed_points(ds.sel(cell=cell, seed=0))
         assert len(_lines(a)) == h.shape[0]
+        again = visited_fixed_points(net, 4)[1]
+        np.testing.assert_array_equal(fp.kind, again.kind)
+        np.testing.assert_allclose(fp.points, again.points, rtol=0, atol=1e-12)
         assert sum(len(c.get_offsets()) for c in a.collections) == len(fp.points) >= 1
         w = net["layers"][0]
         H, I = np.shape(w["weight_hh"])[1], np.shape(w["weight_ih"])[1]

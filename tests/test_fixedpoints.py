@@ -1,11 +1,11 @@
-"""Fixed points and their linearisation (analysis/fixedpoints.py) against closed forms and
+"""Fixed points and their linearisation (engine/fixedpoints.py) against closed forms and
 PyTorch's own step."""
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from rnnlab.analysis.fixedpoints import classify_fixed_point, fixed_points
+from rnnlab.engine.fixedpoints import classify_fixed_point, fixed_points
 
 
 def test_a_bistable_unit_has_two_stable_points_and_an_unstable_one():
@@ -75,7 +75,13 @@ def test_classes_and_bad_input():
     assert classify_fixed_point([0.5, -0.9]) == "stable"
     assert classify_fixed_point([1.5, 0.2j]) == "saddle"
     assert classify_fixed_point([1.2, -3.0]) == "unstable"
-    assert classify_fixed_point([0.9999, 0.3]) == "marginal"  # a line attractor's direction
+    assert classify_fixed_point([0.9999, 0.3]) == "line_attractor"  # one direction at +1
+    assert classify_fixed_point([1.0005, -0.3j]) == "line_attractor"
+    assert classify_fixed_point([-0.9999, 0.3]) == "marginal"  # a flip, not a line
+    assert classify_fixed_point([1.0, 1.0, 0.2]) == "marginal"  # a plane of states
+    assert classify_fixed_point([0.9999, 0.9995]) == "marginal"  # a second slow direction
+    assert classify_fixed_point([0.6 + 0.8j, 0.6 - 0.8j]) == "marginal"  # a rotation
+    assert classify_fixed_point([1.0, 1.5]) == "saddle"
     layers = [{"weight_ih": np.zeros((2, 1)), "weight_hh": np.eye(2) * 0.5}]
     with pytest.raises(ValueError, match="input must be a vector of length I = 1"):
         fixed_points("rnn", layers, input=[1.0, 2.0])

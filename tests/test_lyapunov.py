@@ -92,7 +92,10 @@ def test_every_cell_matches_the_reference(cell, variant):
     weights are small enough that no step's Jacobian is singular: after an exactly singular
     step the frame of the later columns is set by rounding, and only the long-run limits
     agree (a 2-layer NFG net, whose cell states neither forget nor contract, still differs by
-    5e-3 at 200 steps, not at 600)."""
+    5e-3 at 200 steps, not at 600). The rounding allowance, 1e-13 e^-lambda, is measured: the
+    reference alone, summing its products in another order (batched complex steps instead of
+    one column at a time), moves that net's exponent at -28.7 by 0.027 and the one at -34 by
+    0.054."""
     steps = 600
     for L in (1, 2):
         layers = _layers(cell, L, seed=3 * L, scale=0.4, ncase=2)
@@ -111,7 +114,7 @@ def test_every_cell_matches_the_reference(cell, variant):
             # r_qq of a direction contracted by e^lambda per step has a relative error of
             # about eps e^-lambda
             err = np.abs(got[:S][resolved] - want[resolved])
-            assert (err <= 1e-3 + 1e-14 * np.exp(-want[resolved])).all(), (got, want)
+            assert (err <= 1e-3 + 1e-13 * np.exp(-want[resolved])).all(), (got, want)
             assert np.median(err) < 1e-12  # all but the pairs below
             if resolved.all():  # the volume: a rotating pair's two exponents split late
                 np.testing.assert_allclose(got[:S].sum(), want.sum(), rtol=1e-10, atol=1e-12)

@@ -261,6 +261,89 @@ def test_stored_trained_weights_are_the_networks_pytorch_runs(tmp_path):
         trained_network(ds.drop_vars("trained_weights").sel(cell="rnn", length=4, seed=0))
 
 
+FIXED_SPEC = """
+[model]
+family = "train"
+task = "adding"
+length = 4
+n = 5
+optimizer = "adam"
+learning_rate = 0.01
+[grid]
+cell = ["rnn", "lstm", "gru"]
+seed = {range = 1}
+[run]
+steps = 40
+record = "none"
+fixed_point_starts = 24
+num_fixed_points = 3
+outputs = ["final_loss", "trained_weights", "fixed_points_count", "fixed_points_outside",
+           "fixed_points_state", "fixed_points_eigenvalues", "fixed_points_kind",
+           "fixed_points_residual", "fixed_points_starts"]
+[store]
+path = "f.zarr"
+"""
+
+
+def _torch_step(net):
+    """The trained network's step without input as PyTorch's own module: s -> F(s) (the
+    LSTM's s = (h, c))."""
+    w = net["layers"][0]
+    H, I = np.shape(w["weight_hh"])[1], np.shape(w["weight_ih"])[1]
+    mod = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[net["cell"]](I, H)
+    mod = mod.double()
+    mod.load_state_dict({f"{k}_l0": torch.from_numpy(np.asarray(v)) for k, v in w.items()})
+    x = torch.zeros(1, 1, I, dtype=torch.float64)
+
+    def step(s):
+        if net["cell"] == "lstm":
+            _, (h, c) = mod(x, (s[:H].view(1, 1, H), s[H:].view(1, 1, H)))
+            return torch.cat([h.ravel(), c.ravel()])
+        return mod(x, s.view(1, 1, H))[1].ravel()
+
+    return step
+
+
+def test_stored_fixed_points_are_fixed_under_pytorch_with_its_jacobian(tmp_path):
+    """run.outputs with the fixed_points_* variables: every stored point of every cell is
+    mapped to itself by PyTorch's module loaded with the stored trained weights (1e-9), its
+    stored eigenvalues are those of torch.autograd's Jacobian of that step (1e-8) and its
+    class theirs; states NaN-padded to the grid's largest (the LSTM's 2 H); counts and
+    starts consistent; a bad num_fixed_points is one line, exit 2."""
+    from rnnlab.analysis import open_results, stored_fixed_points, trained_network
+    from rnnlab.engine import FIXED_POINT_KINDS
+    from rnnlab.engine.fixedpoints import classify_fixed_point
+    from rnnlab.jobs.runner import run_sweep
+
+    from .sweeps import rnnlab, write_spec
+
+    ds = open_results(run_sweep(write_spec(tmp_path, FIXED_SPEC), store=tmp_path / "f.zarr",
+                                sync=True).path)  # fmt: skip
+    assert ds.fixed_points_state.dims == ("cell", "seed", "point", "component")
+    assert ds.sizes["point"] == 3 and ds.sizes["component"] == 10
+    assert ds.fixed_points_kind.attrs["flag_meanings"].split() == list(FIXED_POINT_KINDS)
+    for cell, width in (("rnn", 5), ("lstm", 10), ("gru", 5)):
+        one = ds.sel(cell=cell, seed=0)
+        fp = stored_fixed_points(one)
+        assert 1 <= len(fp.points) <= min(3, int(one.fixed_points_count))
+        assert fp.points.shape[1] == width
+        assert np.isnan(one.fixed_points_state.values[:, width:]).all()
+        assert fp.starts.sum() + int(one.fixed_points_outside) <= 24
+        step = _torch_step(trained_network(one))
+        for s, lam, kind in zip(fp.points, fp.eigenvalues, fp.kind, strict=True):
+            st = torch.from_numpy(s)
+            np.testing.assert_allclose(step(st).detach().numpy(), s, atol=1e-9)
+            J = torch.autograd.functional.jacobian(step, st).numpy()
+            want = np.linalg.eigvals(J)
+            gap = np.abs(want[:, None] - lam[None, :]).min(axis=1)
+            assert gap.max() < 1e-8 and len(lam) == len(want)
+            assert kind == classify_fixed_point(want)
+    bad = FIXED_SPEC.replace("num_fixed_points = 3", "num_fixed_points = 0")
+    out = rnnlab("validate", write_spec(tmp_path, bad), cwd=tmp_path)
+    assert out.returncode == 2 and "run.num_fixed_points" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "cec"])
 def test_a_network_vector_round_trips_and_counts_every_weight(cell):
     """network_vector's row has parameter_count entries (the arrays init_network makes),

@@ -190,6 +190,11 @@ class Family:
         network); families without such variables have none."""
         return 0
 
+    def state_size(self, fixed: dict, grid: dict) -> int:
+        """Length of the ``component`` dimension of stored fixed points (the grid's largest
+        network's flat state); families without them have none."""
+        return 0
+
     @staticmethod
     def time_steps(run) -> np.ndarray:
         """The recorded steps of the store's ``time`` dimension."""

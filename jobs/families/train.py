@@ -15,6 +15,8 @@ import numpy as np
 
 from rnnlab.engine import ACTIVATIONS, CELL_GATES, LSTM_VARIANTS
 from rnnlab.engine._tracking import Output
+from rnnlab.engine.fixedpoints import FIXED_POINT_KINDS, visited_fixed_points
+from rnnlab.engine.reference_network import _rows
 from rnnlab.engine.tasks import TASKS
 from rnnlab.engine.train import (
     CLIPS,
@@ -39,6 +41,15 @@ _TOGETHER = ("cell", "task", "n", "layers", "length", "activation", "variant", "
              "init_scale", "forget_bias", "optimizer", "clip", "batch")  # fmt: skip
 #: Stored only when asked for (run.outputs): every weight of each trained network.
 _WEIGHTS = "trained_weights"
+#: Stored only when asked for: the fixed points of each trained network without input
+#: (rnnlab.engine.fixedpoints.visited_fixed_points), name -> (kind, dtype).
+_FIXED = {"fixed_points_count": ("summary", "int64"),
+          "fixed_points_outside": ("summary", "int64"),
+          "fixed_points_state": ("point_states", "float64"),
+          "fixed_points_eigenvalues": ("point_eigenvalues", "complex128"),
+          "fixed_points_kind": ("points", "int64"),
+          "fixed_points_residual": ("points", "float64"),
+          "fixed_points_starts": ("points", "int64")}  # fmt: skip
 #: What sizes a network's weights (the arguments of _parameter_count, in order).
 _SHAPE = ("cell", "task", "n", "layers")
 #: The settings that make a network's weights and how it runs (rnnlab.analysis.trained_network).
@@ -81,20 +92,25 @@ class TrainFamily(UpdateFamily):
     table: ClassVar[dict] = {
         **own_table(_STEP, _SUMMARY),
         _WEIGHTS: Output(_WEIGHTS, "weights", (), -1, "float64"),
+        **{v: Output(v, kind, (), -1, dtype) for v, (kind, dtype) in _FIXED.items()},
     }
 
     def outputs(self, fixed, grid):
-        """Every variable; all but the trained weights by default (asked for by name in
-        ``run.outputs``)."""
+        """Every variable; all but the trained weights and the fixed points by default
+        (asked for by name in ``run.outputs``)."""
         names = tuple(self.table)
-        return names, tuple(v for v in names if v != _WEIGHTS)
+        return names, tuple(v for v in names if v != _WEIGHTS and v not in _FIXED)
 
     def variable_attrs(self, name: str) -> dict:
         """The trained weights carry the family's defaults of the settings that size a
-        network (so a reader of the store alone can rebuild one)."""
+        network (so a reader of the store alone can rebuild one); the fixed points' class
+        its meanings (CF flags)."""
         attrs = super().variable_attrs(name)
         if name == _WEIGHTS:
             attrs["model_defaults"] = json.dumps({k: self.params[k].default for k in _SIZES})
+        if name == "fixed_points_kind":
+            attrs["flag_values"] = list(range(len(FIXED_POINT_KINDS)))
+            attrs["flag_meanings"] = " ".join(FIXED_POINT_KINDS)
         return attrs
 
     def parameters(self, fixed, grid):
@@ -102,6 +118,13 @@ class TrainFamily(UpdateFamily):
         values = [np.atleast_1d(grid[k]) if k in grid else [fixed.get(k, self.params[k].default)]
                   for k in _SHAPE]  # fmt: skip
         return max(_parameter_count(*key) for key in itertools.product(*values))
+
+    def state_size(self, fixed, grid):
+        """The flat state of the grid's largest network (its cell, variant, n and layers)."""
+        keys = ("cell", "variant", "n", "layers")
+        values = [np.atleast_1d(grid[k]) if k in grid else [fixed.get(k, self.params[k].default)]
+                  for k in keys]  # fmt: skip
+        return max(_state_size(*key) for key in itertools.product(*values))
 
     def check_run(self, fixed, grid, run, problems):
         """The clipping threshold must be positive."""
@@ -116,7 +139,13 @@ class TrainFamily(UpdateFamily):
         h = params["n"].astype(float) * params["layers"].astype(float)
         g = np.array([CELL_GATES[c] for c in params["cell"]], dtype=float)
         flops = 4 * g * h * (h + 10) * params["batch"].astype(float) * _sequence_steps(params)
-        return run.steps * (flops / 6e9 + 2e-4)
+        seconds = run.steps * (flops / 6e9 + 2e-4)
+        if run.outputs and set(run.outputs) & set(_FIXED):  # Newton from every start: about
+            keys = zip(*(params[k] for k in ("cell", "variant", "n", "layers")), strict=True)
+            s = np.array([_state_size(*key) for key in keys], dtype=float)  # 50 steps of a
+            per_start = 50 * ((s * s * g * h + s**3) / 3e9 + 1e-4)  # Jacobian, a solve, 1e-4 s
+            seconds = seconds + run.fixed_point_starts * per_start
+        return seconds
 
     def case_bytes(self, params, run):
         """BPTT stores every state and cache of a batch: about 8 steps batch 12 H bytes a
@@ -133,9 +162,13 @@ class TrainFamily(UpdateFamily):
         if _WEIGHTS in outputs:  # to it (and the writer to the store's widest)
             sizes = zip(*(params[k] for k in _SHAPE), strict=True)
             width = max(_parameter_count(*key) for key in set(sizes))
-        return run_grouped(params, _TOGETHER, lambda p: self._group(p, run, width))
+        states = 0  # likewise the block's widest state, if the fixed points are stored
+        if any(v in _FIXED for v in outputs):
+            sizes = zip(*(params[k] for k in ("cell", "variant", "n", "layers")), strict=True)
+            states = max(_state_size(*key) for key in set(sizes))
+        return run_grouped(params, _TOGETHER, lambda p: self._group(p, run, width, states))
 
-    def _group(self, p, run, width=0):
+    def _group(self, p, run, width=0, states=0):
         """Train each distinct network of the group once, test it at every test length the
         group asks for, and give each case its own network's results."""
         first = {k: p[k][0] for k in _TOGETHER}
@@ -155,7 +188,7 @@ class TrainFamily(UpdateFamily):
             momentum=p["momentum"][pick].astype(float), clip=str(first["clip"]),
             clip_threshold=p["clip_threshold"][pick].astype(float), batch=int(first["batch"]),
             updates=run.steps, records=self.time_steps(run), eval_lengths=tests,
-            keep_weights=width > 0, parallel=False,
+            keep_weights=width > 0 or states > 0, parallel=False,
         )  # fmt: skip
         col = np.array([tests.index(int(v)) if int(v) > 0 else -1 for v in p["test_length"]])
         out = {"train_loss": res["loss"][back], "train_grad_norm": res["grad_norm"][back]}
@@ -170,6 +203,9 @@ class TrainFamily(UpdateFamily):
             vec = network_vector(res["layers"], res["readout"])[back]
             out[_WEIGHTS] = np.pad(vec, ((0, 0), (0, width - vec.shape[1])),
                                    constant_values=np.nan)  # fmt: skip
+        if states:
+            found = _fixed_points(res, first, run, states)
+            out.update({k: v[back] for k, v in found.items()})
         return out
 
 
@@ -177,6 +213,39 @@ def _parameter_count(cell, task, n, layers) -> int:
     """Weights of a network of this cell, task (its inputs and outputs) and size."""
     t = TASKS[str(task)]
     return parameter_count(str(cell), int(n), int(layers), t.inputs, t.outputs)
+
+
+def _state_size(cell, variant, n, layers) -> int:
+    """Entries of a network's flat state (every layer's h, and c for the LSTM)."""
+    return int(layers) * _rows(str(cell), str(variant), int(n))
+
+
+def _fixed_points(res, first, run, width) -> dict:
+    """The fixed points without input of each network trained (its ``res["layers"]``), at
+    most ``run.num_fixed_points`` of them, padded to ``width`` state entries."""
+    m, P = len(res["final_loss"]), run.num_fixed_points
+    out = {"fixed_points_count": np.full(m, -1), "fixed_points_outside": np.full(m, -1),
+           "fixed_points_state": np.full((m, P, width), np.nan),
+           "fixed_points_eigenvalues": np.full((m, P, width), complex(np.nan, np.nan)),
+           "fixed_points_kind": np.full((m, P), -1),
+           "fixed_points_residual": np.full((m, P), np.nan),
+           "fixed_points_starts": np.full((m, P), -1)}  # fmt: skip
+    activation = "identity" if first["activation"] == "linear" else str(first["activation"])
+    for i in range(m):
+        layers = [{k: v[i] for k, v in w.items()} for w in res["layers"]]
+        if not all(np.isfinite(v).all() for w in layers for v in w.values()):
+            continue  # a diverged network: nothing to linearise
+        net = {"cell": str(first["cell"]), "layers": layers, "activation": activation,
+               "variant": str(first["variant"]), "task": str(first["task"])}  # fmt: skip
+        _, fp = visited_fixed_points(net, int(first["length"]), starts=run.fixed_point_starts)
+        k, S = min(len(fp.kind), P), fp.points.shape[-1]
+        out["fixed_points_count"][i], out["fixed_points_outside"][i] = len(fp.kind), fp.outside
+        out["fixed_points_state"][i, :k, :S] = fp.points[:k]
+        out["fixed_points_eigenvalues"][i, :k, :S] = fp.eigenvalues[:k]
+        out["fixed_points_kind"][i, :k] = [FIXED_POINT_KINDS.index(c) for c in fp.kind[:k]]
+        out["fixed_points_residual"][i, :k] = fp.residual[:k]
+        out["fixed_points_starts"][i, :k] = fp.starts[:k]
+    return out
 
 
 def _sequence_steps(params) -> np.ndarray:

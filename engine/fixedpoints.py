@@ -11,7 +11,9 @@ slower); the solutions are merged when closer than ``merge_tol``, and each is cl
 the moduli of the eigenvalues of the step's Jacobian there (a discrete-time map: stable
 inside the unit circle). The step and its Jacobian are the NumPy reference's
 (:mod:`rnnlab.engine.reference_network`: the equations written out again, the Jacobian by
-the complex-step method), independent of the kernels.
+the complex-step method), independent of the kernels. :func:`visited_fixed_points` starts
+from the states a network visits on its task (what the ``train`` family stores and figure
+26 draws).
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FIXED_POINT_KINDS", "FixedPoints", "classify_fixed_point", "fixed_points"]
+__all__ = [
+    "FIXED_POINT_KINDS",
+    "FixedPoints",
+    "classify_fixed_point",
+    "fixed_points",
+    "task_states",
+    "visited_fixed_points",
+]
 
-#: The classes of a fixed point by the moduli |lambda| of its Jacobian's eigenvalues.
-FIXED_POINT_KINDS = ("stable", "saddle", "unstable", "marginal")
+#: The classes of a fixed point by its Jacobian's eigenvalues (stored as their index).
+FIXED_POINT_KINDS = ("stable", "line_attractor", "marginal", "saddle", "unstable")
 
 
 @dataclass(frozen=True)
@@ -58,22 +67,31 @@ class FixedPoints:
 
 
 def classify_fixed_point(eigenvalues, tol: float = 1e-3) -> str:
-    """``stable`` (every |lambda| < 1 - tol), ``unstable`` (every |lambda| > 1 + tol),
-    ``marginal`` (none above 1 + tol, some within tol of 1: a line or ring attractor's
-    direction along the attractor), else ``saddle``."""
-    mod = np.abs(np.asarray(eigenvalues))
+    """The class of a fixed point of a map from its Jacobian's eigenvalues lambda.
+
+    ``stable`` (every |lambda| < 1 - tol), ``unstable`` (every |lambda| > 1 + tol),
+    ``line_attractor`` (one lambda within tol of +1, every other |lambda| < 1 - tol: the
+    state can slide along one direction, as on Seung's or Sussillo & Barak's line
+    attractors), ``marginal`` (none above 1 + tol and some other |lambda| within tol of 1: a
+    ring or plane of states, or a flip at lambda = -1), else ``saddle``.
+    """
+    lam = np.asarray(eigenvalues)
+    mod = np.abs(lam)
     if np.all(mod < 1 - tol):
         return "stable"
     if np.all(mod > 1 + tol):
         return "unstable"
-    if np.all(mod <= 1 + tol):
-        return "marginal"
-    return "saddle"
+    if np.any(mod > 1 + tol):
+        return "saddle"
+    at_one = np.abs(lam - 1) <= tol
+    if at_one.sum() == 1 and np.all(mod[~at_one] < 1 - tol):
+        return "line_attractor"
+    return "marginal"
 
 
 def _step_and_jacobian(cell, layers, activation, variant, x):
     """(F(s), dF/ds) of one step of the network at input x, from the NumPy reference."""
-    from rnnlab.engine.reference_network import _H_STEP, _step
+    from .reference_network import _step, complex_step
 
     layers = [{k: np.asarray(v, dtype=np.float64) for k, v in w.items()} for w in layers]
     peep = cell == "lstm" and "weight_peephole" in layers[0] and variant != "NP"
@@ -84,13 +102,7 @@ def _step_and_jacobian(cell, layers, activation, variant, x):
             return _step(cell, layers, activation, variant, peep, s, x, e)[0]
 
     def jac(s):
-        S = s.shape[0]
-        J = np.empty((S, S))
-        for j in range(S):
-            d = np.zeros(S, complex)
-            d[j] = 1j * _H_STEP
-            J[:, j] = np.imag(f(s + d)) / _H_STEP
-        return J
+        return complex_step(lambda d: f(s + d), s.shape[0])
 
     return f, jac
 
@@ -139,9 +151,9 @@ def fixed_points(
     ValueError
         For weights the reference cannot run, or starts of the wrong width.
     """
-    from rnnlab.engine import CELL_GATES
-    from rnnlab.engine._validate import check_int
-    from rnnlab.engine.reference_network import _rows
+    from ._validate import check_int
+    from .reference_network import _rows
+    from .weights import CELL_GATES
 
     if cell not in CELL_GATES:
         raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELL_GATES)}")
@@ -167,7 +179,7 @@ def fixed_points(
         raise ValueError("starts must be finite")
     f, jac = _step_and_jacobian(cell, layers, activation, variant, x)
     found = [s for s in (_newton(f, jac, s, tol, max_iter) for s in s0) if s is not None]
-    bounded = cell in ("gru", "lstm") or activation in ("tanh", "sigmoid")
+    bounded = cell in ("gru", "lstm") or (cell == "rnn" and activation in ("tanh", "sigmoid"))
     R = S // len(layers)
     inside = [s for s in found
               if not bounded or np.abs(s.reshape(len(layers), R)[:, :H]).max() < 1]  # fmt: skip
@@ -224,3 +236,51 @@ def _summarise(found, f, jac, merge_tol, outside) -> FixedPoints:
         starts=np.array([len(g) for g in groups], dtype=np.int64),
         outside=outside,
     )
+
+
+def task_states(net: dict, length: int, *, sequences: int = 20, seed: int = 10**6):
+    """The hidden states (sequences, steps, units) of a trained network ``net`` (as in
+    :func:`visited_fixed_points`) on ``sequences`` fresh test sequences of its task."""
+    from .network import simulate_network
+    from .tasks import task_batch
+
+    x, _ = task_batch(str(net["task"]), int(length), seed, 0, sequences)
+    res = simulate_network(net["cell"], net["layers"], activation=net["activation"],
+                           variant=net["variant"], steps=x.shape[1], input=x, record="all",
+                           outputs=["hidden_state"])  # fmt: skip
+    return res["hidden_state"]
+
+
+def visited_fixed_points(net: dict, length: int, *, sequences: int = 20, starts: int = 64,
+                         seed: int = 10**6):  # fmt: skip
+    """The fixed points without input of a network trained on a task, from states it
+    visits (Sussillo & Barak's starts).
+
+    Parameters
+    ----------
+    net : dict
+        ``cell``, ``layers``, ``activation``, ``variant`` and ``task`` (as
+        :func:`rnnlab.analysis.trained_network` returns them).
+    length : int
+        The task's length T for the test sequences.
+    sequences : int
+        Fresh test sequences of the task (data seed ``seed``: no training seed reaches it).
+    starts : int
+        Distinct visited states to start from (all of them if fewer); the LSTM's cell
+        states start at 0.
+
+    Returns
+    -------
+    h : ndarray (sequences, steps, units)
+        The hidden states on the test sequences.
+    fp : FixedPoints
+    """
+    h = task_states(net, length, sequences=sequences, seed=seed)
+    visited = h.reshape(-1, h.shape[-1])
+    rng = np.random.default_rng(0)
+    picks = visited[rng.choice(len(visited), min(starts, len(visited)), replace=False)]
+    if net["cell"] == "lstm":  # the state is (h, c)
+        picks = np.concatenate([picks, np.zeros_like(picks)], axis=1)
+    fp = fixed_points(net["cell"], net["layers"], activation=net["activation"],
+                      variant=net["variant"], starts=picks)  # fmt: skip
+    return h, fp
