@@ -49,6 +49,7 @@ __all__ = [
     "CompileRecorder",
     "compile_stats",
     "dispatchers",
+    "float64_bits_as_int64",
     "fma",
     "int64_bits_as_float64",
     "jit",
@@ -198,6 +199,25 @@ def int64_bits_as_float64(typingctx, x):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@intrinsic
+def float64_bits_as_int64(typingctx, x):
+    """Reinterpret the bits of a float64 as an int64 (the inverse of
+    :func:`int64_bits_as_float64`).
+
+    Used to read an integer held in a float's mantissa: AVX2 has no vector float64 -> int64
+    conversion (AVX-512DQ's ``vcvttpd2qq``), so ``np.int64(x)`` there is a scalar
+    conversion per lane, while a bitcast and an integer subtraction vectorise on both.
+    """
+    if not isinstance(x, types.Float) or x.bitwidth != 64:
+        return None
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
 
     return sig, codegen
 

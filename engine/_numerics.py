@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import int64_bits_as_float64, jit
 
 __all__ = [
     "INPUT_ARRAY",
@@ -41,6 +41,10 @@ _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _ONE = np.uint64(1)
 _TWO_M53 = 2.0**-53
+_LOW21 = np.uint64((1 << 21) - 1)
+_S21 = np.uint64(21)
+_TWO_52_BITS = np.uint64(0x4330000000000000)  # the bits of 2**52
+_TWO_52 = 2.0**52
 
 
 @jit
@@ -55,7 +59,17 @@ def noise_uniform(key, t):
     z = (z ^ (z >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     z = z ^ (z >> _S31)
-    return np.float64(z >> _S11) * _TWO_M53
+    return _exact_float(z >> _S11) * _TWO_M53
+
+
+@jit(inline="always")
+def _exact_float(a):
+    """float64(a) of a uint64 a < 2**53, exactly, by bits: 2**52 + v for v < 2**52 is the
+    bits of 2**52 with v in the mantissa, for its top 32 and its low 21 bits (AVX2 has no
+    vector uint64 -> float64 conversion; AVX-512DQ's ``vcvtuqq2pd`` does the same)."""
+    hi = int64_bits_as_float64(_TWO_52_BITS | (a >> _S21)) - _TWO_52
+    lo = int64_bits_as_float64(_TWO_52_BITS | (a & _LOW21)) - _TWO_52
+    return hi * 2097152.0 + lo  # exact: an integer below 2**53
 
 
 @jit

@@ -14,9 +14,7 @@ which the accurate tanh and sigmoid derivatives rely on. Measured against ``np.e
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._jit import int64_bits_as_float64, jit
+from ._jit import float64_bits_as_int64, int64_bits_as_float64, jit
 
 __all__ = ["EXP_MAX_ARG", "EXP_MIN_ARG", "exp", "exp_parts", "expm1"]
 
@@ -24,6 +22,9 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _SHIFT = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to the nearest integer
+#: The bits of _SHIFT: t = x log2(e) + _SHIFT lies in [2**52, 2**53), where the ulp is 1, so
+#: bits(t) - bits(_SHIFT) is n as an int64 (no float -> int conversion, which AVX2 lacks).
+_SHIFT_BITS = 0x4338000000000000
 
 #: Largest and smallest arguments for which 2**n is a normal float64.
 EXP_MAX_ARG = 709.0
@@ -52,7 +53,7 @@ def exp_parts(x):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     p = p * r * r + r
-    s = int64_bits_as_float64((np.int64(n) + 1023) << 52)
+    s = int64_bits_as_float64((float64_bits_as_int64(t) - _SHIFT_BITS + 1023) << 52)
     return s, p
 
 
