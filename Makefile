@@ -44,6 +44,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format .
 
 bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_table.py
+	$(BIN)/python benchmarks/bench_table.py --isa avx2
 	$(BIN)/python benchmarks/bench_rnn.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_compile.py

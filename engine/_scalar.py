@@ -108,20 +108,37 @@ def _track_change(t, h, hp, last_change, sat_tol):
 
 
 @jit(inline="always")
+def _watch(t, h, maxn, blow):
+    """The blow-up tracker of a lane after its step to h: (the largest |h| so far, the first
+    step at which h is not finite, or -1). Scalars in and out: the lane loops stay
+    vectorised (array arguments did not, measured 8x slower)."""
+    ah = abs(np.float64(h))
+    return max(maxn, ah), (t if (not (ah < np.inf) and blow < 0) else blow)
+
+
+@jit(inline="always")
+def _alive(m, blow):
+    """The real lanes (the first m) that have not blown up (a loop of its own: counting
+    inside the vectorised loop slowed it down)."""
+    alive = 0
+    for j in range(m):
+        if blow[j] < 0:
+            alive += 1
+    return alive
+
+
+@jit(inline="always")
 def _recursion(code, t, m, wl, cl, bl, xl, h, hp, d, maxn, blow):
     """One step of every lane with the blow-up tracker; returns the real lanes still alive."""
-    alive = 0
     for j in range(LANES):  # a constant trip count: no remainder loop
         hp[j] = h[j]
         v, dv = activate(code, fma(wl[j], h[j], fma(cl[j], xl[j], bl[j])))
         h[j] = v  # rounds to the run's precision
         d[j] = dv
-        ah = abs(np.float64(h[j]))
-        maxn[j] = max(maxn[j], ah)
-        blow[j] = t if (not (ah < np.inf) and blow[j] < 0) else blow[j]
+        maxn[j], blow[j] = _watch(t, h[j], maxn[j], blow[j])
+    alive = 0
     for j in range(m):  # a separate loop: the counting slowed the vectorised one down
-        if blow[j] < 0:
-            alive += 1
+        alive += 1 if blow[j] < 0 else 0
     return alive
 
 
@@ -129,16 +146,13 @@ def _recursion(code, t, m, wl, cl, bl, xl, h, hp, d, maxn, blow):
 def _state_step(code, t, m, wl, cl, bl, xl, h, maxn, blow):
     """:func:`_recursion` without keeping f'(z) and h(t-1) (no gradient, no saturation
     tracker)."""
-    alive = 0
     for j in range(LANES):  # a constant trip count: no remainder loop
         v, _ = activate(code, fma(wl[j], h[j], fma(cl[j], xl[j], bl[j])))
         h[j] = v  # rounds to the run's precision
-        ah = abs(np.float64(h[j]))
-        maxn[j] = max(maxn[j], ah)
-        blow[j] = t if (not (ah < np.inf) and blow[j] < 0) else blow[j]
+        maxn[j], blow[j] = _watch(t, h[j], maxn[j], blow[j])
+    alive = 0
     for j in range(m):  # a separate loop: the counting slowed the vectorised one down
-        if blow[j] < 0:
-            alive += 1
+        alive += 1 if blow[j] < 0 else 0
     return alive
 
 
@@ -163,7 +177,6 @@ def _every_tracker(
     fused into one lane loop, for the default run that has every tracker on (twice as fast
     as the separate loops: one loop's overhead per step instead of four). The same
     arithmetic, term for term (FMAs are explicit), so the results are identical."""
-    alive = 0
     for j in range(LANES):  # a constant trip count: no remainder loop
         hprev = h[j]
         v, dv = activate(code, fma(wl[j], hprev, fma(cl[j], xl[j], bl[j])))
@@ -179,11 +192,10 @@ def _every_tracker(
         last_mem[j] = t if resp > mem_rtol * r else last_mem[j]
         moved = abs(hj - np.float64(hprev)) > sat_tol * max(1.0, ah)
         last_change[j] = t if moved else last_change[j]
-        maxn[j] = max(maxn[j], ah)
-        blow[j] = t if (not (ah < np.inf) and blow[j] < 0) else blow[j]
-    for j in range(m):
-        if blow[j] < 0:
-            alive += 1
+        maxn[j], blow[j] = _watch(t, h[j], maxn[j], blow[j])
+    alive = 0
+    for j in range(m):  # a separate loop: the counting slowed the vectorised one down
+        alive += 1 if blow[j] < 0 else 0
     return alive
 
 

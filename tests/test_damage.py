@@ -20,7 +20,7 @@ from .sweeps import SCALAR_SPEC, assert_same_store, rnnlab
 
 # the scalar sweep of the sweep tests, 168 cases cut into 8 blocks; no case blows up, so no
 # block writes a blowup_step chunk (all -1, the fill value): a legitimate absence
-SPEC = SCALAR_SPEC.replace('"scalar.zarr"', '"s.zarr"') % {"block_seconds": 0.00005}
+SPEC = SCALAR_SPEC.replace('"scalar.zarr"', '"s.zarr"') % {"block_seconds": 0.00003}
 BLOCK = 3  # the block the tests damage
 
 

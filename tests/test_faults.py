@@ -440,7 +440,7 @@ def test_blocks_far_smaller_than_their_overhead_are_coarsened(tmp_path):
 # -- kills at every kind of moment: the same command again gives the uninterrupted store -----
 
 # the scalar sweep of the sweep tests, cut into 8 blocks
-KILL_SPEC = SCALAR_SPEC.replace('"scalar.zarr"', '"s.zarr"') % {"block_seconds": 0.00005}
+KILL_SPEC = SCALAR_SPEC.replace('"scalar.zarr"', '"s.zarr"') % {"block_seconds": 0.00003}
 
 # 20 kills: the creation, every kind of moment inside and between the 8 blocks (the last
 # block's end included: a complete store not yet finalised), and the finalisation

@@ -118,7 +118,7 @@ class RnnFamily(Family):
     def case_seconds(self, params: dict, run) -> np.ndarray:
         """Estimated single-core seconds per case (measured on the 2-core AVX-512 machine).
 
-        n = 1: 6.5 ns per step (lanes of 16 cases). n > 1: per step, 2 matrix-vector products
+        n = 1: 3.6 ns per step (lanes of 128 cases). n > 1: per step, 2 matrix-vector products
         (4 n^2 flops) and, with the gradient, a BLAS n x n x n product (2 n^3 flops) at about
         30 GFLOP/s.
         """
@@ -126,7 +126,7 @@ class RnnFamily(Family):
         grad = 0.0 if run.gradient == "none" else 1.0
         probes = np.where((run.gradient == "estimate") | (n > 128), run.gradient_probes, n)
         per_step = np.where(
-            n == 1, 6.5e-9, 2e-7 + (4 * n**2 + grad * (2 * n**2 * probes + 4 * n**2)) / 30e9
+            n == 1, 3.6e-9, 2e-7 + (4 * n**2 + grad * (2 * n**2 * probes + 4 * n**2)) / 30e9
         )
         if params["_layered"][0]:
             L = params["layers"].astype(float)
