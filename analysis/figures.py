@@ -1840,7 +1840,7 @@ def fixed_points_figure(ds, ax=None):
         proj = (h - mean) @ vt[:2].T
         for traj in proj:
             a.plot(traj[:, 0], traj[:, 1], color="0.75", linewidth=0.6)
-        pts = (fp.points[:, :H] - mean) @ vt[:2].T
+        pts = (fp.points[:, :H] - mean) @ vt[:2].T if len(fp.points) else np.zeros((0, 2))
         for kind, (color, marker) in _KIND_STYLE.items():
             sel = fp.kind == kind
             if sel.any():
