@@ -371,10 +371,14 @@ def stored_fixed_points(ds):
     if missing:
         raise ValueError(f"ds: no {', '.join(missing)}: run the train sweep with them in "
                          "run.outputs")  # fmt: skip
-    v = {k: ds[f"fixed_points_{k}"].squeeze().values for k in names}
-    if v["count"].ndim:
-        others = [d for d in ds["fixed_points_count"].dims if ds.sizes[d] > 1]
-        raise ValueError(f"ds: select one case first, e.g. ds.sel({others[0]}=...)")
+    grid = [d for d in ds["fixed_points_count"].dims if ds.sizes[d] > 1]
+    if grid:
+        raise ValueError(f"ds: select one case first, e.g. ds.sel({grid[0]}=...)")
+    case = {d: 0 for d in ds["fixed_points_count"].dims}  # dimensions of one value
+    v = {k: ds[f"fixed_points_{k}"].isel(case).values for k in names}
+    if int(v["count"]) < 0:
+        raise ValueError("ds: this case's network has no fixed points stored: its weights or "
+                         "its states on the task are not finite (it diverged)")  # fmt: skip
     m = int(np.sum(v["kind"] >= 0))
     width = int(np.sum(~np.isnan(v["state"][0]))) if m else 0
     return FixedPoints(

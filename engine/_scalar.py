@@ -117,17 +117,6 @@ def _watch(t, h, maxn, blow):
 
 
 @jit(inline="always")
-def _alive(m, blow):
-    """The real lanes (the first m) that have not blown up (a loop of its own: counting
-    inside the vectorised loop slowed it down)."""
-    alive = 0
-    for j in range(m):
-        if blow[j] < 0:
-            alive += 1
-    return alive
-
-
-@jit(inline="always")
 def _recursion(code, t, m, wl, cl, bl, xl, h, hp, d, maxn, blow):
     """One step of every lane with the blow-up tracker; returns the real lanes still alive."""
     for j in range(LANES):  # a constant trip count: no remainder loop

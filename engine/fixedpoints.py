@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "FIXED_POINT_KINDS",
+    "FIXED_POINT_OUTPUTS",
     "FixedPoints",
     "classify_fixed_point",
     "fixed_points",
@@ -31,6 +32,16 @@ __all__ = [
     "visited_fixed_points",
 ]
 
+#: The variables of the fixed points a ``train`` sweep stores (asked for in run.outputs).
+FIXED_POINT_OUTPUTS = (
+    "fixed_points_count",
+    "fixed_points_outside",
+    "fixed_points_state",
+    "fixed_points_eigenvalues",
+    "fixed_points_kind",
+    "fixed_points_residual",
+    "fixed_points_starts",
+)
 #: The classes of a fixed point by its Jacobian's eigenvalues (stored as their index).
 FIXED_POINT_KINDS = ("stable", "line_attractor", "marginal", "saddle", "unstable")
 
@@ -178,7 +189,8 @@ def fixed_points(
     if not np.isfinite(s0).all():
         raise ValueError("starts must be finite")
     f, jac = _step_and_jacobian(cell, layers, activation, variant, x)
-    found = [s for s in (_newton(f, jac, s, tol, max_iter) for s in s0) if s is not None]
+    with np.errstate(over="ignore", invalid="ignore"):  # huge states: no convergence
+        found = [s for s in (_newton(f, jac, s, tol, max_iter) for s in s0) if s is not None]
     bounded = cell in ("gru", "lstm") or (cell == "rnn" and activation in ("tanh", "sigmoid"))
     R = S // len(layers)
     inside = [s for s in found
@@ -266,21 +278,41 @@ def visited_fixed_points(net: dict, length: int, *, sequences: int = 20, starts:
     sequences : int
         Fresh test sequences of the task (data seed ``seed``: no training seed reaches it).
     starts : int
-        Distinct visited states to start from (all of them if fewer); the LSTM's cell
-        states start at 0.
+        Visited states to start from (drawn without replacement; all of them if fewer);
+        the LSTM's cell states start at 0.
 
     Returns
     -------
     h : ndarray (sequences, steps, units)
         The hidden states on the test sequences.
     fp : FixedPoints
+
+    Raises
+    ------
+    ValueError
+        When no visited state is finite (a network that diverges on its task).
     """
     h = task_states(net, length, sequences=sequences, seed=seed)
     visited = h.reshape(-1, h.shape[-1])
+    visited = visited[np.isfinite(visited).all(axis=1)]
+    if not len(visited):
+        raise ValueError("the network's states are not finite on its task: no start")
     rng = np.random.default_rng(0)
     picks = visited[rng.choice(len(visited), min(starts, len(visited)), replace=False)]
-    if net["cell"] == "lstm":  # the state is (h, c)
-        picks = np.concatenate([picks, np.zeros_like(picks)], axis=1)
+    picks = _flat_states(net, picks)
     fp = fixed_points(net["cell"], net["layers"], activation=net["activation"],
                       variant=net["variant"], starts=picks)  # fmt: skip
     return h, fp
+
+
+def _flat_states(net: dict, h: np.ndarray) -> np.ndarray:
+    """Flat states (m, S) from hidden states (m, L H) (layer after layer): each layer's h,
+    then 0 for the rest of its rows (the LSTM's c), in the reference's order."""
+    from .reference_network import _rows
+
+    H = np.shape(net["layers"][0]["weight_hh"])[-1]
+    L = len(net["layers"])
+    R = _rows(net["cell"], net["variant"], H)
+    out = np.zeros((len(h), L, R))
+    out[:, :, :H] = h.reshape(len(h), L, H)
+    return out.reshape(len(h), L * R)

@@ -297,13 +297,15 @@ VARIABLES: dict[str, tuple[str, str, str]] = {
         "Distinct fixed points of the trained step without input (F(s) = s to 1e-10, merged "
         "within 1e-6) reached by Newton's method from run.fixed_point_starts states the "
         "network visits on 20 fresh test sequences (Sussillo & Barak 2013); the first "
-        "run.num_fixed_points are stored; -1 where the weights are not finite.",
+        "run.num_fixed_points are stored; -1 where the weights or the network's states on "
+        "its task are not finite (a diverged network).",
     ),
     "fixed_points_outside": (
         "starts converged outside the range of h",
         "1",
         "Starts whose solution has some |h| >= 1, which no state of a bounded cell can reach "
-        "(a saturated gate freezing it), left out of the fixed points.",
+        "(a saturated gate freezing it), left out of the fixed points; -1 for a diverged "
+        "network.",
     ),
     "fixed_points_state": (
         "fixed point",

@@ -97,3 +97,39 @@ def test_classes_and_bad_input():
     none = fixed_points("rnn", [{"weight_ih": np.zeros((2, 1)), "weight_hh": np.eye(2) * 3}],
                         max_iter=1, num_starts=2, scale=5.0)  # fmt: skip
     assert none.points.shape[0] == 0 and none.kind.size == 0
+
+
+def test_visited_starts_follow_the_state_layout_and_refuse_non_finite_runs():
+    """A 2-layer LSTM's starts are [h1, 0, h2, 0] (each layer's h, then its c at 0) and the
+    points found from them are fixed under PyTorch's 2-layer nn.LSTM; a network whose states
+    overflow starts from its finite ones, and one with no finite state is refused in one
+    line."""
+    torch = pytest.importorskip("torch")
+    from rnnlab.engine.fixedpoints import _flat_states, visited_fixed_points
+    from rnnlab.engine.train import init_network
+
+    layers, _ = init_network("lstm", 3, 2, 2, 1, seed=1, init="pytorch", scale=None,
+                             forget_bias=0.0)  # fmt: skip
+    net = {"cell": "lstm", "layers": layers, "activation": "tanh", "variant": "vanilla",
+           "task": "adding"}  # fmt: skip
+    h = np.arange(12.0).reshape(2, 6)  # two states of [h1 (3), h2 (3)]
+    np.testing.assert_array_equal(_flat_states(net, h)[1], [6, 7, 8, 0, 0, 0, 9, 10, 11, 0, 0, 0])
+    _, fp = visited_fixed_points(net, 5, starts=8)
+    mod = torch.nn.LSTM(2, 3, num_layers=2).double()
+    mod.load_state_dict({f"{k}_l{i}": torch.from_numpy(np.asarray(v))
+                         for i, w in enumerate(layers) for k, v in w.items()})  # fmt: skip
+    assert len(fp.points) >= 1
+    for s in fp.points:
+        st = torch.from_numpy(s).view(2, 2, 3)  # (layer, h or c, unit)
+        _, (hn, cn) = mod(torch.zeros(1, 1, 2, dtype=torch.float64),
+                          (st[:, 0].reshape(2, 1, 3), st[:, 1].reshape(2, 1, 3)))  # fmt: skip
+        got = torch.stack([hn[:, 0], cn[:, 0]], dim=1).ravel().detach().numpy()
+        np.testing.assert_allclose(got, s, atol=1e-9)
+    wild, _ = init_network("rnn", 3, 1, 2, 1, seed=1, init="pytorch", scale=None,
+                           forget_bias=0.0)  # fmt: skip
+    relu = {**net, "cell": "rnn", "activation": "relu"}
+    big = [{k: v * 1e100 for k, v in w.items()} for w in wild]  # its states overflow later:
+    visited_fixed_points({**relu, "layers": big}, 5)  # the finite ones are the starts
+    broken = [{k: v * np.inf for k, v in w.items()} for w in wild]  # every state NaN
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="not finite on its"):
+        visited_fixed_points({**relu, "layers": broken}, 5)

@@ -276,7 +276,7 @@ seed = {range = 1}
 steps = 40
 record = "none"
 fixed_point_starts = 24
-num_fixed_points = 3
+num_fixed_points = 1
 outputs = ["final_loss", "trained_weights", "fixed_points_count", "fixed_points_outside",
            "fixed_points_state", "fixed_points_eigenvalues", "fixed_points_kind",
            "fixed_points_residual", "fixed_points_starts"]
@@ -309,7 +309,8 @@ def test_stored_fixed_points_are_fixed_under_pytorch_with_its_jacobian(tmp_path)
     mapped to itself by PyTorch's module loaded with the stored trained weights (1e-9), its
     stored eigenvalues are those of torch.autograd's Jacobian of that step (1e-8) and its
     class theirs; states NaN-padded to the grid's largest (the LSTM's 2 H); counts and
-    starts consistent; a bad num_fixed_points is one line, exit 2."""
+    starts consistent (one point stored: a dimension of size 1); a bad num_fixed_points is
+    one line, exit 2."""
     from rnnlab.analysis import open_results, stored_fixed_points, trained_network
     from rnnlab.engine import FIXED_POINT_KINDS
     from rnnlab.engine.fixedpoints import classify_fixed_point
@@ -320,12 +321,12 @@ def test_stored_fixed_points_are_fixed_under_pytorch_with_its_jacobian(tmp_path)
     ds = open_results(run_sweep(write_spec(tmp_path, FIXED_SPEC), store=tmp_path / "f.zarr",
                                 sync=True).path)  # fmt: skip
     assert ds.fixed_points_state.dims == ("cell", "seed", "point", "component")
-    assert ds.sizes["point"] == 3 and ds.sizes["component"] == 10
+    assert ds.sizes["point"] == 1 and ds.sizes["component"] == 10
     assert ds.fixed_points_kind.attrs["flag_meanings"].split() == list(FIXED_POINT_KINDS)
     for cell, width in (("rnn", 5), ("lstm", 10), ("gru", 5)):
         one = ds.sel(cell=cell, seed=0)
         fp = stored_fixed_points(one)
-        assert 1 <= len(fp.points) <= min(3, int(one.fixed_points_count))
+        assert len(fp.points) == 1 <= int(one.fixed_points_count)
         assert fp.points.shape[1] == width
         assert np.isnan(one.fixed_points_state.values[:, width:]).all()
         assert fp.starts.sum() + int(one.fixed_points_outside) <= 24
@@ -338,10 +339,11 @@ def test_stored_fixed_points_are_fixed_under_pytorch_with_its_jacobian(tmp_path)
             gap = np.abs(want[:, None] - lam[None, :]).min(axis=1)
             assert gap.max() < 1e-8 and len(lam) == len(want)
             assert kind == classify_fixed_point(want)
-    bad = FIXED_SPEC.replace("num_fixed_points = 3", "num_fixed_points = 0")
-    out = rnnlab("validate", write_spec(tmp_path, bad), cwd=tmp_path)
-    assert out.returncode == 2 and "run.num_fixed_points" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    for value in ("0", "25"):  # at least 1, at most fixed_point_starts
+        bad = FIXED_SPEC.replace("num_fixed_points = 1", f"num_fixed_points = {value}")
+        out = rnnlab("validate", write_spec(tmp_path, bad), cwd=tmp_path)
+        assert out.returncode == 2 and "run.num_fixed_points" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "cec"])

@@ -13,6 +13,7 @@ from rnnlab.engine import (
     OUTPUTS,
     record_steps,
 )
+from rnnlab.engine.fixedpoints import FIXED_POINT_OUTPUTS
 from rnnlab.engine.network import CAPACITY_MIN_STEPS, capacity_fits, delays_for
 
 from ..schema import VARIABLES
@@ -243,6 +244,7 @@ OUTPUT_HINTS = {
     "log10_carousel_gain": "family lstm only",
     "cell_growth_rate": "family lstm only",
     "trained_weights": "family train only",
+    **dict.fromkeys(FIXED_POINT_OUTPUTS, "family train only (fixed points of trained networks)"),
     **dict.fromkeys(
         CAPACITY_OUTPUTS,
         "families rnn (n > 1), lstm, gru and cec",

@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnlab.engine import ACTIVATIONS, CELL_GATES, LSTM_VARIANTS
 from rnnlab.engine._tracking import Output
-from rnnlab.engine.fixedpoints import FIXED_POINT_KINDS, visited_fixed_points
+from rnnlab.engine.fixedpoints import FIXED_POINT_KINDS, FIXED_POINT_OUTPUTS, visited_fixed_points
 from rnnlab.engine.reference_network import _rows
 from rnnlab.engine.tasks import TASKS
 from rnnlab.engine.train import (
@@ -43,13 +43,11 @@ _TOGETHER = ("cell", "task", "n", "layers", "length", "activation", "variant", "
 _WEIGHTS = "trained_weights"
 #: Stored only when asked for: the fixed points of each trained network without input
 #: (rnnlab.engine.fixedpoints.visited_fixed_points), name -> (kind, dtype).
-_FIXED = {"fixed_points_count": ("summary", "int64"),
-          "fixed_points_outside": ("summary", "int64"),
-          "fixed_points_state": ("point_states", "float64"),
-          "fixed_points_eigenvalues": ("point_eigenvalues", "complex128"),
-          "fixed_points_kind": ("points", "int64"),
-          "fixed_points_residual": ("points", "float64"),
-          "fixed_points_starts": ("points", "int64")}  # fmt: skip
+_FIXED = dict(zip(FIXED_POINT_OUTPUTS, (("summary", "int64"), ("summary", "int64"),
+                                        ("point_states", "float64"),
+                                        ("point_eigenvalues", "complex128"),
+                                        ("points", "int64"), ("points", "float64"),
+                                        ("points", "int64")), strict=True))  # fmt: skip
 #: What sizes a network's weights (the arguments of _parameter_count, in order).
 _SHAPE = ("cell", "task", "n", "layers")
 #: The settings that make a network's weights and how it runs (rnnlab.analysis.trained_network).
@@ -132,6 +130,10 @@ class TrainFamily(UpdateFamily):
         thr = np.atleast_1d(grid.get("clip_threshold", fixed.get("clip_threshold", 1.0)))
         if np.any(np.asarray(thr, dtype=float) <= 0):
             problems.append("model.clip_threshold: must be > 0")
+        if run is not None and run.num_fixed_points > run.fixed_point_starts:
+            problems.append(f"run.num_fixed_points: at most run.fixed_point_starts "
+                            f"({run.fixed_point_starts}): a network has no more fixed points "
+                            "than starts")  # fmt: skip
 
     def case_seconds(self, params, run):
         """A forward and backward pass costs about 4 G H (H + I) flops per step and sample,
@@ -153,7 +155,11 @@ class TrainFamily(UpdateFamily):
         h = params["n"].astype(float)
         steps = _sequence_steps(params)
         per_layer = 8 * steps * params["batch"].astype(float) * 12 * h + 3 * 8 * 4 * h * 2 * h
-        return per_layer * params["layers"].astype(float)
+        nbytes = per_layer * params["layers"].astype(float)
+        if run.outputs and set(run.outputs) & set(_FIXED):  # the stored points, eigenvalues
+            s = 2 * h * params["layers"].astype(float)  # and starts (at most 2 H a layer)
+            nbytes = nbytes + 8 * s * (3 * run.num_fixed_points + run.fixed_point_starts + s)
+        return nbytes
 
     def run_cases(self, params, run, outputs):
         """Train the cases in groups that share every setting but the seed, the learning
@@ -237,7 +243,10 @@ def _fixed_points(res, first, run, width) -> dict:
             continue  # a diverged network: nothing to linearise
         net = {"cell": str(first["cell"]), "layers": layers, "activation": activation,
                "variant": str(first["variant"]), "task": str(first["task"])}  # fmt: skip
-        _, fp = visited_fixed_points(net, int(first["length"]), starts=run.fixed_point_starts)
+        try:
+            _, fp = visited_fixed_points(net, int(first["length"]), starts=run.fixed_point_starts)
+        except ValueError:  # its states are not finite on the task (relu, identity)
+            continue
         k, S = min(len(fp.kind), P), fp.points.shape[-1]
         out["fixed_points_count"][i], out["fixed_points_outside"][i] = len(fp.kind), fp.outside
         out["fixed_points_state"][i, :k, :S] = fp.points[:k]
