@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its sibling bench_rnn
+
 AVX2_NUMBA = (
     "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fsgsbase,+fxsr,+lzcnt,+mmx,"
     "+movbe,+popcnt,+rdrnd,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave,+xsaveopt,"
@@ -121,7 +123,6 @@ def jax_rows(w, steps):
     except ImportError:
         return {}
     jax.config.update("jax_enable_x64", True)
-    sys.path.insert(0, os.path.dirname(__file__))
     from bench_rnn import _bench_jax_scalar
 
     def state(dtype):
@@ -267,14 +268,6 @@ def _jax_vector(W, C, b, steps) -> dict:
     return {"state": _best(make(False), 2), "gradient": _best(make(True), 2)}
 
 
-def measured_peak_gflops(size: int = 2048) -> float:
-    """Float64 DGEMM throughput of NumPy's BLAS on all cores: the practical peak (GFLOP/s)."""
-    import numpy as np
-
-    a = np.random.default_rng(0).standard_normal((size, size))
-    return 2 * size**3 / _best(lambda: a @ a, 2) / 1e9
-
-
 def vector_table(peak: float) -> str:
     """The vector rows: GFLOP/s of each side (2 n^2 per case-step forward, 2 n^3 more with
     the gradient), the ratio to the best peer and rnnlab's share of the DGEMM peak."""
@@ -321,6 +314,8 @@ def main(argv=None) -> None:
     if args.only != "vector":
         print(table((1 << 20) // (16 if args.quick else 1), 1000), "\n")
     if args.only != "scalar":
+        from bench_rnn import measured_peak_gflops
+
         print(vector_table(measured_peak_gflops()))
 
 

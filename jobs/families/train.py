@@ -27,7 +27,7 @@ from rnnlab.engine.train import (
     train,
 )
 
-from .base import Param, UpdateFamily, own_table, run_grouped
+from .base import Param, UpdateFamily, _asks, own_table, run_grouped
 
 __all__ = ["TrainFamily"]
 
@@ -50,6 +50,8 @@ _FIXED = dict(zip(FIXED_POINT_OUTPUTS, (("summary", "int64"), ("summary", "int64
                                         ("points", "int64")), strict=True))  # fmt: skip
 #: What sizes a network's weights (the arguments of _parameter_count, in order).
 _SHAPE = ("cell", "task", "n", "layers")
+#: What sizes its flat state (the arguments of _state_size, in order).
+_STATE = ("cell", "variant", "n", "layers")
 #: The settings that make a network's weights and how it runs (rnnlab.analysis.trained_network).
 _SIZES = (*_SHAPE, "activation", "variant", "init", "init_scale", "forget_bias", "seed")
 #: What makes a network: cases that differ only in test_length share one trained network.
@@ -113,16 +115,17 @@ class TrainFamily(UpdateFamily):
 
     def parameters(self, fixed, grid):
         """The weights of the grid's largest network (its cell, task, n and layers)."""
-        values = [np.atleast_1d(grid[k]) if k in grid else [fixed.get(k, self.params[k].default)]
-                  for k in _SHAPE]  # fmt: skip
-        return max(_parameter_count(*key) for key in itertools.product(*values))
+        return self._grid_largest(fixed, grid, _SHAPE, _parameter_count)
 
     def state_size(self, fixed, grid):
         """The flat state of the grid's largest network (its cell, variant, n and layers)."""
-        keys = ("cell", "variant", "n", "layers")
+        return self._grid_largest(fixed, grid, _STATE, _state_size)
+
+    def _grid_largest(self, fixed, grid, keys, size) -> int:
+        """The largest ``size(*values of keys)`` over every combination the grid makes."""
         values = [np.atleast_1d(grid[k]) if k in grid else [fixed.get(k, self.params[k].default)]
                   for k in keys]  # fmt: skip
-        return max(_state_size(*key) for key in itertools.product(*values))
+        return max(size(*key) for key in itertools.product(*values))
 
     def check_run(self, fixed, grid, run, problems):
         """The clipping threshold must be positive."""
@@ -142,9 +145,9 @@ class TrainFamily(UpdateFamily):
         g = np.array([CELL_GATES[c] for c in params["cell"]], dtype=float)
         flops = 4 * g * h * (h + 10) * params["batch"].astype(float) * _sequence_steps(params)
         seconds = run.steps * (flops / 6e9 + 2e-4)
-        if run.outputs and set(run.outputs) & set(_FIXED):  # Newton from every start: about
-            keys = zip(*(params[k] for k in ("cell", "variant", "n", "layers")), strict=True)
-            s = np.array([_state_size(*key) for key in keys], dtype=float)  # 50 steps of a
+        if _asks(run, _FIXED):  # Newton from every start: about 50 steps of a
+            keys = zip(*(params[k] for k in _STATE), strict=True)
+            s = np.array([_state_size(*key) for key in keys], dtype=float)
             per_start = 50 * ((s * s * g * h + s**3) / 3e9 + 1e-4)  # Jacobian, a solve, 1e-4 s
             seconds = seconds + run.fixed_point_starts * per_start
         return seconds
@@ -156,7 +159,7 @@ class TrainFamily(UpdateFamily):
         steps = _sequence_steps(params)
         per_layer = 8 * steps * params["batch"].astype(float) * 12 * h + 3 * 8 * 4 * h * 2 * h
         nbytes = per_layer * params["layers"].astype(float)
-        if run.outputs and set(run.outputs) & set(_FIXED):  # the stored points, eigenvalues
+        if _asks(run, _FIXED):  # the stored points, eigenvalues
             s = 2 * h * params["layers"].astype(float)  # and starts (at most 2 H a layer)
             nbytes = nbytes + 8 * s * (3 * run.num_fixed_points + run.fixed_point_starts + s)
         return nbytes
@@ -164,14 +167,11 @@ class TrainFamily(UpdateFamily):
     def run_cases(self, params, run, outputs):
         """Train the cases in groups that share every setting but the seed, the learning
         rate, the momentum, the clipping threshold and the test length."""
-        width = 0  # the block's widest network, if the weights are stored: every group pads
-        if _WEIGHTS in outputs:  # to it (and the writer to the store's widest)
-            sizes = zip(*(params[k] for k in _SHAPE), strict=True)
-            width = max(_parameter_count(*key) for key in set(sizes))
-        states = 0  # likewise the block's widest state, if the fixed points are stored
-        if any(v in _FIXED for v in outputs):
-            sizes = zip(*(params[k] for k in ("cell", "variant", "n", "layers")), strict=True)
-            states = max(_state_size(*key) for key in set(sizes))
+        # the block's widest network, if the weights are stored: every group pads to it (and
+        # the writer to the store's widest); likewise its widest state for the fixed points
+        width = _block_largest(params, _SHAPE, _parameter_count) if _WEIGHTS in outputs else 0
+        fixed = any(v in _FIXED for v in outputs)
+        states = _block_largest(params, _STATE, _state_size) if fixed else 0
         return run_grouped(params, _TOGETHER, lambda p: self._group(p, run, width, states))
 
     def _group(self, p, run, width=0, states=0):
@@ -186,7 +186,7 @@ class TrainFamily(UpdateFamily):
         res = train(
             str(first["cell"]), str(first["task"]), seeds=p["seed"][pick].astype(np.int64),
             hidden=int(first["n"]), layers=int(first["layers"]), length=int(first["length"]),
-            activation="identity" if first["activation"] == "linear" else str(first["activation"]),
+            activation=_activation(first),
             variant=str(first["variant"]), init=str(first["init"]),
             init_scale=None if first["init_scale"] is None else float(first["init_scale"]),
             forget_bias=float(first["forget_bias"]), optimizer=str(first["optimizer"]),
@@ -221,6 +221,16 @@ def _parameter_count(cell, task, n, layers) -> int:
     return parameter_count(str(cell), int(n), int(layers), t.inputs, t.outputs)
 
 
+def _block_largest(params, keys, size) -> int:
+    """The largest ``size(*values of keys)`` over the block's cases."""
+    return max(size(*key) for key in set(zip(*(params[k] for k in keys), strict=True)))
+
+
+def _activation(first) -> str:
+    """The engine's name of a group's activation (the family's "linear" is "identity")."""
+    return "identity" if first["activation"] == "linear" else str(first["activation"])
+
+
 def _state_size(cell, variant, n, layers) -> int:
     """Entries of a network's flat state (every layer's h, and c for the LSTM)."""
     return int(layers) * _rows(str(cell), str(variant), int(n))
@@ -236,7 +246,7 @@ def _fixed_points(res, first, run, width) -> dict:
            "fixed_points_kind": np.full((m, P), -1),
            "fixed_points_residual": np.full((m, P), np.nan),
            "fixed_points_starts": np.full((m, P), -1)}  # fmt: skip
-    activation = "identity" if first["activation"] == "linear" else str(first["activation"])
+    activation = _activation(first)
     for i in range(m):
         layers = [{k: v[i] for k, v in w.items()} for w in res["layers"]]
         if not all(np.isfinite(v).all() for w in layers for v in w.values()):
