@@ -222,6 +222,34 @@ def float64_bits_as_int64(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def float32_bits_as_int32(typingctx, x):
+    """Reinterpret the bits of a float32 as an int32 (:func:`float64_bits_as_int64` in
+    single precision)."""
+    if not isinstance(x, types.Float) or x.bitwidth != 32:
+        return None
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def int32_bits_as_float32(typingctx, x):
+    """Reinterpret the bits of an int32 as a float32 (:func:`int64_bits_as_float64` in
+    single precision)."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 32:
+        return None
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
 class CompileRecorder(event.Listener):
     """Every Numba compilation in this process while registered, with its duration.
 

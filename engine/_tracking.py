@@ -375,7 +375,9 @@ def collect(
             data[name] = np.full((ncase, nrec), np.nan, dtype=dt)
         elif o.kind == "step":
             row = rec_out[:, plan.slots[o.index]]
-            data[name] = (np.abs(row) if signed and name == "state_norm" else row).astype(dt)
+            with np.errstate(over="ignore"):  # a float32 run's response of two states near
+                # the float32 maximum (3.4e38) can be above it: inf in float32, as it is
+                data[name] = (np.abs(row) if signed and name == "state_norm" else row).astype(dt)
         elif o.index < 0:  # computed outside the kernel, and not this time
             data[name] = np.full(ncase, np.nan, dtype=dt)
         else:

@@ -12,9 +12,10 @@ over units, and those kernels are compiled once for every activation. (Passing t
 function itself as an argument would inline too, but Numba's cache then misses in every new
 process, so every Dask worker would recompile for seconds.)
 
-To add an activation, in this file only: write its function, add its :class:`Activation` row
-to ``ACTIVATIONS`` with the next code, and its branch to :func:`activate` and
-:func:`activate_into`. Every kernel, the sweep specs and the analysis pick it up by name.
+To add an activation, in this file only: write its function and its float32 function, add
+its :class:`Activation` row to ``ACTIVATIONS`` with the next code, and its branches to
+:func:`activate` and :func:`activate_into`. Every kernel, the sweep specs and the analysis
+pick it up by name.
 
 Every function propagates NaN (a NaN input gives a NaN value), so that a blow-up is recorded
 and never hidden by a clamp.
@@ -29,9 +30,20 @@ import numpy as np
 from scipy.special import expit
 
 from ._jit import jit
-from .fastexp import exp, expm1
+from .fastexp import exp, exp32, expm1, expm1_32
 
-__all__ = ["ACTIVATIONS", "Activation", "activate", "activate_into", "get_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "F32",
+    "Activation",
+    "activate",
+    "activate_into",
+    "get_activation",
+]
+
+#: Added to an activation's code to select its float32 function (``activate(code + F32, z)``
+#: for a float32 ``z``): every operation and constant float32.
+F32 = 16
 
 # tanh(z) == copysign(1, z) in float64 for |z| > 19.1; the derivative 4 e^{-2|z|} stays a
 # normal float64 up to |z| ~ 354 (1.3e-307) and is 0 beyond (as 1 / cosh(z)^2 is in NumPy):
@@ -61,7 +73,7 @@ def tanh(z):
 
     ``E = expm1(2|z|)``, ``tanh|z| = E / (E + 2)`` and ``1 - tanh^2 = 4 (E + 1) / (E + 2)^2``:
     the derivative keeps full relative accuracy in saturation, where ``1 - tanh(z)**2`` would
-    round to 0 (|z| > 19).
+    round to 0 (|z| > 19). Below 2^-27, z and 1 (their rounded values).
     """
     a = min(abs(z), _TANH_CLAMP)
     e = expm1(2.0 * a)
@@ -100,9 +112,74 @@ def sigmoid(z):
     return value, deriv
 
 
+_F = np.float32
+# float32 saturation: tanh(z) == copysign(1, z) for |z| > 9.1; the derivative 4 e^{-2|z|}
+# is a normal float32 up to |z| = 43.6 and is 0 beyond 43 (1.8e-37 at 43); sigmoid' =
+# e^{-|z|} is normal up to |z| = 87.3 and is 0 beyond 87 (1.6e-38 at 87), where
+# sigmoid(-|z|) is held at its value at 87 (float32's subnormal range lies below it).
+_TANH32_CLAMP = _F(43.0)
+# Below 2^-13, tanh(z) rounds to z and 1 - tanh(z)^2 to 1 in float32: the polynomial is not
+# evaluated there, whose products of tiny numbers would be subnormal (a subnormal result is
+# slow on x86: a decaying state, tanh(w h) with |w| < 1, made the float32 kernel 3.5x slower)
+_TANH32_SMALL = _F(2.0**-13)
+_SIGMOID32_CLAMP = _F(87.0)
+
+
+@jit
+def identity32(z):
+    """:func:`identity` of a float32, in float32."""
+    return z, _F(1.0)
+
+
+@jit
+def relu32(z):
+    """:func:`relu` of a float32, in float32."""
+    value = _F(0.0) if z < _F(0.0) else z
+    deriv = _F(1.0) if z > _F(0.0) else _F(0.0)
+    return value, deriv
+
+
+@jit
+def tanh32(z):
+    """:func:`tanh` of a float32, in float32 (:func:`rnnlab.engine.fastexp.expm1_32`), with
+    ``1 - tanh^2 = 4 q (1 - q)``, ``q = 1 / (E + 2)``: full relative accuracy of the
+    derivative down to float32's smallest normal number (|z| = 43)."""
+    a = min(abs(z), _TANH32_CLAMP)
+    small = a < _TANH32_SMALL
+    e = expm1_32(_F(2.0) * (_TANH32_SMALL if small else a))
+    q = _F(1.0) / (e + _F(2.0))
+    value = a if small else e * q
+    deriv = _F(1.0) if small else _F(4.0) * q * (_F(1.0) - q)
+    if abs(z) > _TANH32_CLAMP:
+        deriv = _F(0.0)
+    if z < _F(0.0):
+        value = -value
+    if z != z:
+        value = z
+        deriv = z
+    return value, deriv
+
+
+@jit
+def sigmoid32(z):
+    """:func:`sigmoid` of a float32, in float32 (:func:`rnnlab.engine.fastexp.exp32`)."""
+    p = exp32(min(abs(z), _SIGMOID32_CLAMP))
+    q = _F(1.0) / (_F(1.0) + p)
+    high = _F(1.0) - q
+    deriv = high * q
+    if abs(z) > _SIGMOID32_CLAMP:
+        deriv = _F(0.0)
+    value = high if z >= _F(0.0) else q
+    if z != z:
+        value = z
+        deriv = z
+    return value, deriv
+
+
 @jit
 def activate(code, z):
-    """``(f(z), f'(z))`` of the activation with this code (a compile-time literal in kernels)."""
+    """``(f(z), f'(z))`` of the activation with this code (a compile-time literal in kernels);
+    ``code + F32`` evaluates a float32 ``z`` in float32."""
     if code == 0:
         return identity(z)
     if code == 1:
@@ -111,6 +188,16 @@ def activate(code, z):
         return tanh(z)
     if code == 3:
         return relu(z)
+    # Every branch is typed for the z at hand (LLVM removes the dead ones): the float32
+    # functions take np.float32(z), which is z itself in a float32 kernel
+    if code == F32:
+        return identity32(np.float32(z))
+    if code == F32 + 1:
+        return sigmoid32(np.float32(z))
+    if code == F32 + 2:
+        return tanh32(np.float32(z))
+    if code == F32 + 3:
+        return relu32(np.float32(z))
     return z * np.nan, z * np.nan  # unreachable: the wrapper validates the name
 
 
@@ -149,6 +236,8 @@ class Activation:
         The literal passed to the kernels (its branch in :func:`activate`).
     func : numba dispatcher
         ``func(z) -> (f(z), f'(z))``, jitted, vectorisable, NaN-propagating.
+    func32 : numba dispatcher
+        The same in float32 arithmetic, for a float32 ``z`` (``activate(code + F32, z)``).
     gamma : float
         ``sup |f'(z)|``: the factor of the gradient bound
         ``||dh(t)/dh(0)|| <= (gamma * sigma_max(W))**t``.
@@ -163,6 +252,7 @@ class Activation:
     name: str
     code: int
     func: Any
+    func32: Any
     gamma: float
     bounded: bool
     lower: float
@@ -191,10 +281,10 @@ _INF = float("inf")
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", 0, identity, 1.0, False, -_INF, _INF, _np_identity),
-        Activation("sigmoid", 1, sigmoid, 0.25, True, 0.0, 1.0, _np_sigmoid),
-        Activation("tanh", 2, tanh, 1.0, True, -1.0, 1.0, _np_tanh),
-        Activation("relu", 3, relu, 1.0, False, 0.0, _INF, _np_relu),
+        Activation("identity", 0, identity, identity32, 1.0, False, -_INF, _INF, _np_identity),
+        Activation("sigmoid", 1, sigmoid, sigmoid32, 0.25, True, 0.0, 1.0, _np_sigmoid),
+        Activation("tanh", 2, tanh, tanh32, 1.0, True, -1.0, 1.0, _np_tanh),
+        Activation("relu", 3, relu, relu32, 1.0, False, 0.0, _INF, _np_relu),
     )
 }
 

@@ -26,7 +26,7 @@ from ._validate import (
     record_steps,
     run_settings,
 )
-from .activations import ACTIVATIONS, get_activation
+from .activations import ACTIVATIONS, F32, get_activation
 from .cells import lstm
 from .lyapunov import LYAPUNOV_OUTPUTS
 from .network import (
@@ -64,8 +64,13 @@ SUMMARY_VARIABLES = (
     "second_eigenvalue_modulus",
 )
 
-#: The scalar kernel of each activation code, compiled on first call (then loaded from cache).
-KERNELS = {a.code: make_kernel(a.code) for a in ACTIVATIONS.values()}
+#: The scalar kernel of each (activation code, precision), compiled on first call (then
+#: loaded from the cache); a float32 kernel evaluates its activation in float32.
+KERNELS = {
+    (a.code, np.dtype(dt)): make_kernel(a.code + (F32 if dt == "float32" else 0))
+    for a in ACTIVATIONS.values()
+    for dt in ("float64", "float32")
+}
 
 
 def rnn_outputs(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -313,7 +318,7 @@ def _run_scalar(code, w, C, b, inputs, settings, plan, threads):
     iopt, fopt = settings.options(plan, kind)
     args = (w, C, b, amp, keys, xs, rec_out, sums, settings.rec, plan.slots, iopt, fopt)
     sliced = [True] * 8 + [False] * 4
-    run_chunks(KERNELS[code], args, sliced, ncase, threads, align=LANES)
+    run_chunks(KERNELS[code, w.dtype], args, sliced, ncase, threads, align=LANES)
     return rec_out, sums
 
 

@@ -29,7 +29,7 @@ def kernel_labels() -> dict[int, str]:
     from rnnlab.engine.bptt import KERNELS as BPTT_KERNELS
 
     names = {a.code: a.name for a in ACTIVATIONS.values()}
-    labels = {id(k): f"scalar {names[code]}" for code, k in rnn.KERNELS.items()}
+    labels = {id(k): f"scalar {names[code]}" for (code, _), k in rnn.KERNELS.items()}
     labels.update({id(k): f"layered {cell}" for cell, k in network.KERNELS.items()})
     labels.update({id(k): f"bptt {cell}" for cell, k in BPTT_KERNELS.items()})
     return labels

@@ -274,3 +274,46 @@ def test_growth_rate_is_never_raised_by_a_derivative_below_the_float_range(activ
     res = simulate_rnn([w], activation=activation, steps=1000, record="none")
     assert res["growth_rate"][0] == -np.inf, res["growth_rate"]
     assert res["blowup_step"][0] == -1 and res["bounded"][0]
+
+
+@pytest.mark.parametrize(("activation", "w"), [("tanh", 10.0), ("tanh", 30.0), ("sigmoid", 60.0)])
+def test_float32_growth_rate_in_saturation_is_the_closed_form(activation, w):
+    """The float32 kernel (activations, derivatives and the Jacobian product in float32,
+    its exponent carried in an int32) over 10^4 steps: derivatives down to 4e-26 keep their
+    float32 relative accuracy, and 10^4 products of them (10^-130000) neither underflow nor
+    drift."""
+    res = simulate_rnn([w], activation=activation, steps=10_000, record="none", dtype="float32")
+    np.testing.assert_allclose(res["growth_rate"][0], _saturated_rate(activation, w), atol=2e-6)
+
+
+def test_float32_products_of_1e5_steps_neither_overflow_nor_underflow():
+    """2^(10^5) and 0.5^(10^5) in float32 (whose range ends at 2^128): exact, the exponent
+    carried in an int32."""
+    for w, sign in ((2.0, 1), (0.5, -1)):
+        s = simulate_rnn([w], activation="identity", steps=100_000, amplitude=0.0,
+                         record=[99_999], dtype="float32")  # fmt: skip
+        want = sign * 99_999 * np.log10(2.0)
+        assert s["log10_gradient_norm"][0, -1] == pytest.approx(want, rel=1e-12)
+        assert s["blowup_step"][0] == -1
+
+
+@pytest.mark.parametrize(("activation", "w"), [("tanh", 50.0), ("tanh", 1e38), ("sigmoid", 100.0)])
+def test_float32_derivative_below_the_float32_range_is_zero(activation, w):
+    """tanh' beyond |z| = 43 and sigmoid' beyond 87 are below float32's smallest normal
+    number: 0, and the rate -inf (the true rates are below -80)."""
+    res = simulate_rnn([w], activation=activation, steps=1000, record="none", dtype="float32")
+    assert res["growth_rate"][0] == -np.inf
+    assert res["blowup_step"][0] == -1 and res["bounded"][0]
+
+
+def test_float32_decay_into_subnormal_numbers_is_not_a_blowup():
+    """A float32 state falls through 1e-38 into subnormals and to 0 (never NaN, never a
+    blow-up), with the response exactly 0.5^t c a while it is a normal float32."""
+    res = simulate_rnn([0.5], [0.75], activation="identity", steps=200, record="all",
+                       dtype="float32")  # fmt: skip
+    h = res["state"][0].astype(np.float64)
+    assert res["blowup_step"][0] == -1 and not np.isnan(h).any() and h[-1] == 0.0
+    assert np.any((h > 0) & (h < 1.2e-38))
+    t = np.arange(120)
+    np.testing.assert_array_equal(h[:120], 0.75 * 0.5**t)
+    np.testing.assert_allclose(res["growth_rate"][0], np.log(0.5), rtol=1e-12)
