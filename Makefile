@@ -43,11 +43,12 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(BIN)/.installed
+# the side-by-side tables (with PyTorch: the test extras; pip install -e .[bench] adds JAX)
+bench: $(BIN)/.test-installed
 	$(BIN)/python benchmarks/bench_table.py
 	$(BIN)/python benchmarks/bench_table.py --isa avx2
+	$(BIN)/python benchmarks/float32_accuracy.py
 	$(BIN)/python benchmarks/bench_rnn.py
-	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_compile.py
 
 # training and BPTT against PyTorch (it needs the test extras: PyTorch)

@@ -9,12 +9,16 @@
 - :func:`fixed_points`: the fixed points of a network's step (a trained PyTorch module's or
   one trained by rnnlab) and their linearisation (Sussillo & Barak 2013);
   :func:`stored_fixed_points`: those a ``train`` sweep stored for one case.
+- ``ds.rnnlab`` (registered on import): ``ds.rnnlab.classify()``,
+  ``ds.rnnlab.plot.<figure>()``, ``ds.rnnlab.spec`` (the stored spec as a dict) and
+  ``ds.rnnlab.provenance``, the functional API as methods (:mod:`.accessor`).
 - :func:`write_report`: every applicable figure as PNG and SVG with an ``index.html``
   (``rnnlab figures STORE... --out DIR`` on the command line).
 """
 
 from rnnlab.engine import FixedPoints, fixed_points
 
+from .accessor import RnnlabAccessor  # registers ds.rnnlab
 from .figures import FIGURES, MissingData
 from .metrics import (
     CLASSES,
@@ -45,6 +49,7 @@ __all__ = [
     "NotAStoreError",
     "Report",
     "ReportError",
+    "RnnlabAccessor",
     "classify",
     "fixed_points",
     "gradient_crossing_step",

@@ -495,15 +495,19 @@ def memory_phase(ds, ax=None, *, x=None, select=None):
         rgba[cls == code] = mpl.colors.to_rgba(colour)
     rgba[np.isnan(cls) | (cls < 0)] = (1.0, 1.0, 1.0, 0.0)
     ax.imshow(rgba, aspect="auto", origin="lower", interpolation="nearest")
+    xs = sub[x].values
+    # in-cell text while it fits: the class names (in the legend too) up to 12 columns, the
+    # horizons up to 40; tick labels on at most 12 columns
+    ncol = len(xs)
     for (r, c), k in np.ndenumerate(cls):
-        if np.isnan(k) or k < 0:  # a missing case (or no response recorded)
-            continue
+        if np.isnan(k) or k < 0 or (k == 0 and ncol > 40) or (k > 0 and ncol > 12):
+            continue  # a missing case (or no response recorded), or no room
         text = f"{int(hor[r, c])}" if k == 0 else others[int(k)][0]
         dark = k == 3 or (k == 0 and norm(max(hor[r, c], 1)) < 0.5)
-        ax.text(c, r, text, ha="center", va="center", fontsize=6.5,
+        ax.text(c, r, text, ha="center", va="center", fontsize=6.5 if ncol <= 16 else 5,
                 color="white" if dark else "black")  # fmt: skip
-    xs = sub[x].values
-    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+    every = -(-ncol // 12)
+    ax.set_xticks(range(0, ncol, every), [f"{v:g}" for v in xs[::every]])
     ax.set_yticks(range(sub.sizes["activation"]), [str(a) for a in sub.activation.values])
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("activation")

@@ -3,11 +3,13 @@ per SIMD lane. Arithmetic only; :func:`rnnlab.engine.simulate_rnn` validates and
 
 Cases are laid out in lanes of ``LANES`` so that LLVM vectorises each per-step loop across
 cases; every per-lane quantity lives in a small local array that stays in L1. The kernel is
-compiled once per activation (:func:`make_kernel` freezes its code, so that the lane loops
-hold no branch on it) and per precision. Per step it always runs the recursion and watches
-for a blow-up; the run without the input (``response``), the gradient w f'(z) product and
-the saturation tracker each add their own lane loop only when switched on (see
-:mod:`._tracking`).
+compiled once per activation and precision (:func:`make_kernel` freezes the activation's
+code, ``code + F32`` for float32, so that the lane loops hold no branch on it): a float32
+kernel is 32 bits wide throughout (its activations, step counters, tolerances and the
+gradient's exponent), so that its lane loops hold twice the float64 lanes per register.
+Per step it always runs the recursion and watches for a blow-up; the run without the input
+(``response``), the gradient w f'(z) product and the saturation tracker each add their own
+lane loop only when switched on (see :mod:`._tracking`).
 
 Array arguments: ``w, c, b, amp`` (cases,), ``keys`` (cases,) uint64, ``xs`` (cases, steps)
 or (cases, 0); outputs ``rec_out`` (cases, rows, nrec) and ``sums`` (cases, N_SUMS);

@@ -403,12 +403,68 @@ WORKER_MALLOC = {
 }
 
 
+def _is_main_guard(node) -> bool:
+    """Whether an AST statement is ``if __name__ == "__main__":`` (either order)."""
+    import ast
+
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    sides = [node.test.left, *node.test.comparators]
+    names = {s.id for s in sides if isinstance(s, ast.Name)}
+    values = {s.value for s in sides if isinstance(s, ast.Constant)}
+    return names == {"__name__"} and values == {"__main__"}
+
+
+def unguarded_main() -> bool:
+    """Whether starting worker processes now would run the caller's script again.
+
+    Dask's worker processes are spawned: each imports the main module, which runs its
+    module-level code again unless that code sits under ``if __name__ == "__main__":``.
+    True when the main module is a file (``python script.py`` or ``python -m module``) and
+    the statement of it that is running (on the main thread) is not inside such a block.
+    False in a notebook, ``python -c``, the ``rnnlab`` command and pytest.
+    """
+    import ast
+    import sys
+    import threading
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    line, own = None, getattr(main, "__dict__", None)
+    while frame is not None:  # the outermost frame of the main module's own code
+        if frame.f_globals is own and frame.f_code.co_name == "<module>":
+            line = frame.f_lineno
+        frame = frame.f_back
+    if not path or line is None:
+        return False
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return False
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            return not _is_main_guard(node)
+    return True
+
+
+#: The one line a script without the main guard sees before its sweep runs on threads.
+UNGUARDED_NOTICE = (
+    "rnnlab: this script starts the embedded Dask cluster outside "
+    '`if __name__ == "__main__":`, so its workers run as threads of this process; put the '
+    "call under that guard for one worker process per core"
+)
+
+
 def embedded_client(
     n_workers: int | None = None,
     dashboard: str | None = DASHBOARD,
     timeout: float = CLUSTER_TIMEOUT,
+    processes: bool | None = None,
 ):
-    """A ``Client`` on a new ``LocalCluster``: one single-threaded worker process per core.
+    """A ``Client`` on a new ``LocalCluster``: one single-threaded worker per core, each its
+    own process (threads of this one when :func:`unguarded_main`: a script without the main
+    guard would otherwise run again in every worker, and fail).
 
     Parameters
     ----------
@@ -421,20 +477,32 @@ def embedded_client(
     timeout : float
         Seconds each worker may take to start (and, later, to miss its scheduler before it
         stops); past it the cluster fails to start with an error instead of waiting.
+    processes : bool, optional
+        Worker processes (True) or threads of this process (False; the kernels release the
+        GIL, so they run in parallel too). Default: processes, unless
+        :func:`unguarded_main` (then threads, with :data:`UNGUARDED_NOTICE` on stderr).
     """
+    import sys
+
     import dask
     from dask.distributed import Client, LocalCluster
 
+    if processes is None:
+        processes = not unguarded_main()
+        if not processes:
+            print(UNGUARDED_NOTICE, file=sys.stderr)
     n = n_workers or os.cpu_count() or 1
+    # listening on 127.0.0.1 only (threads too: tcp, whose dashboard link names that host)
+    where = {"host": "127.0.0.1", **({} if processes else {"protocol": "tcp"})}
     with dask.config.set(WORKER_MALLOC):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,
-            processes=True,
+            processes=processes,
             dashboard_address=dashboard,
-            host="127.0.0.1",
             worker_dashboard_address=None,
             death_timeout=timeout,
+            **where,
         )
     return Client(cluster, timeout=timeout)
 

@@ -616,6 +616,39 @@ def test_the_memory_figure_shows_each_cases_class_or_horizon(stores):
     plt.close(fig)
 
 
+WIDE_SPEC = """
+[model]
+family = "rnn"
+n = 1
+[grid]
+activation = ["identity", "tanh"]
+w = {start = -1.5, stop = 1.5, num = 31}
+[run]
+steps = 200
+record = "log"
+[store]
+path = "wide.zarr"
+block_seconds = 0.0002
+"""
+
+
+def test_the_memory_figure_of_many_columns_keeps_its_labels_apart(tmp_path):
+    """31 values of w: 11 tick labels (every third), the horizons in their cells, the
+    class names left to the legend (they overlapped their neighbours)."""
+    (tmp_path / "wide.toml").write_text(WIDE_SPEC)
+    ds = open_results(run_sweep(tmp_path / "wide.toml", store=tmp_path / "w.zarr", sync=True).path)
+    fig = F.memory_phase(ds)
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == [f"{v:g}" for v in ds.w.values[::3]] and len(ticks) == 11
+    texts = {t.get_text() for t in ax.texts}
+    hor, cls = ds.memory_horizon.values, ds.memory_class.values
+    assert texts == {str(h) for h in hor[cls == 0]} and (cls != 0).any()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_the_depth_figure_draws_the_mean_field_prediction_and_the_bound(stores):
     """relu at zero bias: chi_1 = gain^2 / 2 in closed form, so the dotted lines have the
     slope 0.5 log10(gain^2 / 2) per layer; the dashed bounds log10(2 gain) (gamma = 1), and
@@ -1128,3 +1161,44 @@ def test_generalisation_figure_draws_the_test_accuracies(stores):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_the_accessor_is_the_functional_api(stores):
+    """ds.rnnlab.classify() and ds.rnnlab.plot.<figure>() give what the functions give; a
+    selection keeps the accessor's attributes."""
+    ds = open_results(stores["scalar"])
+    xr.testing.assert_identical(ds.rnnlab.classify(), classify(ds))
+    xr.testing.assert_identical(ds.rnnlab.classify(tol=0.1), classify(ds, tol=0.1))
+    import matplotlib.pyplot as plt
+
+    ours, theirs = ds.rnnlab.plot.scalar_linear(tmax=20), F.scalar_linear(ds, tmax=20)
+    for a, b in zip(ours.axes, theirs.axes, strict=True):
+        assert [np.asarray(ln.get_ydata()).tolist() for ln in _lines(a)] == [
+            np.asarray(ln.get_ydata()).tolist() for ln in _lines(b)
+        ]
+    plt.close("all")
+    assert set(dir(ds.rnnlab.plot)) == {name for name, _, _ in F.FIGURES}
+    with pytest.raises(AttributeError, match=r"no figure 'scalar_lin'.*scalar_linear"):
+        ds.rnnlab.plot.scalar_lin  # noqa: B018
+    sub = ds.sel(activation="tanh")
+    assert sub.rnnlab.spec == ds.rnnlab.spec and sub.rnnlab.provenance == ds.rnnlab.provenance
+
+
+def test_the_accessor_reads_the_spec_and_the_provenance_from_the_store(stores):
+    """The spec as the TOML that made the store (parsed by tomllib from the spec file, not
+    by rnnlab), the provenance the attributes jobs.schema.provenance writes."""
+    import tomllib
+
+    from rnnlab.analysis.accessor import _spec_data
+    from rnnlab.jobs.schema import provenance
+
+    ds = open_results(stores["scalar"])
+    spec_file = Path(stores["scalar"]).with_suffix(".toml")
+    assert ds.rnnlab.spec == tomllib.loads(spec_file.read_text())
+    keys = {"spec_sha256", *provenance()}
+    assert set(ds.rnnlab.provenance) == {k for k in keys if k in ds.attrs} >= keys - {"git_commit"}
+    assert ds.rnnlab.provenance["spec_sha256"] == ds.attrs["spec_sha256"]
+    assert _spec_data("model:\n  family: rnn\ngrid: {w: [0.5, 1.0]}\n") == {
+        "model": {"family": "rnn"}, "grid": {"w": [0.5, 1.0]}}  # fmt: skip
+    with pytest.raises(KeyError, match=r"no 'spec' attribute.*open_results"):
+        xr.Dataset().rnnlab.spec  # noqa: B018
