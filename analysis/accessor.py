@@ -87,7 +87,8 @@ class _Plots:
 @xr.register_dataset_accessor("rnnlab")
 class RnnlabAccessor:
     """The ``ds.rnnlab`` namespace of a Dataset opened with
-    :func:`rnnlab.analysis.open_results` (or made by ``rnnlab.jobs.to_dataset``)."""
+    :func:`rnnlab.analysis.open_results`, or made by ``rnnlab.jobs.to_dataset`` (registered when
+    :mod:`rnnlab.analysis` is imported)."""
 
     def __init__(self, ds: xr.Dataset):
         self._ds = ds

@@ -136,6 +136,11 @@ def _family(ds) -> str:
 
 
 def _need(ds, *names, family=None, what=""):
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(
+            f"ds must be an xarray.Dataset (rnnlab.analysis.open_results(path)), got "
+            f"{type(ds).__name__}"
+        )
     if family is not None and _family(ds) not in np.atleast_1d(family):
         raise MissingData(f"needs a {' or '.join(np.atleast_1d(family))} store{what}")
     missing = [n for n in names if n not in ds.variables]

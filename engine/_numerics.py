@@ -97,6 +97,8 @@ def norm(x):
         big = max(big, abs(v))
     if s < 1e300 and s > 1e-300:
         return np.sqrt(s)
+    if s != s:  # a NaN entry (max() above may have skipped it: big can read 0)
+        return np.nan
     if big == 0.0 or not (big < np.inf):
         return big if big == big else np.nan  # 0, inf, or NaN
     s = 0.0

@@ -37,6 +37,8 @@ _LN2 = 0.6931471805599453
 _LOG10_2 = 0.3010299956639812
 _TWO_P500 = 2.0**500
 _TWO_M500 = 2.0**-500
+#: Steps between two folds of the gradient's exponent (:func:`_fold`), minus one.
+FOLD_MASK = 2**22 - 1
 _ONE_32 = np.float32(1.0)
 _TWO_P64_32 = np.float32(2.0**64)
 _TWO_M64_32 = np.float32(2.0**-64)
@@ -101,7 +103,8 @@ def _times_factor(g, ge, j, f):
 def _times_factor32(g, ge, j, f):
     """:func:`_times_factor` of a float32 kernel: g[j] in [1, 2) after every step, its
     exponent moved into the int32 ge[j] by bits (exact; float32's range is too small for
-    the 2^500 steps), and f scaled by 2^64 below 2^-64 (2^-64 above 2^64) first, so that
+    the 2^500 steps; :func:`_fold` empties ge into a float64 every 2^22 steps), and f scaled
+    by 2^64 below 2^-64 (2^-64 above 2^64) first, so that
     g f is a normal float32 for every finite f. A zero, infinite or NaN product is kept as
     it is (its log is -inf, inf or NaN)."""
     af = abs(f)
@@ -229,7 +232,8 @@ def _every_tracker(
 
 
 @jit
-def _finish(c0, m, h, hb, g, ge, maxn, r0, lg_half, lr_half, blow, lmem, lchg, trk, sums, io, fo):
+def _finish(c0, m, h, hb, g, ge, gef, maxn, r0, lg_half, lr_half, blow, lmem, lchg, trk, sums,
+            io, fo):  # fmt: skip
     """The summaries of the m real lanes."""
     for j in range(m):
         K.reset(trk)
@@ -238,7 +242,7 @@ def _finish(c0, m, h, hb, g, ge, maxn, r0, lg_half, lr_half, blow, lmem, lchg, t
         trk[K.K_LAST_CHANGE] = lchg[j]
         trk[K.K_MAX_NORM] = maxn[j]
         trk[K.K_R0] = r0[j]
-        trk[K.K_LOG_GRAD] = np.log(abs(g[j])) + ge[j] * _LN2
+        trk[K.K_LOG_GRAD] = np.log(abs(g[j])) + (ge[j] + gef[j]) * _LN2
         trk[K.K_LOG_GRAD_HALF] = lg_half[j]
         trk[K.K_LOG_RESP] = np.log(abs(np.float64(h[j]) - np.float64(hb[j])))
         trk[K.K_LOG_RESP_HALF] = lr_half[j]
@@ -248,15 +252,25 @@ def _finish(c0, m, h, hb, g, ge, maxn, r0, lg_half, lr_half, blow, lmem, lchg, t
 
 
 @jit
-def _halves(m, h, hb, g, ge, lg_half, lr_half):
+def _fold(ge, gef):
+    """Move the gradient's exponent into a float64: a float32 kernel's int32 exponent moves
+    by at most 128 + 64 per step (a factor 2^128 scaled by 2^-64), so folding it every
+    FOLD = 2^22 steps keeps it below 2^30 (it wrapped after 1.5e9 nats of growth)."""
+    for j in range(ge.shape[0]):
+        gef[j] += ge[j]
+        ge[j] = 0
+
+
+@jit
+def _halves(m, h, hb, g, ge, gef, lg_half, lr_half):
     """ln|g| and ln(response) at t_half (they call log: out of the vectorised loops)."""
     for j in range(m):
-        lg_half[j] = np.log(abs(g[j])) + ge[j] * _LN2
+        lg_half[j] = np.log(abs(g[j])) + (ge[j] + gef[j]) * _LN2
         lr_half[j] = np.log(abs(np.float64(h[j]) - np.float64(hb[j])))
 
 
 @jit
-def _record(c0, m, kk, t, h, hb, g, ge, blow, slots, rec_out):
+def _record(c0, m, kk, t, h, hb, g, ge, gef, blow, slots, rec_out):
     for j in range(m):
         if blow[j] < 0 or blow[j] == t:  # a lane that blew up earlier stays NaN
             i = c0 + j
@@ -265,7 +279,7 @@ def _record(c0, m, kk, t, h, hb, g, ge, blow, slots, rec_out):
             if slots[K.R_RESPONSE] >= 0:
                 rec_out[i, slots[K.R_RESPONSE], kk] = abs(np.float64(h[j]) - np.float64(hb[j]))
             if slots[K.R_GRADIENT] >= 0:
-                lg2 = np.log(abs(g[j])) / _LN2 + ge[j]  # log2 |dh(t)/dh(0)|
+                lg2 = np.log(abs(g[j])) / _LN2 + (ge[j] + gef[j])  # log2 |dh(t)/dh(0)|
                 rec_out[i, slots[K.R_GRADIENT], kk] = lg2 * _LOG10_2
 
 
@@ -295,6 +309,7 @@ def make_kernel(code):
         wl, cl, bl, xl = np.zeros(L, dt), np.zeros(L, dt), np.zeros(L, dt), np.zeros(L, dt)
         d = np.zeros(L, dt)
         g, ge = np.ones(L, dt), np.zeros(L, edt)  # gradient mantissa and base-2 exponent
+        gef = np.zeros(L)  # the exponent folded out of ge every FOLD steps (float64)
         maxn, r0 = np.zeros(L, dt), np.zeros(L, dt)
         lg_half, lr_half = np.zeros(L), np.zeros(L)
         blow = np.zeros(L, idt)  # blow-up step
@@ -314,6 +329,7 @@ def make_kernel(code):
             hb[:] = 0.0
             g[:] = 1.0
             ge[:] = 0.0
+            gef[:] = 0.0
             maxn[:] = 0.0
             r0[:] = 0.0
             blow[:] = -1
@@ -323,8 +339,8 @@ def make_kernel(code):
             for t0 in range(steps):
                 step[0] = t0
                 t = step[0]  # as wide as the lanes' step counters
-                if kind >= INPUT_NOISE or t <= 1:  # skipped when x(t) is unchanged: the
-                    _inputs(c0, m, t, kind, amp, keys, xs, xl)  # state loop ran 1.6-2.7x faster
+                if kind >= INPUT_NOISE or t <= 1:  # skipped when x(t) is unchanged (the
+                    _inputs(c0, m, t, kind, amp, keys, xs, xl)  # recursion: 1.2x-2.2x faster)
                 tol[2] = 0.0 if t == 0 else 1.0
                 xon = tol[2]  # in the state's precision: a float64 would widen the lane loop
                 if every:
@@ -344,15 +360,17 @@ def make_kernel(code):
                         _gradient(code, g, ge, wl, d)
                     if sat_on:
                         _track_change(t, h, hp, lchg, sat_tol)
+                if (t0 & FOLD_MASK) == FOLD_MASK:
+                    _fold(ge, gef)
                 if t == t_half:
-                    _halves(m, h, hb, g, ge, lg_half, lr_half)
+                    _halves(m, h, hb, g, ge, gef, lg_half, lr_half)
                 if kk < nrec and rec[kk] == t:
-                    _record(c0, m, kk, t, h, hb, g, ge, blow, slots, rec_out)
+                    _record(c0, m, kk, t, h, hb, g, ge, gef, blow, slots, rec_out)
                     kk += 1
                 if alive == 0:  # stop early once every real lane has blown up
                     break
             _finish(
-                c0, m, h, hb, g, ge, maxn, r0, lg_half, lr_half, blow, lmem, lchg, trk, sums,
+                c0, m, h, hb, g, ge, gef, maxn, r0, lg_half, lr_half, blow, lmem, lchg, trk, sums,
                 iopt, fopt,
             )  # fmt: skip
 

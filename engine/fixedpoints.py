@@ -162,12 +162,22 @@ def fixed_points(
     ValueError
         For weights the reference cannot run, or starts of the wrong width.
     """
-    from ._validate import check_int
+    from ._validate import check_finite, check_int
     from .reference_network import _rows
     from .weights import CELL_GATES
 
     if cell not in CELL_GATES:
         raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELL_GATES)}")
+    for i, layer in enumerate(layers):
+        for key, value in layer.items():
+            if value is None:
+                continue
+            if key in ("weight_ih", "weight_hh") and np.ndim(value) != 2:
+                raise ValueError(
+                    f"layers[{i}][{key!r}] has shape {np.shape(value)}: fixed_points takes one "
+                    "network, without a case axis (pass {k: v[case] for k, v in layer.items()})"
+                )
+            check_finite(f"layers[{i}][{key!r}]", np.asarray(value, dtype=np.float64))
     rows, H = np.shape(layers[0]["weight_hh"])[-2:]
     if rows != CELL_GATES[cell] * H:
         raise ValueError(

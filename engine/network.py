@@ -26,6 +26,7 @@ from ._validate import (
     RunSettings,
     as_cases,
     check_choice,
+    check_finite,
     check_int,
     check_memory,
     input_arrays,
@@ -285,7 +286,11 @@ def _layer_array(layers, l, key, ncase, shape, name, dtype, required=True):
         if required:
             raise ValueError(f"layers[{l}] has no {key!r} ({name})")
         return None
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"layers[{l}][{key!r}] must be an array of numbers ({name})") from None
+    check_finite(f"layers[{l}][{key!r}]", arr)
     if arr.shape == shape:
         arr = arr[None]
     if arr.shape[1:] != shape or arr.shape[0] not in (1, ncase):
@@ -597,6 +602,11 @@ def state_dict_layers(state_dict: Mapping, kind: str | None = None) -> tuple[str
         For bidirectional modules (``_reverse`` keys), projections (``weight_hr``), missing
         layers or sizes that match no cell.
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"state_dict must be a mapping, got {type(state_dict).__name__}: pass "
+            "module.state_dict(), not the module"
+        )
     arrays: dict[str, np.ndarray] = {}
     for key, value in state_dict.items():
         if hasattr(value, "detach"):
@@ -642,5 +652,7 @@ def simulate_state_dict(state_dict: Mapping, *, nonlinearity: str = "tanh", **kw
     >>> res = simulate_state_dict(lstm.state_dict(), steps=500)  # doctest: +SKIP
     >>> res["log10_cell_gradient_norm"]  # doctest: +SKIP
     """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (nn.RNN's), got {nonlinearity!r}")
     cell, layers = state_dict_layers(state_dict)
     return simulate_network(cell, layers, activation=nonlinearity, **kwargs)

@@ -19,6 +19,7 @@ from ._validate import (
     INPUT_KINDS,
     as_cases,
     check_choice,
+    check_finite,
     check_int,
     check_memory,
     input_arrays,
@@ -90,7 +91,13 @@ def rnn_outputs(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _recurrent(W):
     """W as (cases,) for scalar recursions or (cases, n, n); returns (W, ncase, n)."""
-    Wa = np.asarray(W, dtype=np.float64)
+    if W is None or isinstance(W, str | bytes | dict):
+        raise ValueError(f"W must be a number or an array of numbers, got {type(W).__name__}")
+    try:
+        Wa = np.asarray(W, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("W must be a number or an array of numbers") from None
+    check_finite("W", Wa)
     if Wa.ndim <= 1:
         Wa = np.atleast_1d(Wa)
         n = 1
@@ -173,8 +180,10 @@ def simulate_rnn(
     num_records : int
         Number of log-spaced records.
     dtype : {"float64", "float32"}
-        Precision of the state and of the weights. The activations are evaluated in float64
-        and rounded to ``dtype``; the Jacobian product is kept in ``dtype`` for n > 1.
+        Precision of the state and of the weights. For n = 1, float32 runs in float32 end to
+        end (float32 activations, trackers and Jacobian product; docs/engine.md, "What
+        float32 loses"); for n > 1 the activations are evaluated in float64 and rounded to
+        ``dtype``, and the Jacobian product is kept in ``dtype``.
     gradient : {"auto", "exact", "estimate", "none"}
         How ``log10_gradient_norm = log10 ||dh(t)/dh(0)||_2`` is computed for n > 1.
         ``"exact"``: the full Jacobian product J_t ... J_1 (n x n, renormalised every step),

@@ -172,8 +172,14 @@ def _grad_arrays(grads, layers, readout):
     ]
 
 
-def _per_case(x, ncase):
-    return np.broadcast_to(np.asarray(x, dtype=np.float64), (ncase,)).copy()
+def _per_case(x, ncase, name="value"):
+    """One value, or one per case (seed)."""
+    try:
+        return np.broadcast_to(np.asarray(x, dtype=np.float64), (ncase,)).copy()
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be one number or one per seed ({ncase}), got {np.shape(x) or x!r}"
+        ) from None
 
 
 def _case_axis(v, a):
@@ -340,7 +346,8 @@ def _checked(task, updates, seeds, lr, mu, thr, optimizer, clip, num_records, re
     if int(updates) != updates or updates < 1:
         raise ValueError(f"updates must be a positive integer, got {updates!r}")
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
-    per = tuple(_per_case(v, seeds.size) for v in (lr, mu, thr))
+    names = ("learning_rate", "momentum", "clip_threshold")
+    per = tuple(_per_case(v, seeds.size, k) for v, k in zip((lr, mu, thr), names, strict=True))
     if np.any(per[0] < 0) or np.any(per[2] <= 0) or not np.all(np.isfinite(np.r_[per])):
         raise ValueError("learning_rate must be >= 0 and clip_threshold > 0, both finite")
     rec = record_steps(int(updates), "log", num_records) if records is None else records

@@ -86,8 +86,9 @@ def base_matrix(n: int, kind: str, seed: int = 0, layer: int = 0) -> np.ndarray:
     numpy.ndarray
         float64 array of shape (n, n).
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    from ._validate import check_int
+
+    n = check_int("n", n, 1)
     check_memory(3 * 8 * float(n) ** 2, "choose a smaller n")  # the matrix and QR's copies
     if kind == "identity":
         return np.eye(n)
@@ -136,6 +137,8 @@ def scale_matrix(
         current = np.linalg.norm(base, 2)
         target = float(max_singular_value)
         what = "largest singular value"
+    if not target > 0 or not np.isfinite(target):
+        raise ValueError(f"the {what} must be a positive finite number, got {target}")
     if current == 0:
         raise ValueError(f"cannot scale a matrix whose {what} is 0 to {target}")
     return base * (target / current)
@@ -218,6 +221,13 @@ def remove_dominant_component(W: np.ndarray, u: np.ndarray, rtol: float = 1e-9) 
     ValueError
         If ``W`` is not diagonalisable to working precision.
     """
+    W, u = np.asarray(W, dtype=np.float64), np.asarray(u)
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"W must be one square matrix (n, n), got shape {W.shape}")
+    if u.shape != (W.shape[0],):
+        raise ValueError(f"u must be a vector of length n = {W.shape[0]}, got shape {u.shape}")
+    if not (np.isfinite(W).all() and np.isfinite(u).all()):
+        raise ValueError("W and u must be finite")
     return (dominant_complement(W, rtol) @ u).astype(u.dtype)
 
 
@@ -284,8 +294,10 @@ def init_layers(
         raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELL_GATES)}")
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}: use one of {', '.join(INITS)}")
-    if n < 1 or layers < 1 or input_size < 1:
-        raise ValueError("n, layers and input_size must be >= 1")
+    from ._validate import check_int
+
+    n, layers = check_int("n", n, 1), check_int("layers", layers, 1)
+    input_size = check_int("input_size", input_size, 1)
     if init == "pytorch" and scale is not None:
         raise ValueError("init 'pytorch' has no scale: drop scale or choose another init")
     G = CELL_GATES[cell]

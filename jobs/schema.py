@@ -495,8 +495,13 @@ def to_dataset(result, coords: dict | None = None, case_dim: str = "case"):
     """
     import xarray as xr
 
-    from rnnlab.engine import OUTPUTS
+    from rnnlab.engine import OUTPUTS, RnnResult
 
+    if not isinstance(result, RnnResult):
+        raise TypeError(
+            f"result must be what simulate_rnn or simulate_network returned, got "
+            f"{type(result).__name__}"
+        )
     n = result.ncases
     data_vars = {}
     for name, arr in result.data.items():

@@ -1,5 +1,6 @@
 """The public API: validation, recording, blow-ups, precision, the Dataset, the command line."""
 
+import re
 import resource
 
 import numpy as np
@@ -164,3 +165,113 @@ def test_demo_writes_a_readable_store(tmp_path):
     assert int(ds.time[-1]) == 59
     # the lecture: sigmoid saturates in a few steps whatever w
     assert (ds.saturation_step.values > 0).all() and (ds.saturation_step.values < 60).all()
+
+
+def _bad_calls():
+    """(call, exception, what the message must say) of common mistakes in the Python API."""
+    from rnnlab.engine import (
+        fixed_points,
+        init_layers,
+        recurrent_matrix,
+        remove_dominant_component,
+        simulate_network,
+        simulate_state_dict,
+    )
+    from rnnlab.engine.train import train
+
+    lstm = init_layers("lstm", 4, 1)
+    nan_lstm = [{**lstm[0], "weight_hh": lstm[0]["weight_hh"] * np.nan}]
+    rnn = init_layers("rnn", 4, 1)[0]
+    return {
+        "W None": (lambda: simulate_rnn(None), ValueError, "W must be a number"),
+        "W text": (lambda: simulate_rnn(["a", "b"]), ValueError, "W must be a number"),
+        "W nan": (lambda: simulate_rnn([0.5, np.nan]), ValueError, "W holds nan at index 1"),
+        "W inf": (lambda: simulate_rnn(np.diag([np.inf, 1.0])), ValueError, "W holds inf"),
+        "C nan": (lambda: simulate_rnn([0.5, 0.6], [1.0, np.nan]), ValueError, "C holds nan"),
+        "amplitude inf": (
+            lambda: simulate_rnn([0.5], amplitude=np.inf),
+            ValueError,
+            "amplitude holds inf",
+        ),
+        "noise_seed 1.5": (
+            lambda: simulate_rnn([0.5], input="noise", noise_seed=1.5),
+            ValueError,
+            "noise_seed must be integers",
+        ),
+        "layer nan": (
+            lambda: simulate_network("lstm", nan_lstm, steps=5),
+            ValueError,
+            "layers[0]['weight_hh'] holds nan",
+        ),
+        "n 4.5": (lambda: recurrent_matrix(4.5), ValueError, "n must be an integer"),
+        "n text": (lambda: init_layers("rnn", "4"), ValueError, "n must be an integer"),
+        "radius -1": (
+            lambda: recurrent_matrix(4, spectral_radius=-1.0),
+            ValueError,
+            "spectral radius must be a positive",
+        ),
+        "W not square": (
+            lambda: remove_dominant_component(np.ones((3, 4)), np.ones(3)),
+            ValueError,
+            "W must be one square matrix",
+        ),
+        "u length": (
+            lambda: remove_dominant_component(np.eye(4), np.ones(3)),
+            ValueError,
+            "u must be a vector of length n = 4",
+        ),
+        "module": (lambda: simulate_state_dict(object()), TypeError, "not the module"),
+        "sigmoid": (
+            lambda: simulate_state_dict({}, nonlinearity="sigmoid"),
+            ValueError,
+            "nonlinearity must be 'tanh' or 'relu'",
+        ),
+        "case axis": (
+            lambda: fixed_points("rnn", [{k: np.stack([v, v]) for k, v in rnn.items()}]),
+            ValueError,
+            "without a case axis",
+        ),
+        "learning rates": (
+            lambda: train(
+                "lstm",
+                "adding",
+                seeds=(0, 1),
+                hidden=4,
+                length=5,
+                batch=2,
+                updates=1,
+                learning_rate=[0.1, 0.2, 0.3],
+            ),
+            ValueError,
+            "learning_rate must be one number or one",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad_calls()))
+def test_a_mistake_in_the_python_api_is_one_error_naming_the_argument(name):
+    """What an audit of the API found raising from inside NumPy or torch, or accepted
+    silently (non-finite weights ran with every state NaN and read 'bounded'): one error
+    from rnnlab's own checks, naming the argument."""
+    call, exc, message = _bad_calls()[name]
+    with pytest.raises(exc, match=re.escape(message)):
+        call()
+
+
+def test_a_nan_vector_has_a_nan_norm():
+    """The norm of a state that went NaN is NaN (it read 0: max() skipped the NaN), so that
+    the blow-up watch sees it."""
+    from rnnlab.engine._numerics import norm
+
+    assert np.isnan(norm(np.array([np.nan, np.nan]))) and np.isnan(norm(np.array([1.0, np.nan])))
+    assert norm(np.array([np.inf, 1.0])) == np.inf and norm(np.array([3.0, 4.0])) == 5.0
+
+
+def test_the_other_python_entry_points_refuse_the_wrong_type():
+    from rnnlab.analysis import figures
+    from rnnlab.jobs import to_dataset
+
+    with pytest.raises(TypeError, match="result must be what simulate_rnn"):
+        to_dataset({"a": 1})
+    with pytest.raises(TypeError, match=r"ds must be an xarray.Dataset"):
+        figures.memory_phase(np.zeros(3))

@@ -276,14 +276,28 @@ def test_growth_rate_is_never_raised_by_a_derivative_below_the_float_range(activ
     assert res["blowup_step"][0] == -1 and res["bounded"][0]
 
 
-@pytest.mark.parametrize(("activation", "w"), [("tanh", 10.0), ("tanh", 30.0), ("sigmoid", 60.0)])
+@pytest.mark.parametrize(
+    ("activation", "w"), [("tanh", 10.0), ("tanh", 30.0), ("tanh", 43.5), ("sigmoid", 60.0)]
+)
 def test_float32_growth_rate_in_saturation_is_the_closed_form(activation, w):
     """The float32 kernel (activations, derivatives and the Jacobian product in float32,
-    its exponent carried in an int32) over 10^4 steps: derivatives down to 4e-26 keep their
-    float32 relative accuracy, and 10^4 products of them (10^-130000) neither underflow nor
-    drift."""
+    its exponent carried in an int32) over 10^4 steps: derivatives down to 6.6e-38 (tanh at
+    43.5, near float32's smallest normal number) keep their float32 relative accuracy, and
+    10^4 products of them (10^-350000) neither underflow nor drift."""
     res = simulate_rnn([w], activation=activation, steps=10_000, record="none", dtype="float32")
     np.testing.assert_allclose(res["growth_rate"][0], _saturated_rate(activation, w), atol=2e-6)
+
+
+def test_float32_exponent_of_2e7_steps_of_the_largest_factor_does_not_wrap():
+    """3.4e38 per step for 2 10^7 steps: 10^(6.8 10^8), past what an int32 exponent holds
+    (2^31 = 2.1e9 powers of 2, reached at 1.7 10^7 steps: it wrapped, found by review);
+    folded into a float64 every 2^22 steps."""
+    w = float(np.float32(3.4e38))
+    steps = 20_000_000
+    s = simulate_rnn([w], activation="identity", steps=steps, amplitude=0.0, record=[steps - 1],
+                     dtype="float32", outputs=["log10_gradient_norm", "growth_rate"])  # fmt: skip
+    assert s["log10_gradient_norm"][0, -1] == pytest.approx((steps - 1) * np.log10(w), rel=1e-9)
+    assert s["growth_rate"][0] == pytest.approx(np.log(w), rel=1e-9)
 
 
 def test_float32_products_of_1e5_steps_neither_overflow_nor_underflow():
@@ -299,8 +313,8 @@ def test_float32_products_of_1e5_steps_neither_overflow_nor_underflow():
 
 @pytest.mark.parametrize(("activation", "w"), [("tanh", 50.0), ("tanh", 1e38), ("sigmoid", 100.0)])
 def test_float32_derivative_below_the_float32_range_is_zero(activation, w):
-    """tanh' beyond |z| = 43 and sigmoid' beyond 87 are below float32's smallest normal
-    number: 0, and the rate -inf (the true rates are below -80)."""
+    """tanh' beyond |z| = 43.6 and sigmoid' beyond 87 are at or below float32's smallest
+    normal number: 0, and the rate -inf (the true rates are below -80)."""
     res = simulate_rnn([w], activation=activation, steps=1000, record="none", dtype="float32")
     assert res["growth_rate"][0] == -np.inf
     assert res["blowup_step"][0] == -1 and res["bounded"][0]

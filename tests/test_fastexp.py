@@ -102,7 +102,8 @@ def _grid32():
 
 def test_float32_exp_and_expm1_within_two_ulps_of_float64():
     """The float32 exp and expm1 (every operation float32) against float64 NumPy on the
-    float32 arguments, over their whole range (measured: 1.41 and 1.01 ulps)."""
+    float32 arguments, over their whole range (measured here 1.41 and 1.01 ulps; 1.69 and
+    1.04 on every 53rd float32 in [-87, 88])."""
     from rnnlab.engine.fastexp import exp32, expm1_32
 
     x = _grid32()
@@ -118,9 +119,9 @@ def test_float32_exp_and_expm1_within_two_ulps_of_float64():
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_float32_activations_within_three_ulps_of_float64(name):
     """Each activation's float32 function against NumPy's float64 one on float32 arguments
-    (values: measured 2.1 ulps for tanh, 2.0 for sigmoid; derivatives against the float64
-    function's to 4e-7 relative, measured 1.9e-7, down to float32's smallest normal
-    derivative: |z| = 43 for tanh, 87 for sigmoid, 0 beyond)."""
+    (values: 2.1 ulps for tanh, 2.0 for sigmoid here, 2.74 and 2.39 on every 53rd float32;
+    derivatives against the float64 function's to 4e-7 relative, measured 2.0e-7, down to
+    float32's smallest normal derivative: |z| = 43.6 for tanh, 87 for sigmoid, 0 beyond)."""
     act = get_activation(name)
     z = _grid32()
     z = z[np.abs(z) <= 87]
@@ -130,7 +131,7 @@ def test_float32_activations_within_three_ulps_of_float64(name):
     want = act.numpy(z64)
     assert np.max(_ulps32(v, want)) < 3.0
     _, d64 = _apply2(act.func, z64)
-    last = {"tanh": 43.0, "sigmoid": 87.0}.get(name, np.inf)
+    last = {"tanh": 43.6, "sigmoid": 87.0}.get(name, np.inf)
     inside = (np.abs(z) <= last) & (d64 != 0)
     np.testing.assert_allclose(d[inside], d64[inside], rtol=4e-7)
     assert np.all(d[np.abs(z) > last] == 0)

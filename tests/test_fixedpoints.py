@@ -102,8 +102,8 @@ def test_classes_and_bad_input():
 def test_visited_starts_follow_the_state_layout_and_refuse_non_finite_runs():
     """A 2-layer LSTM's starts are [h1, 0, h2, 0] (each layer's h, then its c at 0) and the
     points found from them are fixed under PyTorch's 2-layer nn.LSTM; a network whose states
-    overflow starts from its finite ones, and one with no finite state is refused in one
-    line."""
+    overflow starts from its finite ones, and one with infinite weights (every state NaN) is
+    refused in one line naming them."""
     torch = pytest.importorskip("torch")
     from rnnlab.engine.fixedpoints import _flat_states, visited_fixed_points
     from rnnlab.engine.train import init_network
@@ -131,5 +131,5 @@ def test_visited_starts_follow_the_state_layout_and_refuse_non_finite_runs():
     big = [{k: v * 1e100 for k, v in w.items()} for w in wild]  # its states overflow later:
     visited_fixed_points({**relu, "layers": big}, 5)  # the finite ones are the starts
     broken = [{k: v * np.inf for k, v in w.items()} for w in wild]  # every state NaN
-    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="not finite on its"):
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match=r"\['weight_.h'\] holds"):
         visited_fixed_points({**relu, "layers": broken}, 5)

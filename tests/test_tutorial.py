@@ -7,6 +7,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from rnnlab.jobs.runner import UNGUARDED_NOTICE
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "tutorial.ipynb"
 
 
@@ -18,8 +20,8 @@ def test_the_tutorial_is_stored_without_outputs():
 
 def test_the_tutorial_runs_in_a_kernel(tmp_path):
     """Every cell, in order, in a python3 kernel started in an empty folder (the sweep
-    writes its store there): no error, and nothing on stderr but the progress of the
-    sweep."""
+    writes its store there): no error, no warning, and the sweep's embedded cluster on
+    worker processes (a kernel's main module is guarded)."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
@@ -28,6 +30,7 @@ def test_the_tutorial_runs_in_a_kernel(tmp_path):
         if o.output_type == "stream" and o.name == "stderr"
     ]  # fmt: skip
     assert not any("Warning" in s or "Traceback" in s for s in stderr), stderr
+    assert not any(UNGUARDED_NOTICE in s for s in stderr)  # a kernel gets worker processes
     assert (tmp_path / "results" / "tutorial.zarr").is_dir()
     figures = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                if "image/png" in o.get("data", {})]  # fmt: skip
