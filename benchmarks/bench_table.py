@@ -486,37 +486,19 @@ def _flops_table(title: str, size: str, work: dict, sides: dict, peak: float) ->
 def train_table(quick: bool) -> str:
     """Training many LSTMs on the adding problem (benchmarks/bench_train.py's problem):
     seconds per update of rnnlab's train and of the PyTorch ways, float64 and float32."""
-    try:
-        import torch
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
         return "training: PyTorch is not installed (pip install -e .[test])"
     import numpy as np
-    from bench_train import (
-        data,
-        per_update,
-        rnnlab_run,
-        start_weights,
-        torch_batched,
-        torch_loop,
-        torch_vmap,
-    )
+    from bench_train import per_update, rnnlab_run, torch_ways
 
     M, H, B, T, U = (32, 32, 20, 50, 2) if quick else (256, 32, 20, 100, 4)
     seeds = np.arange(M)
     rnnlab_run(seeds[:2], H, 5, 2, 2)  # compile outside the timing
     ours = min(per_update(lambda u: rnnlab_run(seeds, H, T, B, u), U, 2)[0])
     rows = [("float64", "rnnlab train", ours)]
-    nets = start_weights(seeds, H)
-    ways = (("PyTorch, a loop over models", torch_loop), ("PyTorch, batched bmm", torch_batched),
-            ("PyTorch, vmap(nn.LSTM)", torch_vmap))  # fmt: skip
-    for dtype in (torch.float64, torch.float32):
-        batches = data(seeds, T, B, 2 * U, dtype)
-        for name, way in ways:
-
-            def run(u, w=way, b=batches, dt=dtype):
-                return w(nets, b[:u], H, dt)
-
-            rows.append((str(dtype).removeprefix("torch."), name, min(per_update(run, U, 2)[0])))
+    rows += [(dt, name, min(s)) for dt, name, s, *_ in torch_ways(seeds, H, T, B, U, 2)]
     best = min(r[2] for r in rows[1:])
     out = [f"training: {M} LSTMs (H = {H}) on the adding problem, T = {T}, batch {B}, Adam, "
            "norm clipping; seconds per update of all models", "",

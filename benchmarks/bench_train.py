@@ -174,6 +174,25 @@ def _diff(ref, losses, whh) -> str:
     return f"losses {el:.0e}, W_hh {np.max(np.abs(w - ref[1])) / np.max(np.abs(ref[1])):.0e}"
 
 
+#: The PyTorch ways, in the order printed.
+WAYS = (("torch loop over models", torch_loop), ("torch batched (bmm)", torch_batched),
+        ("torch vmap(nn.LSTM)", torch_vmap))  # fmt: skip
+
+
+def torch_ways(seeds, H, T, B, updates, repeat):
+    """(dtype, way, seconds per update (``repeat`` of them), losses, trained weight_hh) of
+    every PyTorch way, in float64 then float32."""
+    nets = start_weights(seeds, H)
+    for dtype in (torch.float64, torch.float32):
+        batches = data(seeds, T, B, 2 * updates, dtype)
+        for name, way in WAYS:
+
+            def run(u, w=way, b=batches, dt=dtype):
+                return w(nets, b[:u], H, dt)
+
+            yield (str(dtype).removeprefix("torch."), name, *per_update(run, updates, repeat))
+
+
 def main(argv=None) -> None:
     ap = problem_arguments(__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=10, help="timed: this many and twice")
@@ -190,18 +209,8 @@ def main(argv=None) -> None:
     s, loss, whh = per_update(lambda u: rnnlab_run(seeds, H, T, B, u), U, args.repeat)
     ref = (loss, whh)
     rows = [("float64", "rnnlab train", s, "")]
-    nets = start_weights(seeds, H)
-    ways = (("torch loop over models", torch_loop), ("torch batched (bmm)", torch_batched),
-            ("torch vmap(nn.LSTM)", torch_vmap))  # fmt: skip
-    for dtype in (torch.float64, torch.float32):
-        batches = data(seeds, T, B, 2 * U, dtype)
-        for name, way in ways:
-
-            def run(u, w=way, b=batches, dt=dtype):
-                return w(nets, b[:u], H, dt)
-
-            s, loss, whh = per_update(run, U, args.repeat)
-            rows.append((str(dtype).removeprefix("torch."), name, s, _diff(ref, loss, whh)))
+    for dt, name, s, loss, whh in torch_ways(seeds, H, T, B, U, args.repeat):
+        rows.append((dt, name, s, _diff(ref, loss, whh)))
     ours = min(rows[0][2])
     print(
         f"{'dtype':8s} {'method':24s} {'s/update':>15s} {'1000 updates':>13s} "
