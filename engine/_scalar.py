@@ -251,7 +251,7 @@ def _finish(c0, m, h, hb, g, ge, gef, maxn, r0, lg_half, lr_half, blow, lmem, lc
         K.finish_case(sums, c0 + j, trk, np.float64(h[j]), io, fo)
 
 
-@jit
+@jit(inline="always")
 def _fold(ge, gef):
     """Move the gradient's exponent into a float64: a float32 kernel's int32 exponent moves
     by at most 128 + 64 per step (a factor 2^128 scaled by 2^-64), so folding it every

@@ -180,16 +180,17 @@ def sigmoid32(z):
 def activate(code, z):
     """``(f(z), f'(z))`` of the activation with this code (a compile-time literal in kernels);
     ``code + F32`` evaluates a float32 ``z`` in float32."""
+    # Every branch is typed for the z at hand (LLVM removes the dead ones): each function
+    # takes z in its own precision (z itself in a kernel of that precision), so that a
+    # kernel compiles no function in the other precision
     if code == 0:
-        return identity(z)
+        return identity(np.float64(z))
     if code == 1:
-        return sigmoid(z)
+        return sigmoid(np.float64(z))
     if code == 2:
-        return tanh(z)
+        return tanh(np.float64(z))
     if code == 3:
-        return relu(z)
-    # Every branch is typed for the z at hand (LLVM removes the dead ones): the float32
-    # functions take np.float32(z), which is z itself in a float32 kernel
+        return relu(np.float64(z))
     if code == F32:
         return identity32(np.float32(z))
     if code == F32 + 1:
