@@ -1,6 +1,7 @@
 """The code in the README and in docs/ runs: every Python block (in order, one namespace per
-file, in a folder where ``examples/`` and the ``results/`` stores it reads exist), and every
-TOML block that is a sweep spec validates. A block that cannot run here is marked in the
+file, in a folder where ``examples/`` and the ``results/`` stores it reads exist; the README's
+tour, its one Python block, as a plain script in a new process: ``tests/test_scripts.py``),
+and every TOML block that is a sweep spec validates. A block that cannot run here is marked in the
 Markdown with ``<!-- test: skip (reason) -->`` on the line before it; the skips are counted."""
 
 import re
@@ -58,7 +59,7 @@ def _stores_read_by(code: str) -> set[str]:
     return set(re.findall(r"results/(lecture_\w+)\.zarr", code))
 
 
-@pytest.mark.parametrize("name", [f for f in FILES if blocks(f, "python")])
+@pytest.mark.parametrize("name", [f for f in FILES if blocks(f, "python") and f != "README.md"])
 def test_python_blocks_run(name, workdir):
     import matplotlib.pyplot as plt
 

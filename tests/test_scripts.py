@@ -55,7 +55,9 @@ def test_the_readme_tour_runs_as_a_plain_script(tmp_path):
     import shutil
 
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    tour = blocks("README.md", "python")[0][0]
+    code = blocks("README.md", "python")
+    assert len(code) == 1 and code[0][1] is None  # the tour is the README's one Python block
+    tour = code[0][0]
     assert "run_sweep(" in tour and "__main__" not in tour
     (tmp_path / "tour.py").write_text(textwrap.dedent(tour))
     out = _python(["tour.py"], tmp_path, timeout=900)
