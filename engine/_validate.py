@@ -56,32 +56,45 @@ def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int
     return v
 
 
-def check_finite(name: str, arr: np.ndarray) -> None:
-    """Refuse NaN and infinite entries (a user's weights, inputs or amplitudes), naming the
-    first one: a non-finite weight makes every state NaN from the first step on."""
-    arr = np.asarray(arr)
-    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+def finite_numbers(name: str, x, what: str = "numbers") -> np.ndarray:
+    """``x`` as a float64 array of finite numbers, or one ValueError naming the argument: a
+    user's weights, inputs or amplitudes (a non-finite weight makes every state NaN from the
+    first step on); ``what`` says what the argument must be."""
+    if x is None or isinstance(x, str | bytes | dict):
+        raise ValueError(f"{name} must be {what}, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {what}, got {type(x).__name__}") from None
+    if not np.isfinite(arr).all():
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         at = f" at index {where if len(where) > 1 else where[0]}" if where else ""
         raise ValueError(f"{name} holds {arr[where]}{at}: give finite numbers")
+    return arr
+
+
+def _integers(name: str, x) -> np.ndarray:
+    """``x`` as whole numbers: integers as they are (a float64 detour would round them above
+    2**53), floats only if whole."""
+    try:
+        exact = np.asarray(x)
+    except (TypeError, ValueError):
+        exact = None
+    if exact is not None and exact.dtype.kind in "biu":
+        return exact
+    arr = finite_numbers(name, x)
+    if not np.array_equal(arr, np.round(arr)):
+        raise ValueError(f"{name} must be integers, got {x!r}")
+    return arr
 
 
 def as_cases(x, ncase: int, trailing: tuple[int, ...], name: str, dtype) -> np.ndarray:
     """``x`` broadcast to (ncase, *trailing): a new, writeable, C-contiguous array of ``dtype``
     (one array type per dtype, so that the kernels are compiled once). Finite numbers only;
     an integer ``dtype`` takes integer values only (1.5 is not a seed)."""
-    if x is None or isinstance(x, str | bytes | dict):
-        raise ValueError(f"{name} must be numbers, got {type(x).__name__}")
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-        check_finite(name, arr)
-        if np.dtype(dtype).kind in "iu" and not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{name} must be integers, got {x!r}")
-        arr = arr.astype(dtype)
-    except (TypeError, ValueError) as err:
-        if str(err).startswith(name):
-            raise
-        raise ValueError(f"{name} must be numbers, got {type(x).__name__}") from None
+    integer = np.dtype(dtype).kind in "iu"
+    arr = _integers(name, x) if integer else finite_numbers(name, x)
+    arr = arr.astype(dtype)
     try:
         out = np.broadcast_to(arr, (ncase, *trailing))
     except ValueError:

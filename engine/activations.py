@@ -73,7 +73,7 @@ def tanh(z):
 
     ``E = expm1(2|z|)``, ``tanh|z| = E / (E + 2)`` and ``1 - tanh^2 = 4 (E + 1) / (E + 2)^2``:
     the derivative keeps full relative accuracy in saturation, where ``1 - tanh(z)**2`` would
-    round to 0 (|z| > 19). Below 2^-27, z and 1 (their rounded values).
+    round to 0 (|z| > 19).
     """
     a = min(abs(z), _TANH_CLAMP)
     e = expm1(2.0 * a)

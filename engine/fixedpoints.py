@@ -162,7 +162,7 @@ def fixed_points(
     ValueError
         For weights the reference cannot run, or starts of the wrong width.
     """
-    from ._validate import check_finite, check_int
+    from ._validate import check_int, finite_numbers
     from .reference_network import _rows
     from .weights import CELL_GATES
 
@@ -177,7 +177,7 @@ def fixed_points(
                     f"layers[{i}][{key!r}] has shape {np.shape(value)}: fixed_points takes one "
                     "network, without a case axis (pass {k: v[case] for k, v in layer.items()})"
                 )
-            check_finite(f"layers[{i}][{key!r}]", np.asarray(value, dtype=np.float64))
+            finite_numbers(f"layers[{i}][{key!r}]", value, "an array of numbers")
     rows, H = np.shape(layers[0]["weight_hh"])[-2:]
     if rows != CELL_GATES[cell] * H:
         raise ValueError(

@@ -26,9 +26,9 @@ from ._validate import (
     RunSettings,
     as_cases,
     check_choice,
-    check_finite,
     check_int,
     check_memory,
+    finite_numbers,
     input_arrays,
     run_settings,
 )
@@ -286,11 +286,7 @@ def _layer_array(layers, l, key, ncase, shape, name, dtype, required=True):
         if required:
             raise ValueError(f"layers[{l}] has no {key!r} ({name})")
         return None
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"layers[{l}][{key!r}] must be an array of numbers ({name})") from None
-    check_finite(f"layers[{l}][{key!r}]", arr)
+    arr = finite_numbers(f"layers[{l}][{key!r}]", value, f"an array of numbers ({name})")
     if arr.shape == shape:
         arr = arr[None]
     if arr.shape[1:] != shape or arr.shape[0] not in (1, ncase):

@@ -19,9 +19,9 @@ from ._validate import (
     INPUT_KINDS,
     as_cases,
     check_choice,
-    check_finite,
     check_int,
     check_memory,
+    finite_numbers,
     input_arrays,
     noise_keys,
     record_steps,
@@ -91,13 +91,7 @@ def rnn_outputs(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _recurrent(W):
     """W as (cases,) for scalar recursions or (cases, n, n); returns (W, ncase, n)."""
-    if W is None or isinstance(W, str | bytes | dict):
-        raise ValueError(f"W must be a number or an array of numbers, got {type(W).__name__}")
-    try:
-        Wa = np.asarray(W, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("W must be a number or an array of numbers") from None
-    check_finite("W", Wa)
+    Wa = finite_numbers("W", W, "a number or an array of numbers")
     if Wa.ndim <= 1:
         Wa = np.atleast_1d(Wa)
         n = 1
