@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from ._jit import jit
 from .fastexp import exp, exp32, expm1, expm1_32
@@ -51,6 +50,7 @@ F32 = 16
 # rate. The same for sigmoid' = e^{-|z|} / (1 + e^{-|z|})^2 beyond 709 (1.2e-308).
 _TANH_CLAMP = 354.0
 _SIGMOID_CLAMP = 709.0
+_TANH_SMALL = 2.0**-27
 
 
 @jit
@@ -76,10 +76,13 @@ def tanh(z):
     round to 0 (|z| > 19).
     """
     a = min(abs(z), _TANH_CLAMP)
-    e = expm1(2.0 * a)
+    e = expm1(2.0 * max(a, _TANH_SMALL))
     q = 1.0 / (e + 2.0)
     value = e * q
     deriv = 4.0 * (e + 1.0) * q * q
+    if a < _TANH_SMALL:
+        value = a
+        deriv = 1.0
     if abs(z) > _TANH_CLAMP:
         deriv = 0.0
     if z < 0.0:
@@ -274,6 +277,9 @@ def _np_tanh(z):
 
 
 def _np_sigmoid(z):
+    from scipy.special import expit  # here: importing scipy.special takes 0.2 s, which every
+    # process (each Dask worker, each rnnlab command) paid for an import of the engine
+
     return expit(z).astype(np.asarray(z).dtype, copy=False)
 
 

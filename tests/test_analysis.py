@@ -3,6 +3,7 @@ figures from small real stores made by the sweep runner, and the report."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -709,9 +710,18 @@ def test_a_figure_without_its_data_says_why(stores):
         F.gradient_by_depth(scalar)
 
 
-def test_report_links_every_figure_and_every_link_exists(stores, tmp_path):
+@pytest.fixture(scope="module")
+def report(stores, tmp_path_factory):
+    """The report of every store, PNG only (SVG: below), drawn once for the tests that
+    read it (drawing every figure takes about 20 s)."""
+    out = tmp_path_factory.mktemp("report")
+    return write_report(list(stores.values()), out, formats=("png",), dpi=30), out
+
+
+def test_report_links_every_figure_and_every_link_exists(stores, report, tmp_path):
+    rep, drawn = report
     out = tmp_path / "report"
-    rep = write_report(list(stores.values()), out, formats=("png",), dpi=40)  # SVG: below
+    shutil.copytree(drawn, out)  # this test replaces it below
     names = {f["name"] for f in rep.figures}
     assert names == {name for name, _, _ in FIGURES}  # every figure applies to some store
     html = (out / "index.html").read_text()
@@ -729,7 +739,7 @@ def test_report_links_every_figure_and_every_link_exists(stores, tmp_path):
     assert len(list(out.glob("*.png"))) == len(rep2.figures)
 
 
-def test_figures_are_numbered_as_in_the_docs_and_say_what_holds_on_their_store(stores, tmp_path):
+def test_figures_are_numbered_as_in_the_docs_and_say_what_holds_on_their_store(report):
     """Each figure function's docstring starts "Figure N:" with N its place in FIGURES, the
     docs' table lists it under that number, the report labels it so (5a, 5b for several
     stores), and where its claim has a check, the report prints the store's own numbers."""
@@ -739,7 +749,7 @@ def test_figures_are_numbered_as_in_the_docs_and_say_what_holds_on_their_store(s
     for n, (name, func, _) in enumerate(F.FIGURES, 1):
         assert func.__doc__.lstrip().startswith(f"Figure {n}:"), name
         assert f"| {n} | `{name}" in docs, name
-    rep = write_report(list(stores.values()), tmp_path / "r", formats=("png",), dpi=30)
+    rep, out = report
     order = [name for name, _, _ in F.FIGURES]
     for f in rep.figures:
         assert f["label"].rstrip("abcdefghij") == str(order.index(f["name"]) + 1)
@@ -751,7 +761,7 @@ def test_figures_are_numbered_as_in_the_docs_and_say_what_holds_on_their_store(s
                  "stacked_layers"):  # fmt: skip
         assert checked[name].startswith("On th"), name
     assert "0 of the" not in checked["gradient_vs_lag"]
-    html = (tmp_path / "r" / "index.html").read_text()
+    html = (out / "index.html").read_text()
     assert "<b>Figure 5a.</b>" in html and "On this store" in html
 
 

@@ -138,10 +138,22 @@ def test_float32_activations_within_three_ulps_of_float64(name):
     assert np.isnan(_apply2(act.func32, np.array([np.nan], np.float32))[0][0])
 
 
-def test_float32_tanh_is_the_identity_near_zero():
-    """Below 2^-13 the float32 tanh returns z and 1 (their rounded values), subnormal z
-    included, without evaluating the polynomial (whose products would be subnormal)."""
-    z = np.array([2.0**-13 * 0.999, 1e-20, 1e-39, 1e-45, -3e-42, 0.0], np.float32)
-    v, d = _apply2(get_activation("tanh").func32, z)
+@pytest.mark.parametrize(
+    "dtype, small, tiny",
+    [(np.float32, 2.0**-13, [1e-20, 1e-39, 1e-45, -3e-42]),
+     (np.float64, 2.0**-27, [1e-20, 1e-300, 1e-310, 5e-324, -3e-320])],
+)  # fmt: skip
+def test_tanh_is_the_identity_near_zero(dtype, small, tiny):
+    """Below 2^-13 (float32) and 2^-27 (float64) tanh returns z and 1 (their rounded values),
+    subnormal z included, without evaluating the polynomial (whose products would be
+    subnormal); just above, the polynomial agrees with NumPy's tanh."""
+    z = np.array([small * 0.999, *tiny, 0.0], dtype)
+    act = get_activation("tanh")
+    v, d = _apply2(act.func32 if dtype == np.float32 else act.func, z)
     assert np.array_equal(v, z) and np.all(d == 1)
-    assert np.array_equal(v, np.tanh(z.astype(np.float64)).astype(np.float32))
+    assert np.array_equal(v, np.tanh(z.astype(np.float64)).astype(dtype))
+    above = np.array([small, small * 1.5, small * 4], dtype)
+    v, d = _apply2(act.func32 if dtype == np.float32 else act.func, above)
+    ref = np.tanh(above.astype(np.float64))
+    np.testing.assert_allclose(v, ref, rtol=4 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(d, 1 - ref**2, rtol=4 * np.finfo(dtype).eps)
