@@ -248,6 +248,24 @@ def test_decay_into_subnormal_numbers_is_not_a_blowup():
     assert np.any((norm > 0) & (norm < 2.2e-308))  # subnormal norms were measured
 
 
+
+def test_scalar_tanh_decays_through_the_subnormals_to_zero_as_numpy_does():
+    """h <- tanh(w h) with w = 0.5 from h(0) = tanh(1): NumPy's tanh iterated (IEEE
+    subnormals) and the engine agree to rounding while h is normal, both pass through the
+    subnormals (tanh(z) = z there, no flush to zero) and reach exactly 0 within a step of
+    each other."""
+    steps = 1200
+    res = simulate_rnn([0.5], activation="tanh", steps=steps, record="all")
+    h = res["state"][0]
+    ref = np.empty(steps)
+    ref[0] = np.tanh(1.0)
+    for t in range(1, steps):
+        ref[t] = np.tanh(0.5 * ref[t - 1])
+    normal = np.abs(ref) > 2.2250738585072014e-308
+    np.testing.assert_allclose(h[normal], ref[normal], rtol=1e-13)
+    assert np.any((h > 0) & (h < 2.2e-308)) and h[-1] == 0.0 and res["blowup_step"][0] == -1
+    assert abs(int(np.argmax(h == 0)) - int(np.argmax(ref == 0))) <= 1
+
 # Saturated fixed point h* = f(w h*) = 1 (w > 0, impulse, no bias): z = w every step, and the
 # growth rate of dh(t)/dh(0) is ln(w f'(w)), in closed form:
 #   tanh:    ln w + ln 4 - 2w - 2 ln(1 + e^-2w)
