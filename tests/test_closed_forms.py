@@ -248,7 +248,6 @@ def test_decay_into_subnormal_numbers_is_not_a_blowup():
     assert np.any((norm > 0) & (norm < 2.2e-308))  # subnormal norms were measured
 
 
-
 def test_scalar_tanh_decays_through_the_subnormals_to_zero_as_numpy_does():
     """h <- tanh(w h) with w = 0.5 from h(0) = tanh(1): NumPy's tanh iterated (IEEE
     subnormals) and the engine agree to rounding while h is normal, both pass through the
@@ -265,6 +264,7 @@ def test_scalar_tanh_decays_through_the_subnormals_to_zero_as_numpy_does():
     np.testing.assert_allclose(h[normal], ref[normal], rtol=1e-13)
     assert np.any((h > 0) & (h < 2.2e-308)) and h[-1] == 0.0 and res["blowup_step"][0] == -1
     assert abs(int(np.argmax(h == 0)) - int(np.argmax(ref == 0))) <= 1
+
 
 # Saturated fixed point h* = f(w h*) = 1 (w > 0, impulse, no bias): z = w every step, and the
 # growth rate of dh(t)/dh(0) is ln(w f'(w)), in closed form:
