@@ -26,25 +26,31 @@ rows = h_rows
 
 @jit
 def forward(H, flags, act, gain, Whh, bih, bhh, P, Rg, ax, sp, sn, gsum, ah, gq, z, cache):
-    """One GRU step; gsum[0] += sum(r), gsum[1] += sum(z)."""
+    """One GRU step; gsum[0] += sum(r), gsum[1] += sum(z).
+
+    One pass over the units per gate, so that every loop vectorises (the gates'
+    exponentials included); each unit's arithmetic is the same, term for term, as one loop
+    doing it all. The gates' arguments are float64 (a float32 kernel's sums converted, as
+    the LSTM's are): one specialisation of sigmoid for both precisions."""
     np.dot(Whh, sp[0:H], ah)
     for u in range(H):
-        r, dr = sigmoid(ax[u] + bih[u] + ah[u] + bhh[u])
-        zg, dz = sigmoid(ax[H + u] + bih[H + u] + ah[H + u] + bhh[H + u])
+        cache[0, u], cache[1, u] = sigmoid(np.float64(ax[u] + bih[u] + ah[u] + bhh[u]))  # r
+    for u in range(H):
+        cache[2, u], cache[3, u] = sigmoid(
+            np.float64(ax[H + u] + bih[H + u] + ah[H + u] + bhh[H + u])
+        )
+    for u in range(H):
         an = ah[2 * H + u] + bhh[2 * H + u]
-        n, dn = tanh(ax[2 * H + u] + bih[2 * H + u] + r * an)
-        hp = np.float64(sp[u])
-        sn[u] = (1.0 - zg) * n + zg * hp
-        gsum[0] += r
-        gsum[1] += zg
-        cache[0, u] = r
-        cache[1, u] = dr
-        cache[2, u] = zg
-        cache[3, u] = dz
-        cache[4, u] = n
-        cache[5, u] = dn
         cache[6, u] = an
+        cache[4, u], cache[5, u] = tanh(ax[2 * H + u] + bih[2 * H + u] + cache[0, u] * an)
+    for u in range(H):
+        hp = np.float64(sp[u])
         cache[7, u] = hp
+        sn[u] = (1.0 - cache[2, u]) * cache[4, u] + cache[2, u] * hp
+    for u in range(H):
+        gsum[0] += cache[0, u]
+    for u in range(H):
+        gsum[1] += cache[2, u]
 
 
 @jit

@@ -59,64 +59,96 @@ def rows(H, flags):
 
 @jit
 def forward(H, flags, act, gain, Whh, bih, bhh, P, Rg, ax, sp, sn, gsum, ah, gq, z, cache):
-    """One LSTM step; gsum[0:3] += sums of i, f, o."""
+    """One LSTM step; gsum[0:3] += sums of i, f, o.
+
+    One pass over the units per operation, each variant's choice outside the loop, so that
+    every loop vectorises (the gates' exponentials included); each unit's arithmetic is the
+    same, term for term, as one loop doing it all. ``z`` (4H) holds the gates'
+    pre-activations z_i, z_f, z_g, z_o, then c in place of z_i.
+    """
     fgr = flags[GATE_RECURRENCE] != 0
     peep = flags[PEEPHOLES] != 0
-    no_i = flags[NO_INPUT_GATE] != 0
-    no_f = flags[NO_FORGET_GATE] != 0
-    no_o = flags[NO_OUTPUT_GATE] != 0
-    lin_g = flags[LINEAR_INPUT_ACT] != 0
-    lin_h = flags[LINEAR_OUTPUT_ACT] != 0
-    cifg = flags[COUPLED_GATES] != 0
     np.dot(Whh, sp[0:H], ah)
     if fgr:
         np.dot(Rg, sp[2 * H : 5 * H], gq)
+    for j in range(4 * H):
+        z[j] = ax[j] + bih[j] + ah[j] + bhh[j]
     for u in range(H):
-        cp = np.float64(sp[H + u])
-        zi = ax[u] + bih[u] + ah[u] + bhh[u]
-        zf = ax[H + u] + bih[H + u] + ah[H + u] + bhh[H + u]
-        zg = ax[2 * H + u] + bih[2 * H + u] + ah[2 * H + u] + bhh[2 * H + u]
-        zo = ax[3 * H + u] + bih[3 * H + u] + ah[3 * H + u] + bhh[3 * H + u]
-        if peep:
-            zi += P[0, u] * cp
-            zf += P[1, u] * cp
-        if fgr:
-            zi += gq[u]
-            zf += gq[H + u]
-            zo += gq[2 * H + u]
-        ig, di = (1.0, 0.0) if no_i else sigmoid(zi)
-        if no_f:
-            fg, df = 1.0, 0.0
-        elif cifg:
-            fg, df = 1.0 - ig, 0.0
-        else:
-            fg, df = sigmoid(zf)
-        gg, dg = (np.float64(zg), 1.0) if lin_g else tanh(zg)
-        c = fg * cp + ig * gg
-        if peep:
-            zo += P[2, u] * c
-        og, do = (1.0, 0.0) if no_o else sigmoid(zo)
-        ac, dac = (c, 1.0) if lin_h else tanh(c)
-        sn[u] = og * ac
+        cache[10, u] = sp[H + u]  # c'
+    if peep:
+        for u in range(H):
+            z[u] += P[0, u] * cache[10, u]
+            z[H + u] += P[1, u] * cache[10, u]
+    if fgr:
+        for u in range(H):
+            z[u] += gq[u]
+            z[H + u] += gq[H + u]
+            z[3 * H + u] += gq[2 * H + u]
+    _gates(H, flags, z, cache)
+    for u in range(H):
+        c = cache[2, u] * cache[10, u] + cache[0, u] * cache[4, u]  # f c' + i g
+        z[u] = c
         sn[H + u] = c
-        if fgr:
-            sn[2 * H + u] = ig
-            sn[3 * H + u] = fg
-            sn[4 * H + u] = og
-        gsum[0] += ig
-        gsum[1] += fg
-        gsum[2] += og
-        cache[0, u] = ig
-        cache[1, u] = di
-        cache[2, u] = fg
-        cache[3, u] = df
-        cache[4, u] = gg
-        cache[5, u] = dg
-        cache[6, u] = og
-        cache[7, u] = do
-        cache[8, u] = ac
-        cache[9, u] = dac
-        cache[10, u] = cp
+    if peep:
+        for u in range(H):
+            z[3 * H + u] += P[2, u] * z[u]
+    _output(H, flags, z, cache)
+    for u in range(H):
+        sn[u] = cache[6, u] * cache[8, u]  # o tanh(c)
+    if fgr:
+        for u in range(H):
+            sn[2 * H + u] = cache[0, u]
+            sn[3 * H + u] = cache[2, u]
+            sn[4 * H + u] = cache[6, u]
+    for u in range(H):
+        gsum[0] += cache[0, u]
+    for u in range(H):
+        gsum[1] += cache[2, u]
+    for u in range(H):
+        gsum[2] += cache[6, u]
+
+
+@jit
+def _gates(H, flags, z, cache):
+    """i, f, g and their derivatives into cache rows 0:6, from z_i, z_f, z_g."""
+    if flags[NO_INPUT_GATE] != 0:
+        for u in range(H):
+            cache[0, u], cache[1, u] = 1.0, 0.0
+    else:
+        for u in range(H):
+            cache[0, u], cache[1, u] = sigmoid(z[u])
+    if flags[NO_FORGET_GATE] != 0:
+        for u in range(H):
+            cache[2, u], cache[3, u] = 1.0, 0.0
+    elif flags[COUPLED_GATES] != 0:
+        for u in range(H):
+            cache[2, u], cache[3, u] = 1.0 - cache[0, u], 0.0
+    else:
+        for u in range(H):
+            cache[2, u], cache[3, u] = sigmoid(z[H + u])
+    if flags[LINEAR_INPUT_ACT] != 0:
+        for u in range(H):
+            cache[4, u], cache[5, u] = z[2 * H + u], 1.0
+    else:
+        for u in range(H):
+            cache[4, u], cache[5, u] = tanh(z[2 * H + u])
+
+
+@jit
+def _output(H, flags, z, cache):
+    """o, tanh(c) and their derivatives into cache rows 6:10, from z_o and c (in z[0:H])."""
+    if flags[NO_OUTPUT_GATE] != 0:
+        for u in range(H):
+            cache[6, u], cache[7, u] = 1.0, 0.0
+    else:
+        for u in range(H):
+            cache[6, u], cache[7, u] = sigmoid(z[3 * H + u])
+    if flags[LINEAR_OUTPUT_ACT] != 0:
+        for u in range(H):
+            cache[8, u], cache[9, u] = z[u], 1.0
+    else:
+        for u in range(H):
+            cache[8, u], cache[9, u] = tanh(z[u])
 
 
 @jit
