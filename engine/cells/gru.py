@@ -28,10 +28,11 @@ rows = h_rows
 def forward(H, flags, act, gain, Whh, bih, bhh, P, Rg, ax, sp, sn, gsum, ah, gq, z, cache):
     """One GRU step; gsum[0] += sum(r), gsum[1] += sum(z).
 
-    One pass over the units per gate, so that every loop vectorises (the gates'
-    exponentials included); each unit's arithmetic is the same, term for term, as one loop
-    doing it all. The gates' arguments are float64 (a float32 kernel's sums converted, as
-    the LSTM's are): one specialisation of sigmoid for both precisions."""
+    One pass over the units per gate, so that the units' loops vectorise (the gates'
+    exponentials included; the gate sums stay in order, scalar); each unit's arithmetic is
+    the same, term for term, as one loop doing it all. The gates' arguments are float64 (a
+    float32 kernel's sums converted, as the LSTM's are): one specialisation of sigmoid for
+    both precisions."""
     np.dot(Whh, sp[0:H], ah)
     for u in range(H):
         cache[0, u], cache[1, u] = sigmoid(np.float64(ax[u] + bih[u] + ah[u] + bhh[u]))  # r

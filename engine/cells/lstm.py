@@ -62,9 +62,10 @@ def forward(H, flags, act, gain, Whh, bih, bhh, P, Rg, ax, sp, sn, gsum, ah, gq,
     """One LSTM step; gsum[0:3] += sums of i, f, o.
 
     One pass over the units per operation, each variant's choice outside the loop, so that
-    every loop vectorises (the gates' exponentials included); each unit's arithmetic is the
-    same, term for term, as one loop doing it all. ``z`` (4H) holds the gates'
-    pre-activations z_i, z_f, z_g, z_o, then c in place of z_i.
+    the units' loops vectorise (the gates' exponentials included; the gate sums stay in
+    order, scalar); each unit's arithmetic is the same, term for term, as one loop doing it
+    all. ``z`` (4H, float64 in every precision) holds the gates' pre-activations z_i, z_f,
+    z_g, z_o, then c in place of z_i.
     """
     fgr = flags[GATE_RECURRENCE] != 0
     peep = flags[PEEPHOLES] != 0
