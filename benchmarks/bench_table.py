@@ -532,9 +532,9 @@ def sweep_table(quick: bool) -> str:
         res = run_sweep(spec)
         t_sweep = time.perf_counter() - t0
         t0 = time.perf_counter()  # the fixed cost: the same sweep with next to no work
-        fixed = run_sweep(make_spec(10, 16, str(tmp / "fixed.zarr")))
+        fixed = run_sweep(small, store=tmp / "fixed.zarr")
         t_fixed = time.perf_counter() - t0
-        few = parse_spec(make_spec(10, 16, "x.zarr"))[1].size
+        few = parse_spec(small)[1].size
         size = parse_spec(spec)[1].size
     finally:
         shutil.rmtree(tmp)
