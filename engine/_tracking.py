@@ -294,6 +294,13 @@ class OutputPlan:
         plan = _plan(keep)
         return OutputPlan(self.names, plan.trackers, plan.slots)
 
+    def subset(self, names) -> OutputPlan:
+        """The plan of those of its variables in ``names``, with the trackers that are off
+        here still off (the variables that need them read NaN)."""
+        keep = tuple(n for n in self.names if n in names)
+        plan = _plan([n for n in keep if set(OUTPUTS[n].needs) <= self.trackers])
+        return OutputPlan(keep, plan.trackers, plan.slots)
+
 
 def plan_outputs(outputs, available, default, where="outputs", hints=None) -> OutputPlan:
     """Check the requested outputs and plan the run.

@@ -68,6 +68,16 @@ def _derivative(name: str, z: np.ndarray) -> np.ndarray:
     raise ValueError(name)
 
 
+def _row_norms(a: np.ndarray) -> np.ndarray:
+    """The norm of each row, scaled by its largest entry first: a row's squares overflow
+    from 1e154 (``np.linalg.norm``'s plain sum of squares would read inf there)."""
+    with np.errstate(all="ignore"):
+        big = np.abs(a).max(axis=1)
+        scale = np.where((big > 0) & np.isfinite(big), big, 1.0)
+        return np.where(np.isfinite(big), scale * np.sqrt(((a / scale[:, None]) ** 2).sum(axis=1)),
+                        big)  # fmt: skip
+
+
 def rnn_reference(
     W: np.ndarray,
     C: np.ndarray,
@@ -106,6 +116,7 @@ def rnn_reference(
     prev = np.zeros(n, fdt)
     prevb = np.zeros(n, fdt)
     M = np.eye(n)
+    log_scale = 0.0  # M is kept at a largest entry of 1: W^t itself overflows with h
     with np.errstate(all="ignore"):
         for t in range(steps):
             xb = 0.0 if t == 0 else x[t]
@@ -116,10 +127,14 @@ def rnn_reference(
             if t > 0:
                 J = _derivative(act.name, z.astype(np.float64))[:, None] * W.astype(np.float64)
                 M = J @ M
-            lg[t] = np.log10(np.linalg.norm(M, 2))
+                big = np.abs(M).max()
+                if 0.0 < big < np.inf:
+                    M = M / big
+                    log_scale += np.log10(big)
+            lg[t] = np.log10(np.linalg.norm(M, 2)) + log_scale if np.isfinite(M).all() else np.nan
             prev, prevb = h[t], hb[t]
-        norm = np.linalg.norm(h.astype(np.float64), axis=1)
-        resp = np.linalg.norm(h.astype(np.float64) - hb, axis=1)
+        norm = _row_norms(h.astype(np.float64))
+        resp = _row_norms(h.astype(np.float64) - hb)
     out = {"h": h, "hbar": hb, "state_norm": norm, "response": resp, "log10_gradient_norm": lg}
     bad = np.flatnonzero(~np.isfinite(norm))
     blow = int(bad[0]) if bad.size else -1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _lanes
 from . import _tracking as K
 from ._linear import exact_response
 from ._parallel import run_chunks, threads_for
@@ -274,31 +275,33 @@ def simulate_rnn(
     amp = as_cases(amplitude, ncase, (), "amplitude", np.float64)
     inputs = (kind, xs, keys, amp)
     threads = threads_for(parallel)
-    if scalar:
-        method = "exact"
-        w = np.ascontiguousarray(Wa, dtype=fdt)
-        rec_out, sums = _run_scalar(act.code, w, Ca, Ba, inputs, settings, plan, threads)
-        vectors = {}
-    else:
-        method, probe = _gradient_method(gradient, n, gradient_probes, exact_gradient_max_n)
-        if method == "none":
-            plan = plan.without("gradient")
-        net = _single_layer(Wa, Ca, Ba, fdt)
-        rec_out, vectors, sums = run_layers(
-            "rnn", net, settings, plan, activation=act.code, inputs=inputs, probe=probe,
-            threads=threads, exponents=check_int("num_exponents", num_exponents, 1),
-            delays=capacity_delays(plan, num_delays, settings, False, kind),
-        )  # fmt: skip
-        if act.name == "identity" and plan.needs("response"):
-            exact_response(Wa, Ca, inputs, settings, plan, rec_out, sums, projectors)
     extra = {}
     if plan.needs("weights"):
         names = ("spectral_radius", "max_singular_value", "second_eigenvalue_modulus")
         extra = dict(zip(names, _weight_norms(Wa, scalar), strict=True))
-    data = K.collect(
-        plan, rec_out, sums, fdt, steps=settings.steps, signed=scalar, vectors=vectors,
-        extra=extra,
-    )  # fmt: skip
+    if scalar:
+        method = "exact"
+        w = np.ascontiguousarray(Wa, dtype=fdt)
+        rec_out, sums = _run_scalar(act.code, w, Ca, Ba, inputs, settings, plan, threads)
+        data = K.collect(plan, rec_out, sums, fdt, steps=settings.steps, signed=True,
+                         extra=extra)  # fmt: skip
+    else:
+        method, probe = _gradient_method(gradient, n, gradient_probes, exact_gradient_max_n)
+        if method == "none":
+            plan = plan.without("gradient")
+        layered = dict(
+            exponents=check_int("num_exponents", num_exponents, 1),
+            delays=capacity_delays(plan, num_delays, settings, False, kind),
+        )
+        data = {}
+        for sub, (rec_out, vectors, sums) in _run_vector(
+            Wa, Ca, Ba, act.code, inputs, settings, plan, probe, threads, layered
+        ):
+            if act.name == "identity" and sub.needs("response"):
+                exact_response(Wa, Ca, inputs, settings, sub, rec_out, sums, projectors)
+            data.update(K.collect(sub, rec_out, sums, fdt, steps=settings.steps,
+                                  vectors=vectors, extra=extra))  # fmt: skip
+        data = {name: data[name] for name in plan.names}
     attrs = dict(
         family="rnn",
         activation=act.name,
@@ -323,6 +326,77 @@ def _run_scalar(code, w, C, b, inputs, settings, plan, threads):
     sliced = [True] * 8 + [False] * 4
     run_chunks(KERNELS[code, w.dtype], args, sliced, ncase, threads, align=LANES)
     return rec_out, sums
+
+
+def split_kernels(plan, n: int, tangents: int) -> tuple[list[str], list[str]]:
+    """The outputs of a vector run that the lanes run, and those the layered kernel runs.
+
+    The lanes (:mod:`rnnlab.engine._lanes`) run n <= ``MAX_N``, except the Lyapunov spectrum
+    and the memory capacity, and the gradient's outputs when its product (n^2 ``tangents``
+    multiply-adds a step) is larger than ``MAX_TANGENT``. The weight norms (computed apart)
+    go with the lanes unless only the layered kernel runs.
+    """
+    small = n <= _lanes.MAX_N
+    grad_here = small and n * n * tangents <= _lanes.MAX_TANGENT
+
+    def in_lanes(name):
+        needs = K.OUTPUTS[name].needs
+        if "lyapunov" in needs or "capacity" in needs:
+            return False
+        return grad_here if "gradient" in needs else small
+
+    apart = [name for name in plan.names if K.OUTPUTS[name].needs == ("weights",)]
+    lanes = [name for name in plan.names if name not in apart and in_lanes(name)]
+    layered = [name for name in plan.names if name not in apart and not in_lanes(name)]
+    if lanes or not layered:
+        return lanes + apart, layered
+    return lanes, layered + apart
+
+
+def _run_vector(Wa, Ca, Ba, code, inputs, settings, plan, probe, threads, layered):
+    """(plan, the kernel's outputs) of each kernel that runs a part of ``plan``.
+
+    Each output has one kernel whatever else is asked for, so that it is the same to the
+    bit alone or with the others: for n <= ``_lanes.MAX_N`` the lanes run every output but
+    the Lyapunov spectrum and the memory capacity (and the gradient's when its product is
+    larger than ``_lanes.MAX_TANGENT``), which the layered kernel runs, in a run of its own.
+    """
+    n = Ca.shape[1]
+    tangents = (n if probe is None else probe.shape[1]) if plan.needs("gradient") else 0
+    names, rest = split_kernels(plan, n, tangents)
+    parts = []
+    if names:
+        sub = plan.subset(names)
+        parts.append((sub, _run_lanes(Wa, Ca, Ba, code, inputs, settings, sub, probe, threads)))
+    if rest:
+        sub = plan.subset(rest)
+        net = _single_layer(Wa, Ca, Ba, settings.dtype)
+        out = run_layers("rnn", net, settings, sub, activation=code, inputs=inputs,
+                         probe=probe, threads=threads, **layered)  # fmt: skip
+        parts.append((sub, out))
+    return parts
+
+
+def _run_lanes(Wa, Ca, Ba, code, inputs, settings, plan, probe, threads):
+    """The small vector kernel over every case; returns (rec_out, vectors, sums)."""
+    kind, xs, keys, amp = inputs
+    fdt = settings.dtype
+    ncase, n = Ca.shape
+    nrec = settings.nrec
+    probe = np.eye(n) if probe is None else probe
+    probe = np.ascontiguousarray(probe if plan.needs("gradient") else probe[:, :0], dtype=fdt)
+    rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
+    hid = plan.wants("hidden_state")
+    hid_out = np.full((ncase, nrec, n), np.nan, fdt) if hid else np.zeros((ncase, 0, 0), fdt)
+    sums = np.empty((ncase, K.N_SUMS))
+    iopt, fopt = settings.options(plan, kind, activation=code)
+    W = np.ascontiguousarray(Wa, dtype=fdt)
+    args = (W, np.ascontiguousarray(Ca), np.ascontiguousarray(Ba), amp, keys, xs, probe,
+            rec_out, hid_out, sums, settings.rec, plan.slots, iopt, fopt)  # fmt: skip
+    sliced = [True] * 6 + [False] + [True] * 3 + [False] * 4
+    run_chunks(_lanes.run_block, args, sliced, ncase, threads, align=_lanes.LANES)
+    vectors = {"hidden_state": hid_out} if hid else {}
+    return rec_out, vectors, sums
 
 
 def _gradient_method(gradient, n, probes, exact_max_n):

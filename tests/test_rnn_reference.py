@@ -1,9 +1,11 @@
-"""The rnn kernels against the slow, independent NumPy reference, on random cases."""
+"""The rnn kernels against the slow, independent NumPy reference, on random cases: the
+scalar kernel (n = 1) and both vector kernels (the lanes of engine/_lanes.py, which run
+n <= 64, and the layered kernel, made to run them here)."""
 
 import numpy as np
 import pytest
 
-from rnnlab.engine import noise_keys
+from rnnlab.engine import _lanes, noise_keys
 from rnnlab.engine._numerics import noise_uniform as kernel_noise
 from rnnlab.engine.reference import noise_uniform as reference_noise
 
@@ -38,18 +40,30 @@ def _compare(res, refs, rtol, grad_atol):
                 assert res["growth_rate"][i] == pytest.approx(ref["growth_rate"], abs=1e-12)
 
 
+#: (n, kernel): the scalar kernel, and each vector kernel at two sizes.
+SIZES = [(1, "scalar"), (2, "lanes"), (7, "lanes"), (2, "layered"), (7, "layered")]
+
+
+def _use(kernel, monkeypatch):
+    """Make the layered kernel run the vector recursions the lanes would run."""
+    if kernel == "layered":
+        monkeypatch.setattr(_lanes, "MAX_N", 0)
+
+
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("inp", INPUTS)
-@pytest.mark.parametrize("n", [1, 2, 7])
-def test_float64_matches_reference(rng, activation, inp, n):
+@pytest.mark.parametrize(("n", "kernel"), SIZES)
+def test_float64_matches_reference(rng, activation, inp, n, kernel, monkeypatch):
+    _use(kernel, monkeypatch)
     W, C, b, amp = random_cases(rng, n, ncase=21 if n == 1 else 6)
     res, refs = run_both(W, C, b, amp, activation, inp, steps=60)
     _compare(res, refs, rtol=1e-12, grad_atol=1e-12)
 
 
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("n", [1, 5])
-def test_float32_matches_reference(rng, activation, n):
+@pytest.mark.parametrize(("n", "kernel"), [(1, "scalar"), (5, "lanes"), (5, "layered")])
+def test_float32_matches_reference(rng, activation, n, kernel, monkeypatch):
+    _use(kernel, monkeypatch)
     W, C, b, amp = random_cases(rng, n, ncase=19 if n == 1 else 4, radius=(0.3, 0.95))
     res, refs = run_both(W, C, b, amp, activation, "noise", steps=40, dtype="float32")
     assert res["state_norm"].dtype == np.float32
