@@ -23,6 +23,9 @@ are :mod:`._tracking`'s, per lane. A lane that blew up keeps its trackers and re
 were at that step (the layered kernel stops the case there). The Lyapunov spectrum and the
 memory capacity are the layered kernel's only.
 
+Every helper is inlined by Numba (``inline="always"``): each is called from this kernel only,
+so the kernel is one specialisation per precision in the compile budget.
+
 Array arguments: ``W`` (cases, n, n), ``C`` and ``b`` (cases, n), ``amp``, ``keys``, ``xs`` the
 input; ``probe`` (n, kh) the tangent columns (kh = 0 without the gradient); outputs
 ``rec_out`` (cases, rows, nrec), ``hid_out`` (cases, nrec, n) or (cases, 0, 0), ``sums``
@@ -57,7 +60,7 @@ _BLOW, _LMEM, _LCHG = 9, 10, 11
 _NLANE = 12
 
 
-@jit
+@jit(inline="always")
 def _load(c0, m, W, C, b, Wl, Cl, bl):
     """Lane group from case c0 (m real cases; padding lanes hold W = 0, C = 0, b = 0)."""
     n = C.shape[1]
@@ -114,7 +117,7 @@ def _squares(n, h, hq, sq, r):
             sq[r, g] += v * v
 
 
-@jit
+@jit(inline="always")
 def _lane_norm(n, g, h, hq, buf):
     """||h - hq|| of lane g without over- or underflow (:func:`norm`)."""
     for i in range(n):
@@ -151,7 +154,7 @@ def _watch(t, hn, resp, chg, maxn, blow, r0, lmem, lchg, mem_rtol, sat_tol):
         blow[g] = t if (live and not hn[g] < np.inf) else blow[g]
 
 
-@jit
+@jit(inline="always")
 def _lane_tangent(n, kh, g, T, Tg, to_lane):
     """Copy lane g's tangent between the lanes' array T and Tg (1, n, kh), either way."""
     for i in range(n):
@@ -188,7 +191,7 @@ def _renormalise(n, kh, m, T, s, inv, blow, lscale, Tg):
             _lane_tangent(n, kh, g, T, Tg, True)
 
 
-@jit
+@jit(inline="always")
 def _evaluate(c0, m, t, kk, n, h, blow, hn, resp, lgrad, lg_half, lr_half, T, Tg, B, lscale,
               on, slots, rec_out, hid_out):  # fmt: skip
     """At t_half, the last step and the recorded ones: the gradient's norm of every lane
@@ -208,7 +211,7 @@ def _evaluate(c0, m, t, kk, n, h, blow, hn, resp, lgrad, lg_half, lr_half, T, Tg
             _record(c0, g, kk, n, h, hn[g], resp[g], lgrad[g], slots, rec_out, hid_out)
 
 
-@jit
+@jit(inline="always")
 def _record(c0, g, kk, n, h, hn, resp, lgrad, slots, rec_out, hid_out):
     """Lane g's recorded quantities of this step (column kk)."""
     i = c0 + g
@@ -230,7 +233,7 @@ def _activate(act, z, v, d):
         activate_into(act, z[i], v[i], d[i])
 
 
-@jit
+@jit(inline="always")
 def _start(c0, m, W, C, b, probe, Wl, Cl, bl, h, hb, T, lanes):
     """A new lane group: its weights, the states at 0, the tangent at the probe, the
     per-lane trackers (``lanes``: rows hn, resp, chg, maxn, r0, lscale, lgrad, lg_half,
@@ -249,7 +252,7 @@ def _start(c0, m, W, C, b, probe, Wl, Cl, bl, h, hb, T, lanes):
     lanes[_BLOW:, :] = -1.0
 
 
-@jit
+@jit(inline="always")
 def _finish(c0, m, lanes, trk, sums, iopt, fopt):
     """The summaries of the group's m real lanes."""
     for g in range(m):
