@@ -25,6 +25,11 @@ def one_blas_thread():
     """A context in which BLAS runs on one thread."""
     global _BLAS
     if _BLAS is None:
+        # the BLAS the kernels call (Numba's np.dot is SciPy's), loaded before the scan:
+        # a controller made before it was loaded left it on every CPU in each kernel
+        # thread (measured: the layered kernel 1.6x slower after a run of the lanes)
+        import scipy.linalg.cython_blas  # noqa: F401
+
         _BLAS = ThreadpoolController()
     return _BLAS.limit(limits=1, user_api="blas")
 

@@ -136,3 +136,26 @@ def test_a_large_case_count_matches_the_layered_kernel(rng, monkeypatch):
             continue
         np.testing.assert_allclose(lanes[name], layered[name], rtol=1e-10, atol=1e-13,
                                    err_msg=name)  # fmt: skip
+
+
+def test_blas_runs_on_one_thread_in_the_kernels_whatever_ran_first():
+    """The kernel threads call SciPy's BLAS (Numba's np.dot) on small products with BLAS held
+    to one thread. A process whose first run needs no BLAS (the lanes, or a scalar run) made
+    the thread controller before SciPy's BLAS was loaded, which then ran on every CPU in
+    each kernel thread (the layered kernel 1.6x slower, measured). In a new process: a
+    lanes run first, then inside the same context every BLAS library is at one thread."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from rnnlab.engine import simulate_rnn\n"
+        "from rnnlab.engine._parallel import one_blas_thread\n"
+        "simulate_rnn(np.full((2, 3, 3), 0.1), steps=5)\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with one_blas_thread():\n"
+        "    print(sorted({i['num_threads'] for i in threadpool_info()"
+        " if i['user_api'] == 'blas'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[1]", out.stdout + out.stderr
