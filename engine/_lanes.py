@@ -4,9 +4,10 @@ lanes. Arithmetic only; :func:`rnnlab.engine.simulate_rnn` validates, allocates 
 The layered kernel (:mod:`._driver`) runs one case at a time: at n = 16 a step costs about
 850 ns whatever n (the BLAS call, the layer's call and its array views, the per-step checks),
 where the arithmetic is 512 flops. Here ``LANES`` cases run side by side, as the scalar
-kernel's do: every per-case quantity is a flat array with the case innermost (W's entry
-(i, j) of lane g at ``Wl[i n + j, g]``), so that each loop over the lanes is one or two
-SIMD instructions and nothing is called per case and step but the trackers' bookkeeping.
+kernel's do: every per-case quantity is an array with the case innermost (W's entry (i, j)
+of lane g at ``Wl[i n + j, g]``), so that each loop over the lanes is a few SIMD
+instructions, and per step nothing is done lane by lane but the rare fallbacks (a norm or a
+product out of float64's safe range) and the records.
 
 Every per-lane array is 2-D, (rows, LANES), indexed by loop variables only: LLVM then
 vectorises each loop over the lanes (with a flat array and computed indices it did not: the
@@ -18,9 +19,10 @@ The same run as the layered kernel's ``rnn`` cell with one layer, term for term 
 order of the sums in W h (BLAS's there, j = 0 ... n - 1 here): the recursion and its
 blow-up watch always; the run without the input at t = 0 (``response``), the Jacobian
 product ds(t)/ds(0) on the probe's columns, renormalised every step (``gradient``), and the
-state's change (``saturation``) when switched on; the per-step trackers and the summaries
-are :mod:`._tracking`'s, per lane. A lane that blew up keeps its trackers and records as they
-were at that step (the layered kernel stops the case there). The Lyapunov spectrum and the
+state's change (``saturation``) when switched on. The per-step trackers follow the rules of
+:func:`._tracking.track` in one lane loop (``_watch``), the summaries are
+:func:`._tracking.finish_case`'s, per lane. A lane that blew up keeps its trackers and records
+as they were at that step (the layered kernel stops the case there). The Lyapunov spectrum and the
 memory capacity are the layered kernel's only.
 
 Every helper is inlined by Numba (``inline="always"``): each is called from this kernel only,
