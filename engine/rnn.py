@@ -385,8 +385,13 @@ def _run_lanes(Wa, Ca, Ba, code, inputs, settings, plan, probe, threads):
     nrec = settings.nrec
     probe = np.eye(n) if probe is None else probe
     probe = np.ascontiguousarray(probe if plan.needs("gradient") else probe[:, :0], dtype=fdt)
-    rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
     hid = plan.wants("hidden_state")
+    check_memory(
+        ncase * (8 * (plan.nrows * nrec + K.N_SUMS) + fdt.itemsize * hid * nrec * n),
+        "ask for fewer outputs=, record fewer steps (record='log', num_records=...) or run "
+        "fewer cases per call",
+    )
+    rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
     hid_out = np.full((ncase, nrec, n), np.nan, fdt) if hid else np.zeros((ncase, 0, 0), fdt)
     sums = np.empty((ncase, K.N_SUMS))
     iopt, fopt = settings.options(plan, kind, activation=code)

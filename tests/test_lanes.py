@@ -24,20 +24,22 @@ def test_a_linear_rotation_decays_as_rho_to_the_t_over_ten_thousand_steps(n):
     """W = rho Q (Q orthogonal), identity, an impulse along a unit C: ||h(t)|| = rho^t and
     ||dh(t)/dh(0)|| = rho^t exactly, so the growth rate is ln rho. At rho = 0.95 the state
     reaches 1e-223 by t = 10^4: its sum of squares leaves the safe range of float64 after
-    t = 6700, where the kernel's norms fall back to the scaled sum, lane by lane."""
+    t = 6700, where the kernel's norms fall back to the scaled sum, lane by lane. (n = 64
+    forward only: its exact gradient is the layered kernel's.)"""
     rhos = np.array([0.95, 0.99, 0.999, 1.0])
     W = np.stack([r * _orthogonal(n, s) for s, r in enumerate(rhos)])
     C = np.zeros((4, n))
     C[:, 0] = 1.0
     steps = 10_000
-    res = simulate_rnn(W, C, activation="identity", steps=steps, record="all",
-                       gradient="exact", weight_norms=False)  # fmt: skip
-    t = np.arange(steps)
-    want = rhos[:, None] ** t
+    res = simulate_rnn(W, C, activation="identity", steps=steps, num_records=200,
+                       gradient="exact" if n <= 16 else "none", weight_norms=False)  # fmt: skip
+    want = rhos[:, None] ** res.time
+    assert res.time[-1] == steps - 1
     np.testing.assert_allclose(res["state_norm"], want, rtol=1e-10)
-    np.testing.assert_allclose(10.0 ** res["log10_gradient_norm"], want, rtol=1e-10)
-    np.testing.assert_allclose(res["growth_rate"], np.log(rhos), rtol=1e-9, atol=1e-12)
     assert (res["blowup_step"] == -1).all()
+    if n <= 16:
+        np.testing.assert_allclose(10.0 ** res["log10_gradient_norm"], want, rtol=1e-10)
+        np.testing.assert_allclose(res["growth_rate"], np.log(rhos), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -51,7 +53,8 @@ def test_lanes_that_blow_up_stop_while_the_others_go_on(dtype):
     C = rng.standard_normal((6, 4))
     b = 0.1 * rng.standard_normal((6, 4))
     amp = np.ones(6)
-    res, refs = run_both(W, C, b, amp, "identity", "step", steps=1800, dtype=dtype)
+    steps = 1800 if dtype == "float64" else 300  # float32 overflows from 3.4e38
+    res, refs = run_both(W, C, b, amp, "identity", "step", steps=steps, dtype=dtype)
     blown = [int(r["blowup_step"]) for r in refs]
     assert sum(s >= 0 for s in blown) == 4 and len(set(blown)) == 5  # four, all different
     rtol = 1e-12 if dtype == "float64" else 1e-4
