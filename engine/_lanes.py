@@ -1,4 +1,4 @@
-"""The small vector kernel: h(t) = f(W h(t-1) + C x(t) + b) for n <= ``MAX_N``, cases in SIMD
+"""The small vector kernel: h(t) = f(W h(t-1) + C x(t) + b) for n <= ``MAX_N`` (16), cases in SIMD
 lanes. Arithmetic only; :func:`rnnlab.engine.simulate_rnn` validates, allocates and chooses it.
 
 The layered kernel (:mod:`._driver`) runs one case at a time: at n = 16 a step costs about
@@ -48,8 +48,13 @@ __all__ = ["LANES", "MAX_N", "MAX_TANGENT", "run_block"]
 
 #: Cases side by side: 8 AVX-512 registers of float64 (16 AVX2 ones) per row.
 LANES = 64
+#: A group of m < LANES cases computes m rounded up to a multiple of WIDTH lanes (one
+#: AVX-512 register of float64), not LANES: one case at n = 64 ran 43x slower computing 64.
+WIDTH = 8
 #: The largest n that runs here (larger n: the layered kernel, whose products are BLAS's).
-MAX_N = 64
+#: Not more: a group of a few cases computes WIDTH lanes, and a loop of 8 runs scalar; one
+#: case for 20000 steps took 0.08 s at n = 16 (layered 0.03), 0.8 s at n = 64 (0.04).
+MAX_N = 16
 #: The largest Jacobian product that runs here, n^2 k (k tangent columns; k = n for the
 #: exact gradient): measured on 2 cores (AVX-512), n = 16 ran 3x the layered kernel, n = 32
 #: 0.9x (its n x n x n product per step is BLAS's DGEMM there).
@@ -78,43 +83,43 @@ def _load(c0, m, W, C, b, Wl, Cl, bl):
 
 
 @jit(inline="always")
-def _pre_activation(n, Wl, Cl, bl, xl, xon, v, z, acc):
+def _pre_activation(n, w, Wl, Cl, bl, xl, xon, v, z, acc):
     """z = W v + C x + b of every lane (x switched off by ``xon`` = 0), in float64."""
     for i in range(n):
-        for g in range(LANES):
+        for g in range(w):
             acc[g] = 0.0
         for j in range(n):
             r = i * n + j
-            for g in range(LANES):
+            for g in range(w):
                 acc[g] += Wl[r, g] * v[j, g]
-        for g in range(LANES):
+        for g in range(w):
             z[i, g] = np.float64(acc[g]) + np.float64(Cl[i, g]) * (xl[g] * xon) + bl[i, g]
 
 
 @jit(inline="always")
-def _tangent(n, kh, Wl, d, T, T2, acc):
+def _tangent(n, kh, w, Wl, d, T, T2, acc):
     """T2 = diag(f'(z)) W T, lane by lane (row i kh + q of T: entry (i, q) of each lane's)."""
     for i in range(n):
         for q in range(kh):
-            for g in range(LANES):
+            for g in range(w):
                 acc[g] = 0.0
             for j in range(n):
                 r = i * n + j
                 p = j * kh + q
-                for g in range(LANES):
+                for g in range(w):
                     acc[g] += Wl[r, g] * T[p, g]
             e = i * kh + q
-            for g in range(LANES):
+            for g in range(w):
                 T2[e, g] = d[i, g] * acc[g]
 
 
 @jit(inline="always")
-def _squares(n, h, hq, sq, r):
+def _squares(n, w, h, hq, sq, r):
     """sq[r, g] = sum_i (h - hq)^2 of every lane, in float64."""
-    for g in range(LANES):
+    for g in range(w):
         sq[r, g] = 0.0
     for i in range(n):
-        for g in range(LANES):
+        for g in range(w):
             v = np.float64(h[i, g]) - np.float64(hq[i, g])
             sq[r, g] += v * v
 
@@ -128,12 +133,12 @@ def _lane_norm(n, g, h, hq, buf):
 
 
 @jit(inline="always")
-def _norms(n, r, m, h, hq, sq, blow, out, buf):
+def _norms(n, w, r, m, h, hq, sq, blow, out, buf):
     """out[g] = sqrt(sq[r, g]) = ||h - hq|| of every lane alive before this step (the others
     keep their value of the step they blew up), recomputed by :func:`_lane_norm` where the
     sum of squares left the safe range (a state near 0, huge, or not finite)."""
     unsafe = 0
-    for g in range(LANES):
+    for g in range(w):
         out[g] = np.sqrt(sq[r, g]) if blow[g] < 0 else out[g]
     for g in range(m):  # counted in the lanes; the rare lanes out of range, one by one
         unsafe += 1 if (blow[g] < 0 and not (sq[r, g] < 1e300 and sq[r, g] > 1e-300)) else 0
@@ -144,10 +149,10 @@ def _norms(n, r, m, h, hq, sq, blow, out, buf):
 
 
 @jit(inline="always")
-def _watch(t, hn, resp, chg, maxn, blow, r0, lmem, lchg, mem_rtol, sat_tol):
+def _watch(w, t, hn, resp, chg, maxn, blow, r0, lmem, lchg, mem_rtol, sat_tol):
     """:func:`rnnlab.engine._tracking.track` of every lane alive before this step, in one
     lane loop (NaN for a tracker that is off: its test is then never true)."""
-    for g in range(LANES):
+    for g in range(w):
         live = blow[g] < 0
         r0[g] = resp[g] if t == 0 else r0[g]
         lmem[g] = t if (live and resp[g] > mem_rtol * r0[g]) else lmem[g]
@@ -168,23 +173,23 @@ def _lane_tangent(n, kh, g, T, Tg, to_lane):
 
 
 @jit(inline="always")
-def _renormalise(n, kh, m, T, s, inv, blow, lscale, Tg):
+def _renormalise(n, kh, w, m, T, s, inv, blow, lscale, Tg):
     """Every live lane's tangent divided by its Frobenius norm, the log added to lscale: in
     the lanes when the sum of squares is safely inside float64's range, else through
     :func:`renormalise` (a product that reached 0 or blew up, or a huge or tiny one)."""
-    for g in range(LANES):
+    for g in range(w):
         s[g] = 0.0
     for e in range(n * kh):
-        for g in range(LANES):
+        for g in range(w):
             v = np.float64(T[e, g])
             s[g] += v * v
-    for g in range(LANES):
+    for g in range(w):
         ok = s[g] < 1e300 and s[g] > 1e-300 and blow[g] < 0
         fro = np.sqrt(s[g]) if ok else 1.0
         inv[g] = 1.0 / fro
         lscale[g] += np.log(fro)
     for e in range(n * kh):
-        for g in range(LANES):
+        for g in range(w):
             T[e, g] *= inv[g]
     for g in range(m):
         if blow[g] < 0 and not (s[g] < 1e300 and s[g] > 1e-300):
@@ -229,10 +234,10 @@ def _record(c0, g, kk, n, h, hn, resp, lgrad, slots, rec_out, hid_out):
 
 
 @jit(inline="always")
-def _activate(act, z, v, d):
-    """v, d = f(z), f'(z) of every lane: :func:`activate_into` row by row."""
+def _activate(act, w, z, v, d):
+    """v, d = f(z), f'(z) of the first w lanes: :func:`activate_into` row by row."""
     for i in range(z.shape[0]):
-        activate_into(act, z[i], v[i], d[i])
+        activate_into(act, z[i, :w], v[i, :w], d[i, :w])
 
 
 @jit(inline="always")
@@ -302,32 +307,33 @@ def run_block(W, C, b, amp, keys, xs, probe, rec_out, hid_out, sums, rec, slots,
     one = 1.0 + 0.0 * n  # not a literal: one specialisation of the inlined helpers
     for c0 in range(0, ncase, LANES):
         m = min(LANES, ncase - c0)
+        w = min(LANES, (m + WIDTH - 1) // WIDTH * WIDTH)  # the lanes computed: m, rounded up
         _start(c0, m, W, C, b, probe, Wl, Cl, bl, h, hb, T, lanes)
         kk = 0 * nrec
         for t in range(steps):
             if kind >= INPUT_NOISE or t <= 1:  # an impulse or a step changes x at t <= 1 only
                 for g in range(m):
                     xl[g] = input_at(c0 + g, t, kind, amp, keys, xs)
-            _pre_activation(n, Wl, Cl, bl, xl, one, h, z, acc)
-            _activate(act, z, h2, d)
+            _pre_activation(n, w, Wl, Cl, bl, xl, one, h, z, acc)
+            _activate(act, w, z, h2, d)
             if resp_on:
-                _pre_activation(n, Wl, Cl, bl, xl, 0.0 * one if t == 0 else one, hb, z, acc)
-                _activate(act, z, hb2, db)
+                _pre_activation(n, w, Wl, Cl, bl, xl, 0.0 * one if t == 0 else one, hb, z, acc)
+                _activate(act, w, z, hb2, db)
             if grad_on and t > 0:
-                _tangent(n, kh, Wl, d, T, T2, acc)
+                _tangent(n, kh, w, Wl, d, T, T2, acc)
                 T, T2 = T2, T
-                _renormalise(n, kh, m, T, s, inv, blow, lscale, Tg)
+                _renormalise(n, kh, w, m, T, s, inv, blow, lscale, Tg)
             h, h2 = h2, h  # h the new state, h2 the previous one
             hb, hb2 = hb2, hb
-            _squares(n, h, zero, sq, 0 * n)
-            _norms(n, 0 * n, m, h, zero, sq, blow, hn, buf)
+            _squares(n, w, h, zero, sq, 0 * n)
+            _norms(n, w, 0 * n, m, h, zero, sq, blow, hn, buf)
             if resp_on:
-                _squares(n, h, hb, sq, 1 + 0 * n)
-                _norms(n, 1 + 0 * n, m, h, hb, sq, blow, resp, buf)
+                _squares(n, w, h, hb, sq, 1 + 0 * n)
+                _norms(n, w, 1 + 0 * n, m, h, hb, sq, blow, resp, buf)
             if sat_on:
-                _squares(n, h, h2, sq, 2 + 0 * n)
-                _norms(n, 2 + 0 * n, m, h, h2, sq, blow, chg, buf)
-            _watch(t, hn, resp, chg, maxn, blow, r0, lmem, lchg, mem_rtol, sat_tol)
+                _squares(n, w, h, h2, sq, 2 + 0 * n)
+                _norms(n, w, 2 + 0 * n, m, h, h2, sq, blow, chg, buf)
+            _watch(w, t, hn, resp, chg, maxn, blow, r0, lmem, lchg, mem_rtol, sat_tol)
             is_rec = kk < nrec and rec[kk] == t
             grad_eval = grad_on and (t == t_half or t == steps - 1 or is_rec)
             if grad_eval or t == t_half or is_rec:
@@ -337,8 +343,8 @@ def run_block(W, C, b, amp, keys, xs, probe, rec_out, hid_out, sums, rec, slots,
                 )  # fmt: skip
                 kk += 1 if is_rec else 0
             alive = 0
-            for g in range(LANES):  # padding lanes run f(0) and never blow up
+            for g in range(w):  # padding lanes run f(0) and never blow up
                 alive += 1 if blow[g] < 0 else 0
-            if alive == LANES - m:  # every real lane has blown up
+            if alive == w - m:  # every real lane has blown up
                 break
         _finish(c0, m, lanes, trk, sums, iopt, fopt)

@@ -33,7 +33,7 @@ def kernel_labels() -> dict[int, str]:
 
     names = {a.code: a.name for a in ACTIVATIONS.values()}
     labels = {id(k): f"scalar {names[code]}" for (code, _), k in rnn.KERNELS.items()}
-    labels[id(_lanes.run_block)] = "lanes (vector, n <= 64)"
+    labels[id(_lanes.run_block)] = "lanes (vector, n <= 16)"
     labels.update({id(k): f"layered {cell}" for cell, k in network.KERNELS.items()})
     labels.update({id(k): f"bptt {cell}" for cell, k in BPTT_KERNELS.items()})
     return labels
