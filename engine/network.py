@@ -199,6 +199,13 @@ def _probe(plan, nh: int, probe) -> np.ndarray:
     return np.eye(nh) if probe is None else probe
 
 
+#: What to give less of when a run's records would not fit in memory (every vector kernel's).
+FEWER_RECORDS = (
+    "ask for fewer outputs=, record fewer steps (record='log', num_records=...) or run "
+    "fewer cases per call"
+)
+
+
 def run_layers(
     cell: str,
     net: Layers,
@@ -242,8 +249,7 @@ def run_layers(
     work += 8 * kl * L * R
     check_memory(
         ncase * per_case + max(threads, 1) * work,
-        "ask for fewer outputs=, record fewer steps (record='log', num_records=...) or run "
-        "fewer cases per call",
+        FEWER_RECORDS,
     )
     rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
     vec = {

@@ -33,6 +33,7 @@ from .cells import lstm
 from .lyapunov import LYAPUNOV_OUTPUTS
 from .network import (
     CAPACITY_OUTPUTS,
+    FEWER_RECORDS,
     OPT_IN,
     OUTPUT_HINTS,
     Layers,
@@ -388,8 +389,7 @@ def _run_lanes(Wa, Ca, Ba, code, inputs, settings, plan, probe, threads):
     hid = plan.wants("hidden_state")
     check_memory(
         ncase * (8 * (plan.nrows * nrec + K.N_SUMS) + fdt.itemsize * hid * nrec * n),
-        "ask for fewer outputs=, record fewer steps (record='log', num_records=...) or run "
-        "fewer cases per call",
+        FEWER_RECORDS,
     )
     rec_out = np.full((ncase, plan.nrows, nrec), np.nan)
     hid_out = np.full((ncase, nrec, n), np.nan, fdt) if hid else np.zeros((ncase, 0, 0), fdt)
