@@ -106,12 +106,15 @@ def _pre_activation(n, w, Wl, Cl, bl, xl, xon, v, z, acc):
 
 
 @jit(inline="always")
-def _tangent(n, kh, w, Wl, d, T, T2):
-    """T2 = diag(f'(z)) W T, lane by lane (row i kh + q of T: entry (i, q) of each lane's).
+def _tangent(n, kh, w, Wl, d, T, T2, s):
+    """T2 = diag(f'(z)) W T, lane by lane (row i kh + q of T: entry (i, q) of each lane's),
+    and s[g] its sum of squares (in float64, over the rows in order).
     Row block i kh ... i kh + kh - 1 of T2 (in L1) accumulates the sum over j in order, four
     terms per pass over the lanes: 1.7x faster than one dot product (i, q) at a time over j
     (measured, n = kh = 16, one core, AVX-512 and AVX2), with the same sums to the bit."""
     n4 = n // 4 * 4
+    for g in range(w):
+        s[g] = 0.0
     for i in range(n):
         e = i * kh
         for q in range(kh):
@@ -134,6 +137,8 @@ def _tangent(n, kh, w, Wl, d, T, T2):
         for q in range(kh):
             for g in range(w):
                 T2[e + q, g] *= d[i, g]
+                v = np.float64(T2[e + q, g])
+                s[g] += v * v
 
 
 @jit(inline="always")
@@ -208,15 +213,10 @@ def _lane_tangent(n, kh, g, T, Tg, to_lane):
 
 @jit(inline="always")
 def _renormalise(n, kh, w, m, T, s, inv, blow, lscale, Tg):
-    """Every live lane's tangent divided by its Frobenius norm, the log added to lscale: in
-    the lanes when the sum of squares is safely inside float64's range, else through
-    :func:`renormalise` (a product that reached 0 or blew up, or a huge or tiny one)."""
-    for g in range(w):
-        s[g] = 0.0
-    for e in range(n * kh):
-        for g in range(w):
-            v = np.float64(T[e, g])
-            s[g] += v * v
+    """Every live lane's tangent divided by its Frobenius norm (s: its sum of squares, from
+    :func:`_tangent`), the log added to lscale: in the lanes when the sum of squares is
+    safely inside float64's range, else through :func:`renormalise` (a product that reached
+    0 or blew up, or a huge or tiny one)."""
     for g in range(w):
         ok = s[g] < 1e300 and s[g] > 1e-300 and blow[g] < 0
         fro = np.sqrt(s[g]) if ok else 1.0
@@ -354,7 +354,7 @@ def run_block(W, C, b, amp, keys, xs, probe, rec_out, hid_out, sums, rec, slots,
                 _pre_activation(n, w, Wl, Cl, bl, xl, 0.0 * one if t == 0 else one, hb, z, acc)
                 _activate(act, w, z, hb2, db)
             if grad_on and t > 0:
-                _tangent(n, kh, w, Wl, d, T, T2)
+                _tangent(n, kh, w, Wl, d, T, T2, s)
                 T, T2 = T2, T
                 _renormalise(n, kh, w, m, T, s, inv, blow, lscale, Tg)
             h, h2 = h2, h  # h the new state, h2 the previous one
