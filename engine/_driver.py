@@ -42,7 +42,7 @@ import numpy as np
 
 from . import _capacity as MC
 from . import _tracking as K
-from ._jit import jit
+from ._jit import borrowed, hold, jit
 from ._numerics import input_at, norm, orthonormalise, renormalise, spectral_norm
 
 __all__ = ["make_kernel"]
@@ -269,6 +269,15 @@ def make_kernel(cell):
         C, Wih, Whh, bih, bhh, P, Rg, gain, S0, amp, keys, xs, XV, rec_out, hid_out, cell_out,
         sums, spec_out, mc_out, flags, probe, lprobe, uloss, rec, slots, iopt, fopt,
     ):  # fmt: skip
+        # no reference counts in the loops (see _jit.borrowed): the arguments borrowed
+        C, Wih, Whh, bih = borrowed(C), borrowed(Wih), borrowed(Whh), borrowed(bih)
+        bhh, P, Rg, gain = borrowed(bhh), borrowed(P), borrowed(Rg), borrowed(gain)
+        S0, amp, keys, xs = borrowed(S0), borrowed(amp), borrowed(keys), borrowed(xs)
+        XV, rec_out, hid_out = borrowed(XV), borrowed(rec_out), borrowed(hid_out)
+        cell_out, sums, spec_out = borrowed(cell_out), borrowed(sums), borrowed(spec_out)
+        mc_out, flags, probe = borrowed(mc_out), borrowed(flags), borrowed(probe)
+        lprobe, uloss, rec = borrowed(lprobe), borrowed(uloss), borrowed(rec)
+        slots, iopt, fopt = borrowed(slots), borrowed(iopt), borrowed(fopt)
         ncase = C.shape[0]
         L, GH, H = Whh.shape[1], Whh.shape[2], Whh.shape[3]
         dt = Whh.dtype
@@ -336,6 +345,24 @@ def make_kernel(cell):
 
         vec = XV.shape[2] > 0  # vector inputs: XV[i, t] = W_ih x(t), xs[i, t] = ||x(t)||
         zrow = np.zeros(XV.shape[2], dt)
+        # the work arrays borrowed too, held by ``owners`` to the end of the call
+        owners = (S, S2, Sb, Sb2, T, T2, V, rlog, lsum, ring, mcbuf, cM, cS, cP, cU, ccnt, cref,
+                  cache, ah, ax, gq, z, dAh, dax, dG, gsum, gsumb, B, hbuf, dbuf, clog, trk, hist,
+                  xhist, iwg, lwg, pwg, delta, Tb, Tb2, injb, dAhb, daxb, dGb, lam, lam2, Sjunk,
+                  no_inj, zrow)  # fmt: skip
+        S, S2, Sb, Sb2, T = borrowed(S), borrowed(S2), borrowed(Sb), borrowed(Sb2), borrowed(T)
+        T2, V, rlog, lsum = borrowed(T2), borrowed(V), borrowed(rlog), borrowed(lsum)
+        ring, mcbuf, cM, cS = borrowed(ring), borrowed(mcbuf), borrowed(cM), borrowed(cS)
+        cP, cU, ccnt, cref = borrowed(cP), borrowed(cU), borrowed(ccnt), borrowed(cref)
+        cache, ah, ax, gq = borrowed(cache), borrowed(ah), borrowed(ax), borrowed(gq)
+        z, dAh, dax, dG = borrowed(z), borrowed(dAh), borrowed(dax), borrowed(dG)
+        gsum, gsumb, B, hbuf = borrowed(gsum), borrowed(gsumb), borrowed(B), borrowed(hbuf)
+        dbuf, clog, trk, hist = borrowed(dbuf), borrowed(clog), borrowed(trk), borrowed(hist)
+        xhist, iwg, lwg, pwg = borrowed(xhist), borrowed(iwg), borrowed(lwg), borrowed(pwg)
+        delta, Tb, Tb2, injb = borrowed(delta), borrowed(Tb), borrowed(Tb2), borrowed(injb)
+        dAhb, daxb, dGb, lam = borrowed(dAhb), borrowed(daxb), borrowed(dGb), borrowed(lam)
+        lam2, Sjunk, no_inj = borrowed(lam2), borrowed(Sjunk), borrowed(no_inj)
+        zrow = borrowed(zrow)
 
         def layers_step(i, Wc, Bc, x, xrow, Sp, Sn, kk, Tp, Tn, inj, use_inj, dA, dX, dGg, gs):
             """Every layer of one step: Sn (and Tn if kk > 0) from Sp (and Tp); Wc, Bc the
@@ -478,5 +505,6 @@ def make_kernel(cell):
                 _record_backward(rec_out, i, slots[K.R_WEIGHT_GRAD], rec, loss_step, lwg)
                 _record_backward(rec_out, i, slots[K.R_WEIGHT_GRAD_PR], rec, loss_step, pwg)
             K.finish_case(sums, i, trk, hn, iopt, fopt)
+        hold(owners)
 
     return run_block
