@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,9 @@ from . import compile_budget  # registers the compile recorder before any kernel
 # (RNNLAB_TIER=exhaustive: 1000 examples, and the tests marked slow).
 settings.register_profile("test", max_examples=60)
 settings.register_profile("exhaustive", max_examples=1000)
+#: The ISA tests' Numba caches (tests/test_isa.py, started by pytest_collection_finish).
+_ISA_FOLDER = tempfile.TemporaryDirectory(prefix="rnnlab-isa-")
+
 settings.load_profile("exhaustive" if os.environ.get("RNNLAB_TIER") == "exhaustive" else "test")
 
 
@@ -84,6 +89,21 @@ def rng():
 def pytest_collection_modifyitems(config, items):
     """The compile budget is checked after every other test (it reads what they compiled)."""
     items.sort(key=lambda item: item.nodeid.startswith("tests/test_compile.py::test_the_suite"))
+
+
+def pytest_collection_finish(session):
+    """The ISA tests' subprocesses start now, to compile while the first tests run."""
+    if any(item.path.name == "test_isa.py" for item in session.items):
+        from . import test_isa
+
+        test_isa.start_compiling(Path(_ISA_FOLDER.name))
+
+
+def pytest_sessionfinish(session):
+    from . import test_isa
+
+    test_isa.stop_compiling()
+    _ISA_FOLDER.cleanup()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,8 @@ TARGETS = {
 NEEDS = {"avx2": "+avx2", "avx512": "+avx512f"}
 
 _SCRIPT = r"""
-import collections, json, re
+import collections, json, os, re
+os.nice(10)  # the suite's own tests come first
 import numpy as np
 from rnnlab.engine import simulate_rnn
 from rnnlab.engine.activations import ACTIVATIONS
@@ -61,23 +63,46 @@ print(json.dumps(out))
 """
 
 
+#: The targets' subprocesses, started by :func:`start_compiling`.
+_RUNS: dict[str, subprocess.Popen] = {}
+
+
+def start_compiling(folder: Path) -> None:
+    """Start compiling every target this CPU can run, each in a subprocess at low priority.
+
+    ``conftest.py`` calls this as soon as the collection ends, so that they compile on the
+    core the suite leaves idle while its first tests run (they took 68 s of the suite's wall
+    time when started by the first test of this module); the fixture starts them otherwise.
+    """
+    import llvmlite.binding as ll
+
+    host = ll.get_host_cpu_features().flatten().split(",")
+    for target, (cpu, features, _) in TARGETS.items():
+        if NEEDS[target] in host and target not in _RUNS:
+            cache = Path(folder) / target
+            cache.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features,
+                   "NUMBA_CACHE_DIR": str(cache)}  # fmt: skip
+            pipe = subprocess.PIPE
+            _RUNS[target] = subprocess.Popen([sys.executable, "-c", _SCRIPT], env=env, text=True,
+                                             stdout=pipe, stderr=pipe)  # fmt: skip
+
+
+def stop_compiling() -> None:
+    """Kill the subprocesses still running (a session that ended before this module)."""
+    for proc in _RUNS.values():
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 @pytest.fixture(scope="module")
 def assembly(tmp_path_factory):
     """{target: {dtype: {"instruction register-kind": count}}} of the scalar tanh kernels,
     each target compiled once in a subprocess (None: this CPU cannot run its code)."""
-    import llvmlite.binding as ll
-
-    host = ll.get_host_cpu_features().flatten().split(",")
-    runs = {}
-    for target, (cpu, features, _) in TARGETS.items():  # both at once: the suite uses one core
-        if NEEDS[target] in host:
-            env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features,
-                   "NUMBA_CACHE_DIR": str(tmp_path_factory.mktemp(target))}  # fmt: skip
-            pipe = subprocess.PIPE
-            runs[target] = subprocess.Popen([sys.executable, "-c", _SCRIPT], env=env, text=True,
-                                            stdout=pipe, stderr=pipe)  # fmt: skip
+    start_compiling(tmp_path_factory.mktemp("isa"))  # nothing if conftest started them
     out = dict.fromkeys(TARGETS)
-    for target, proc in runs.items():
+    for target, proc in _RUNS.items():
         stdout, stderr = proc.communicate(timeout=900)
         assert proc.returncode == 0, stderr[-3000:]
         out[target] = json.loads(stdout.strip().splitlines()[-1])
